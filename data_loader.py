@@ -1,0 +1,227 @@
+"""tf.data input pipeline for (text, image) manifests, and the bilingual tokenizer.
+
+A manifest is a CSV or JSONL file with one row per image: an image-path column
+(relative paths are resolved against the manifest's folder) and one or more
+caption columns. Each example samples one non-empty caption of its row per
+epoch. A caption cell may hold several alternatives separated by " | ".
+
+    image,name_en,name_zh,split
+    img/0001.jpg,black down jacket,黑色羽绒服,train
+
+Elements of `make_dataset` are dicts: {"text": string[B], "images": float32[B, H, W, 3]}
+with images scaled to [-1, 1].
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from PIL import Image
+
+DEFAULT_MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "data", "emoji", "captions.csv")
+DEFAULT_CAPTION_COLUMNS = ("name_en", "name_zh", "keywords_en", "keywords_zh")
+CAPTION_SEPARATOR = " | "
+OOV_TOKEN = "[UNK]"
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used at all (missing file or column, no usable row)."""
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+@keras.saving.register_keras_serializable(package="adgan")
+def standardize_text(text):
+    """Lowercase, turn punctuation into spaces, and make every Han character a token.
+
+    "红色 T恤 sale!" -> " 红  色  t 恤  sale " which splits into [红, 色, t, 恤, sale].
+    """
+    text = tf.strings.lower(text)
+    text = tf.strings.regex_replace(text, r"[\p{P}\p{S}]", " ")
+    return tf.strings.regex_replace(text, r"(\p{Han})", r" \1 ")
+
+
+def make_text_vectorizer(vocabulary, sequence_length):
+    """A `TextVectorization` layer: raw UTF-8 strings -> int token ids [B, sequence_length].
+
+    Id 0 is padding and id 1 the unknown token; longer texts are truncated.
+    """
+    return keras.layers.TextVectorization(
+        standardize=standardize_text, split="whitespace", output_mode="int",
+        output_sequence_length=sequence_length, vocabulary=list(vocabulary))
+
+
+def build_vocabulary(captions, max_tokens):
+    """Vocabulary (most frequent first, ties alphabetical) of the standardized captions."""
+    counts = {}
+    tokens = tf.strings.split(standardize_text(tf.constant(list(captions)))).flat_values
+    for token in tokens.numpy():
+        counts[token] = counts.get(token, 0) + 1
+    ranked = sorted(counts, key=lambda t: (-counts[t], t))
+    return [t.decode("utf-8") for t in ranked[: max_tokens - 2]]  # 2 = padding + OOV
+
+
+def save_vocabulary(vocabulary, path):
+    """Write one token a line (atomically)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(vocabulary) + "\n")
+    os.replace(tmp, path)
+
+
+def load_vocabulary(path):
+    """Read a vocabulary written by `save_vocabulary`."""
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
+
+def count_known_tokens(vectorizer, texts):
+    """Number of in-vocabulary tokens per text (int numpy array)."""
+    ids = vectorizer(tf.constant(list(texts))).numpy()
+    return (ids > 1).sum(axis=1)
+
+
+# ----------------------------------------------------------------------------- manifest
+
+def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_COLUMNS,
+                  split=None):
+    """Read a CSV/JSONL manifest into a DataFrame with absolute paths and caption lists.
+
+    Returns a DataFrame with columns `path` (absolute image path) and `captions`
+    (list of non-empty caption strings). Raises `ManifestError` naming the file and
+    the problem when the file or a column is missing.
+    """
+    if not os.path.exists(path):
+        raise ManifestError(f"{path}: manifest not found")
+    try:
+        if path.endswith((".jsonl", ".json")):
+            frame = pd.read_json(path, lines=True, dtype=False)
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except ValueError as error:
+        raise ManifestError(f"{path}: cannot parse manifest ({error})") from error
+    wanted = [image_column, *caption_columns] + (["split"] if split else [])
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}; "
+                            f"found {', '.join(map(str, frame.columns))}")
+    if split:
+        frame = frame[frame["split"] == split]
+    root = os.path.dirname(os.path.abspath(path))
+    frame = frame.fillna("").astype(str)
+
+    def captions_of(row):
+        found = []
+        for column in caption_columns:
+            found += [c.strip() for c in row[column].split(CAPTION_SEPARATOR) if c.strip()]
+        return found
+
+    return pd.DataFrame({
+        "path": [os.path.join(root, p) for p in frame[image_column]],
+        "captions": [captions_of(row) for _, row in frame.iterrows()],
+    })
+
+
+def load_image(path, image_size):
+    """Decode any PIL-readable image (PNG/JPEG/WebP/...), any mode, to uint8 RGB [S, S, 3].
+
+    Transparent pixels are composited on white, as product shots usually are.
+    """
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("RGBA", "LA", "P", "PA"):
+            rgba = image.convert("RGBA")
+            image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image.alpha_composite(rgba)
+        image = image.convert("RGB")
+        if image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def check_rows(frame, image_size):
+    """Split manifest rows into usable ones and a list of {"file", "reason"} bad rows."""
+    good, bad = [], []
+    for index, row in frame.iterrows():
+        if not row["captions"]:
+            bad.append({"file": row["path"], "reason": "empty text"})
+        elif not os.path.exists(row["path"]):
+            bad.append({"file": row["path"], "reason": "missing file"})
+        else:
+            try:
+                load_image(row["path"], image_size)
+                good.append(index)
+            except Exception as error:  # PIL raises many types for broken files
+                bad.append({"file": row["path"], "reason": f"undecodable image: {error}"})
+    return frame.loc[good].reset_index(drop=True), bad
+
+
+def load_examples(manifest, image_size, image_column="image",
+                  caption_columns=DEFAULT_CAPTION_COLUMNS, split=None):
+    """Read and check a manifest; return (usable rows, report dict).
+
+    Raises `ManifestError` when no row is usable.
+    """
+    frame = read_manifest(manifest, image_column, caption_columns, split)
+    good, bad = check_rows(frame, image_size)
+    report = {"manifest": os.path.abspath(manifest), "split": split, "rows": len(frame),
+              "usable": len(good), "skipped": len(bad), "bad_rows": bad}
+    if good.empty:
+        raise ManifestError(f"{manifest}: no usable row ({len(frame)} rows, "
+                            f"{len(bad)} bad{', e.g. ' + bad[0]['reason'] if bad else ''})")
+    return good, report
+
+
+def write_report(report, path):
+    """Write the data report JSON atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, ensure_ascii=False, indent=2)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- tf.data
+
+def caption_matrix(captions):
+    """Pad lists of captions into a string matrix [N, K] plus counts [N]."""
+    width = max(len(c) for c in captions)
+    matrix = np.array([c + [""] * (width - len(c)) for c in captions], dtype=object)
+    return matrix, np.array([len(c) for c in captions], dtype=np.int64)
+
+
+def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=False,
+                 drop_remainder=True):
+    """A batched tf.data pipeline over checked rows from `load_examples`.
+
+    Decoding runs in parallel and is cached; one caption per row is drawn per
+    epoch from a seeded random stream, so runs are reproducible.
+    """
+    captions, counts = caption_matrix(list(examples["captions"]))
+    paths = examples["path"].to_numpy(dtype=str)
+
+    def decode(path):
+        image = tf.numpy_function(lambda p: load_image(p.decode("utf-8"), image_size),
+                                  [path], tf.uint8)
+        image.set_shape((image_size, image_size, 3))
+        return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+    images = tf.data.Dataset.from_tensor_slices(paths).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+    rows = tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices((captions, counts)))
+    if shuffle:
+        rows = rows.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        rows = rows.repeat()
+    choices = tf.data.Dataset.random(seed=seed)
+
+    def pick_caption(row, choice):
+        image, (options, count) = row
+        return {"text": options[choice % count], "images": image}
+
+    dataset = tf.data.Dataset.zip(rows, choices).map(pick_caption,
+                                                     num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,153 @@
+"""DF-GAN discriminator: a down-sampling residual backbone and a joint image-text head.
+
+Shapes for a 64x64 image with base_channels=32: a 3x3 convolution gives
+[B, 64, 64, 32]; four down blocks (32 -> 64 -> 128 -> 256 -> 256 channels)
+reach [B, 4, 4, 256]; the head tiles the sentence [B, T] to [B, 4, 4, T],
+concatenates and scores the pair with one logit [B, 1].
+"""
+
+import keras
+from keras import layers, ops
+
+from generator import channel_schedule
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class DownBlock(layers.Layer):
+    """DF-GAN discriminator block: stride-2 residual gated by a scalar that starts at 0.
+
+    Args:
+        in_channels: channels of the input features.
+        out_channels: channels of the output features.
+    """
+
+    def __init__(self, in_channels, out_channels, **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        policy = self.dtype_policy
+        self.conv_down = layers.Conv2D(out_channels, 4, strides=2, padding="same", dtype=policy)
+        self.conv = layers.Conv2D(out_channels, 3, padding="same", dtype=policy)
+        self.shortcut = (layers.Conv2D(out_channels, 1, dtype=policy)
+                         if in_channels != out_channels else None)
+        self.pool = layers.AveragePooling2D(2, dtype=policy)
+        # At 0 the block is the shortcut alone, which keeps early training stable.
+        self.gate = self.add_weight(shape=(), initializer="zeros", name="gate")
+
+    def call(self, x):
+        h = ops.leaky_relu(self.conv_down(x), 0.2)
+        h = ops.leaky_relu(self.conv(h), 0.2)
+        skip = self.pool(self.shortcut(x) if self.shortcut is not None else x)
+        return skip + ops.cast(self.gate, h.dtype) * h
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = input_shape
+        return (b, None if h is None else h // 2, None if w is None else w // 2, self.out_channels)
+
+    def get_config(self):
+        return {**super().get_config(), "in_channels": self.in_channels,
+                "out_channels": self.out_channels}
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class DiscriminatorBackbone(keras.Model):
+    """Image [B, S, S, 3] in [-1, 1] -> features [B, 4, 4, C] (C = 8 * base from 64x64 up).
+
+    Args:
+        image_size: input side in pixels (power of two >= 8).
+        base_channels: channels at full resolution.
+    """
+
+    def __init__(self, image_size=64, base_channels=32, **kwargs):
+        channels = channel_schedule(image_size, base_channels)[::-1]  # 1x ... 8x base
+        image = keras.Input((image_size, image_size, 3), name="images")
+        x = layers.Conv2D(channels[0], 3, padding="same", name="from_rgb")(image)
+        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+            x = DownBlock(c_in, c_out, name=f"down_{i}")(x)
+        super().__init__(inputs=image, outputs=x, **kwargs)
+        self.image_size = image_size
+        self.base_channels = base_channels
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "image_size": self.image_size, "base_channels": self.base_channels}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class JointHead(keras.Model):
+    """Scores (image features [B, 4, 4, C], sentence [B, T]) -> match logit [B, 1] (float32).
+
+    Args:
+        feature_channels: C, channels of the backbone's features.
+        text_dim: T, length of the sentence vector.
+        hidden_channels: channels of the 3x3 convolution over the joint features.
+    """
+
+    def __init__(self, feature_channels=256, text_dim=256, hidden_channels=64, **kwargs):
+        features = keras.Input((4, 4, feature_channels), name="features")
+        sentence = keras.Input((text_dim,), name="sentence")
+        tiled = layers.Reshape((1, 1, text_dim))(sentence)
+        tiled = layers.UpSampling2D(4, name="tile")(tiled)  # [B, 4, 4, T]
+        x = layers.Concatenate()([features, tiled])
+        x = layers.Conv2D(hidden_channels, 3, padding="same", name="joint_conv")(x)
+        x = layers.LeakyReLU(negative_slope=0.2)(x)
+        x = layers.Conv2D(1, 4, padding="valid", name="joint_logit")(x)
+        logit = layers.Flatten(dtype="float32", name="logit")(x)
+        super().__init__(inputs=[features, sentence], outputs=logit, **kwargs)
+        self.feature_channels = feature_channels
+        self.text_dim = text_dim
+        self.hidden_channels = hidden_channels
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "feature_channels": self.feature_channels, "text_dim": self.text_dim,
+                "hidden_channels": self.hidden_channels}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class Discriminator(keras.Model):
+    """DF-GAN discriminator: (images, sentence) -> match logit [B, 1].
+
+    The backbone and head are exposed as `backbone` and `head` so training can
+    reuse one image's features for the matched and mismatched pairs.
+
+    Args:
+        image_size: input side in pixels.
+        text_dim: length of the sentence vector.
+        base_channels: channels at full resolution (see `channel_schedule`).
+
+    Example:
+    >>> d = Discriminator(image_size=16, text_dim=8, base_channels=4)
+    >>> d([ops.zeros((2, 16, 16, 3)), ops.zeros((2, 8))]).shape
+    (2, 1)
+    """
+
+    def __init__(self, image_size=64, text_dim=256, base_channels=32, **kwargs):
+        backbone = DiscriminatorBackbone(image_size, base_channels, name="backbone")
+        feature_channels = channel_schedule(image_size, base_channels)[0]
+        head = JointHead(feature_channels, text_dim, 2 * base_channels, name="head")
+        image = keras.Input((image_size, image_size, 3), name="images")
+        sentence = keras.Input((text_dim,), name="sentence")
+        logit = head([backbone(image), sentence])
+        super().__init__(inputs=[image, sentence], outputs=logit, **kwargs)
+        self.backbone = backbone
+        self.head = head
+        self.image_size = image_size
+        self.text_dim = text_dim
+        self.base_channels = base_channels
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
+                "text_dim": self.text_dim, "base_channels": self.base_channels}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,155 @@
+"""DF-GAN generator: noise + sentence -> image, with text-conditioned affine modulation.
+
+Shapes below are for a 64x64 image with base_channels=32: the noise and
+sentence go through a dense layer to [B, 4, 4, 256], then four up-sampling
+blocks (256 -> 256 -> 128 -> 64 -> 32 channels) reach [B, 64, 64, 32], and a
+3x3 convolution with tanh draws the RGB image in [-1, 1].
+"""
+
+import math
+
+import keras
+from keras import layers, ops
+
+
+def channel_schedule(image_size, base_channels):
+    """Channels at each resolution from 4x4 up to `image_size` (a power of two >= 8).
+
+    64 -> [8, 8, 4, 2, 1] * base; 32 -> [8, 4, 2, 1] * base; 128 -> [8, 8, 8, 4, 2, 1] * base.
+    """
+    steps = math.log2(image_size / 4)
+    if image_size < 8 or steps != int(steps):
+        raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
+    steps = int(steps)
+    return [base_channels * min(8, 2 ** (steps - i)) for i in range(steps + 1)]
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class ConditionalAffine(layers.Layer):
+    """Scale and shift features by an MLP of the condition, starting as the identity.
+
+    Args:
+        channels: feature channels C being modulated.
+        hidden_units: width of the condition MLP.
+
+    Call: `([features [B, H, W, C], condition [B, D]])` -> [B, H, W, C].
+    """
+
+    def __init__(self, channels, hidden_units=256, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.hidden_units = hidden_units
+        self.scale_hidden = layers.Dense(hidden_units, activation="relu", dtype=self.dtype_policy)
+        self.shift_hidden = layers.Dense(hidden_units, activation="relu", dtype=self.dtype_policy)
+        # Zero kernels with bias 1 (scale) and 0 (shift): the layer starts as the identity.
+        self.scale_out = layers.Dense(channels, kernel_initializer="zeros",
+                                      bias_initializer="ones", dtype=self.dtype_policy)
+        self.shift_out = layers.Dense(channels, kernel_initializer="zeros",
+                                      bias_initializer="zeros", dtype=self.dtype_policy)
+
+    def call(self, inputs):
+        features, condition = inputs
+        scale = self.scale_out(self.scale_hidden(condition))[:, None, None, :]
+        shift = self.shift_out(self.shift_hidden(condition))[:, None, None, :]
+        return features * scale + shift
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels,
+                "hidden_units": self.hidden_units}
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class UpBlock(layers.Layer):
+    """DF-GAN generator block: 2x nearest up-sampling, then a modulated residual.
+
+    residual = conv(act(affine(act(affine(x))))) twice; out = shortcut(x) + residual.
+
+    Args:
+        in_channels: channels of the input features.
+        out_channels: channels of the output features.
+        hidden_units: width of the affine layers' condition MLP.
+    """
+
+    def __init__(self, in_channels, out_channels, hidden_units=256, **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.hidden_units = hidden_units
+        policy = self.dtype_policy
+        self.upsample = layers.UpSampling2D(2, interpolation="nearest", dtype=policy)
+        self.affines = [ConditionalAffine(c, hidden_units, dtype=policy)
+                        for c in (in_channels, in_channels, out_channels, out_channels)]
+        self.conv1 = layers.Conv2D(out_channels, 3, padding="same", dtype=policy)
+        self.conv2 = layers.Conv2D(out_channels, 3, padding="same", dtype=policy)
+        self.shortcut = (layers.Conv2D(out_channels, 1, dtype=policy)
+                         if in_channels != out_channels else None)
+
+    def _fuse(self, x, condition, first, second):
+        x = ops.leaky_relu(first([x, condition]), 0.2)
+        return ops.leaky_relu(second([x, condition]), 0.2)
+
+    def call(self, inputs):
+        x, condition = inputs
+        x = self.upsample(x)
+        h = self.conv1(self._fuse(x, condition, *self.affines[:2]))
+        h = self.conv2(self._fuse(h, condition, *self.affines[2:]))
+        return (self.shortcut(x) if self.shortcut is not None else x) + h
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = input_shape[0]
+        return (b, None if h is None else 2 * h, None if w is None else 2 * w, self.out_channels)
+
+    def get_config(self):
+        return {**super().get_config(), "in_channels": self.in_channels,
+                "out_channels": self.out_channels, "hidden_units": self.hidden_units}
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class Generator(keras.Model):
+    """DF-GAN one-stage generator.
+
+    Args:
+        image_size: output side in pixels (power of two >= 8).
+        noise_dim: length of the noise vector.
+        text_dim: length of the sentence vector.
+        base_channels: channels at full resolution (see `channel_schedule`).
+        hidden_units: width of the affine layers' condition MLP.
+
+    Example:
+    >>> g = Generator(image_size=16, noise_dim=8, text_dim=8, base_channels=4)
+    >>> g([ops.ones((2, 8)), ops.ones((2, 8))]).shape
+    (2, 16, 16, 3)
+    """
+
+    def __init__(self, image_size=64, noise_dim=100, text_dim=256, base_channels=32,
+                 hidden_units=256, **kwargs):
+        channels = channel_schedule(image_size, base_channels)
+        noise = keras.Input((noise_dim,), name="noise")
+        sentence = keras.Input((text_dim,), name="sentence")
+        condition = layers.Concatenate(name="condition")([noise, sentence])
+        x = layers.Dense(4 * 4 * channels[0], name="project")(noise)
+        x = layers.Reshape((4, 4, channels[0]))(x)
+        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+            x = UpBlock(c_in, c_out, hidden_units, name=f"up_{i}")([x, condition])
+        x = layers.LeakyReLU(negative_slope=0.2)(x)
+        x = layers.Conv2D(3, 3, padding="same", name="to_rgb")(x)
+        # The image leaves in float32 whatever the compute policy.
+        image = layers.Activation("tanh", dtype="float32", name="image")(x)
+        super().__init__(inputs=[noise, sentence], outputs=image, **kwargs)
+        self.image_size = image_size
+        self.noise_dim = noise_dim
+        self.text_dim = text_dim
+        self.base_channels = base_channels
+        self.hidden_units = hidden_units
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
+                "noise_dim": self.noise_dim, "text_dim": self.text_dim,
+                "base_channels": self.base_channels, "hidden_units": self.hidden_units}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,270 @@
+"""Text encoder, GAN losses, and `TextToImageGAN`, the trainable text-to-image model.
+
+Training follows DF-GAN: hinge loss over real-matched, real-mismatched (the
+batch's sentences rolled by one) and fake pairs; the matching-aware gradient
+penalty (MA-GP) on the real pair's image and sentence; two-timescale Adam; and
+an exponential moving average (EMA) of the generator that is used for sampling.
+The text encoder learns with the discriminator (it is what judges matches).
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from discriminator import Discriminator
+from generator import Generator
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class TextEncoder(keras.Model):
+    """Token ids [B, L] -> (words [B, L, 2H], sentence [B, 2H]) with a bidirectional LSTM.
+
+    Args:
+        vocabulary_size: number of token ids (0 = padding, 1 = unknown).
+        embedding_dim: width of the token embedding.
+        hidden_units: H, units of each LSTM direction; the sentence has 2H.
+        sequence_length: L, tokens per text.
+    """
+
+    def __init__(self, vocabulary_size=1000, embedding_dim=128, hidden_units=128,
+                 sequence_length=16, **kwargs):
+        token_ids = keras.Input((sequence_length,), dtype="int64", name="token_ids")
+        x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
+                             name="embedding")(token_ids)
+        words, forward_h, _, backward_h, _ = layers.Bidirectional(
+            layers.LSTM(hidden_units, return_sequences=True, return_state=True),
+            name="bilstm")(x)
+        sentence = layers.Concatenate(dtype="float32", name="sentence")([forward_h, backward_h])
+        words = layers.Activation("linear", dtype="float32", name="words")(words)
+        super().__init__(inputs=token_ids, outputs=[words, sentence], **kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.hidden_units = hidden_units
+        self.sequence_length = sequence_length
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "vocabulary_size": self.vocabulary_size, "embedding_dim": self.embedding_dim,
+                "hidden_units": self.hidden_units, "sequence_length": self.sequence_length}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+# ----------------------------------------------------------------------------- losses
+
+def discriminator_hinge_loss(real_logits, mismatched_logits, fake_logits):
+    """DF-GAN's D loss: real pairs above +1; mismatched and fake pairs below -1."""
+    real = ops.mean(ops.relu(1.0 - real_logits))
+    wrong = ops.mean(ops.relu(1.0 + mismatched_logits))
+    fake = ops.mean(ops.relu(1.0 + fake_logits))
+    return real + (wrong + fake) / 2.0
+
+
+def generator_hinge_loss(fake_logits):
+    """G loss: raise D's score of (fake image, its sentence)."""
+    return -ops.mean(fake_logits)
+
+
+def matching_aware_gradient_penalty(image_grads, sentence_grads, weight=2.0, power=6.0):
+    """MA-GP: weight * mean(||(dD/dimage, dD/dsentence)||^power) on real matched pairs."""
+    squared = (ops.sum(ops.square(ops.reshape(image_grads, (ops.shape(image_grads)[0], -1))), 1)
+               + ops.sum(ops.square(sentence_grads), 1))
+    return weight * ops.mean(ops.power(ops.sqrt(squared + 1e-12), power))
+
+
+def update_moving_average(average_vars, model_vars, decay):
+    """average = decay * average + (1 - decay) * model, safe inside a distribution strategy."""
+    def update(_strategy=None):
+        for average, value in zip(average_vars, model_vars):
+            average.assign(decay * average + (1.0 - decay) * value)
+
+    context = tf.distribute.get_replica_context()
+    if tf.distribute.has_strategy() and context is not None:
+        context.merge_call(update)  # replicas hold identical weights; update once
+    else:
+        update()
+
+
+def replica_scale():
+    """1 / replicas: per-replica losses are summed when gradients are all-reduced."""
+    return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+
+
+# ----------------------------------------------------------------------------- the GAN
+
+@keras.saving.register_keras_serializable(package="adgan")
+class TextToImageGAN(keras.Model):
+    """DF-GAN text-to-image model: tokenizer, text encoder, generator (+EMA), discriminator.
+
+    Args:
+        vocabulary: list of tokens (ids 2.. in order; 0 = padding, 1 = unknown).
+        image_size: image side in pixels.
+        sequence_length: tokens per text.
+        noise_dim: noise vector length.
+        embedding_dim: token embedding width.
+        text_hidden_units: LSTM units per direction (sentence length = 2x).
+        generator_channels: generator channels at full resolution.
+        discriminator_channels: discriminator channels at full resolution.
+        affine_hidden_units: width of the generator's affine condition MLP.
+        ema_decay: EMA decay of the sampling generator.
+        gp_weight: MA-GP weight.
+        gp_power: MA-GP exponent.
+        seed: seed of the training noise.
+
+    Example:
+    >>> gan = TextToImageGAN(["red", "dress"], image_size=16, generator_channels=4,
+    ...                      discriminator_channels=4)
+    >>> gan.generate(["red dress"], seed=1).shape
+    (1, 16, 16, 3)
+    """
+
+    def __init__(self, vocabulary, image_size=64, sequence_length=16, noise_dim=100,
+                 embedding_dim=128, text_hidden_units=128, generator_channels=32,
+                 discriminator_channels=32, affine_hidden_units=256, ema_decay=0.999,
+                 gp_weight=2.0, gp_power=6.0, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        from data_loader import make_text_vectorizer  # keeps model.py free of pandas at import
+
+        self.vocabulary = list(vocabulary)
+        self.image_size = image_size
+        self.sequence_length = sequence_length
+        self.noise_dim = noise_dim
+        self.embedding_dim = embedding_dim
+        self.text_hidden_units = text_hidden_units
+        self.generator_channels = generator_channels
+        self.discriminator_channels = discriminator_channels
+        self.affine_hidden_units = affine_hidden_units
+        self.ema_decay = ema_decay
+        self.gp_weight = gp_weight
+        self.gp_power = gp_power
+        self.seed = seed
+        text_dim = 2 * text_hidden_units
+        self.vectorizer = make_text_vectorizer(self.vocabulary, sequence_length)
+        self.text_encoder = TextEncoder(len(self.vocabulary) + 2, embedding_dim,
+                                        text_hidden_units, sequence_length, name="text_encoder")
+        generator_args = dict(image_size=image_size, noise_dim=noise_dim, text_dim=text_dim,
+                              base_channels=generator_channels,
+                              hidden_units=affine_hidden_units)
+        self.generator = Generator(**generator_args, name="generator")
+        self.ema_generator = Generator(**generator_args, name="ema_generator")
+        self.ema_generator.trainable = False
+        self.discriminator = Discriminator(image_size, text_dim, discriminator_channels,
+                                           name="discriminator")
+        self.noise_seed = keras.random.SeedGenerator(seed, name="noise_seed")
+        self.ema_generator.set_weights(self.generator.get_weights())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in
+                         ("d_loss", "g_loss", "gp", "real_score", "fake_score")}
+        self.built = True  # every sub-model above is already built
+
+    def get_config(self):
+        return {"name": self.name, "vocabulary": self.vocabulary,
+                "image_size": self.image_size, "sequence_length": self.sequence_length,
+                "noise_dim": self.noise_dim, "embedding_dim": self.embedding_dim,
+                "text_hidden_units": self.text_hidden_units,
+                "generator_channels": self.generator_channels,
+                "discriminator_channels": self.discriminator_channels,
+                "affine_hidden_units": self.affine_hidden_units, "ema_decay": self.ema_decay,
+                "gp_weight": self.gp_weight, "gp_power": self.gp_power, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """Set the optimizers (DF-GAN's two-timescale Adam by default).
+
+        Under a `mixed_float16` policy each is wrapped in a `LossScaleOptimizer`.
+        """
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9)
+        if keras.config.dtype_policy().name == "mixed_float16":
+            self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
+            self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def d_variables(self):
+        """What the D step trains: discriminator and text encoder."""
+        return self.discriminator.trainable_variables + self.text_encoder.trainable_variables
+
+    def build_optimizers(self):
+        """Create optimizer slots now, so a checkpoint can be restored before training."""
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.d_variables)
+
+    def encode(self, texts):
+        """Raw strings [B] -> sentence vectors [B, 2H]."""
+        return self.text_encoder(self.vectorizer(texts))[1]
+
+    def _scaled(self, optimizer, loss):
+        """Loss to differentiate: split across replicas, times the loss scale if any."""
+        return optimizer.scale_loss(loss * replica_scale())
+
+    def train_step(self, data):
+        images, texts = data["images"], data["text"]
+        batch = ops.shape(images)[0]
+        noise = keras.random.normal((batch, self.noise_dim), seed=self.noise_seed)
+        token_ids = self.vectorizer(texts)
+
+        # D step: real-matched, real-mismatched and fake pairs, plus MA-GP.
+        with tf.GradientTape() as tape:
+            sentence = self.text_encoder(token_ids, training=True)[1]
+            fake = self.generator([noise, ops.stop_gradient(sentence)], training=True)
+            with tf.GradientTape() as gp_tape:
+                gp_tape.watch([images, sentence])
+                real_features = self.discriminator.backbone(images, training=True)
+                real_logits = self.discriminator.head([real_features, sentence], training=True)
+            image_grads, sentence_grads = gp_tape.gradient(real_logits, [images, sentence])
+            gp = matching_aware_gradient_penalty(image_grads, sentence_grads,
+                                                 self.gp_weight, self.gp_power)
+            mismatched_logits = self.discriminator.head(
+                [ops.roll(real_features, 1, axis=0), sentence], training=True)
+            fake_logits = self.discriminator.head(
+                [self.discriminator.backbone(ops.stop_gradient(fake), training=True),
+                 sentence], training=True)
+            d_loss = discriminator_hinge_loss(real_logits, mismatched_logits, fake_logits) + gp
+            scaled_loss = self._scaled(self.d_optimizer, d_loss)
+        d_vars = self.d_variables
+        grads = tape.gradient(scaled_loss, d_vars)
+        self.d_optimizer.apply(grads, d_vars)
+
+        # G step: fool D on (fake, its sentence); the text encoder is held fixed here.
+        sentence = ops.stop_gradient(sentence)
+        with tf.GradientTape() as tape:
+            fake = self.generator([noise, sentence], training=True)
+            fake_logits = self.discriminator([fake, sentence], training=True)
+            g_loss = generator_hinge_loss(fake_logits)
+            scaled_loss = self._scaled(self.g_optimizer, g_loss)
+        g_vars = self.generator.trainable_variables
+        grads = tape.gradient(scaled_loss, g_vars)
+        self.g_optimizer.apply(grads, g_vars)
+        update_moving_average(self.ema_generator.weights, self.generator.weights, self.ema_decay)
+
+        values = {"d_loss": d_loss, "g_loss": g_loss, "gp": gp,
+                  "real_score": ops.mean(real_logits), "fake_score": ops.mean(fake_logits)}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def generate(self, texts, seed=0, noise=None, use_ema=True):
+        """Draw one image per text: float32 [B, S, S, 3] in [-1, 1].
+
+        `noise` [B, noise_dim] overrides `seed`; the same seed gives the same images.
+        """
+        texts = tf.constant(list(texts)) if not tf.is_tensor(texts) else texts
+        if noise is None:
+            noise = keras.random.normal((ops.shape(texts)[0], self.noise_dim), seed=seed)
+        noise = ops.convert_to_tensor(noise, "float32")
+        generator = self.ema_generator if use_ema else self.generator
+        return generator([noise, self.encode(texts)], training=False)
+
+    def call(self, inputs, training=False):
+        """(texts [B], noise [B, noise_dim]) -> images, so Keras can build and save the model."""
+        texts, noise = inputs
+        return self.ema_generator([noise, self.encode(texts)], training=training)

@@ -1,0 +1,121 @@
+"""Training callbacks and the resumable training state (weights + optimizer slots + epoch)."""
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from imaging import make_grid, save_png, to_uint8
+
+STATE_FILE = "state.npz"
+
+
+def training_variables(gan):
+    """Every variable a resume needs, in a fixed order: model, then both optimizers."""
+    return list(gan.weights) + list(gan.g_optimizer.variables) + list(gan.d_optimizer.variables)
+
+
+def save_training_state(gan, directory, epoch):
+    """Write all training variables and the finished epoch count atomically."""
+    os.makedirs(directory, exist_ok=True)
+    arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(training_variables(gan))}
+    tmp = os.path.join(directory, "state.tmp.npz")
+    np.savez(tmp, epoch=np.int64(epoch), **arrays)
+    os.replace(tmp, os.path.join(directory, STATE_FILE))
+
+
+def load_training_state(gan, directory):
+    """Restore the state saved by `save_training_state`; returns the epoch (0 if none)."""
+    path = os.path.join(directory, STATE_FILE)
+    if not os.path.exists(path):
+        return 0
+    variables = training_variables(gan)
+    with np.load(path) as state:
+        keys = sorted(k for k in state.files if k.startswith("v"))
+        if len(keys) != len(variables):
+            raise ValueError(f"{path}: holds {len(keys)} variables, the model has "
+                             f"{len(variables)}; it was saved by another configuration")
+        for key, variable in zip(keys, variables):
+            if tuple(state[key].shape) != tuple(variable.shape):
+                raise ValueError(f"{path}: {variable.path} has shape {tuple(variable.shape)}, "
+                                 f"the checkpoint {state[key].shape}")
+            variable.assign(state[key])
+        return int(state["epoch"])
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop training at the first non-finite loss and remember why in `error`."""
+
+    def __init__(self):
+        super().__init__()
+        self.error = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = [k for k, v in (logs or {}).items() if not math.isfinite(float(v))]
+        if bad and self.error is None:
+            self.error = (f"non-finite {', '.join(bad)} at epoch {self.epoch + 1}, "
+                          f"batch {batch + 1}; training stopped")
+            self.model.stop_training = True
+
+
+class TrainingCheckpoint(keras.callbacks.Callback):
+    """Save the full training state after every epoch whose losses stayed finite.
+
+    Args:
+        directory: checkpoint folder.
+        guard: the run's `StopOnNonFinite`; no checkpoint is written once it fired.
+    """
+
+    def __init__(self, directory, guard):
+        super().__init__()
+        self.directory = directory
+        self.guard = guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard.error is None:
+            save_training_state(self.model, self.directory, epoch + 1)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Draw a fixed grid (one row a prompt, fixed noise) from the EMA generator.
+
+    Writes `directory/epoch_NNNN.png` and an image summary to `log_dir`.
+    """
+
+    def __init__(self, directory, prompts, per_prompt, every, seed, log_dir):
+        super().__init__()
+        self.directory = directory
+        self.prompts = list(prompts)
+        self.per_prompt = per_prompt
+        self.every = every
+        self.seed = seed
+        self.log_dir = log_dir
+        self.writer = None
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        with open(os.path.join(self.directory, "prompts.json"), "w", encoding="utf-8") as f:
+            json.dump(self.prompts, f, ensure_ascii=False)
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+        # Fixed noise: the same latent per column at every epoch.
+        generator = np.random.default_rng(self.seed)
+        noise = generator.standard_normal((self.per_prompt, self.model.noise_dim))
+        self.noise = np.tile(noise, (len(self.prompts), 1)).astype(np.float32)
+        self.texts = [p for p in self.prompts for _ in range(self.per_prompt)]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        images = to_uint8(self.model.generate(self.texts, noise=self.noise))
+        grid = make_grid(images, rows=len(self.prompts))
+        save_png(grid, os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png"))
+        with self.writer.as_default():
+            tf.summary.image("samples", grid[None], step=epoch + 1)
+        self.writer.flush()
