@@ -50,9 +50,14 @@ def make_text_vectorizer(vocabulary, sequence_length):
 
     Id 0 is padding and id 1 the unknown token; longer texts are truncated.
     """
-    return keras.layers.TextVectorization(
+    vectorizer = keras.layers.TextVectorization(
         standardize=standardize_text, split="whitespace", output_mode="int",
         output_sequence_length=sequence_length, vocabulary=list(vocabulary))
+    # The layer and its inner StringLookup hold all their state already but report
+    # unbuilt, which sends fit() under a distribution strategy into a symbolic build.
+    for layer in vectorizer._flatten_layers():
+        layer.build((None,))
+    return vectorizer
 
 
 def build_vocabulary(captions, max_tokens):
@@ -88,8 +93,11 @@ def count_known_tokens(vectorizer, texts):
 # ----------------------------------------------------------------------------- manifest
 
 def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_COLUMNS,
-                  split=None):
+                  split=None, groups=()):
     """Read a CSV/JSONL manifest into a DataFrame with absolute paths and caption lists.
+
+    `split` keeps rows whose `split` column equals it; `groups` keeps rows whose
+    `group` column is one of them (both optional).
 
     Returns a DataFrame with columns `path` (absolute image path) and `captions`
     (list of non-empty caption strings). Raises `ManifestError` naming the file and
@@ -104,13 +112,16 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except ValueError as error:
         raise ManifestError(f"{path}: cannot parse manifest ({error})") from error
-    wanted = [image_column, *caption_columns] + (["split"] if split else [])
+    wanted = ([image_column, *caption_columns] + (["split"] if split else [])
+              + (["group"] if groups else []))
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}; "
                             f"found {', '.join(map(str, frame.columns))}")
     if split:
         frame = frame[frame["split"] == split]
+    if groups:
+        frame = frame[frame["group"].isin(list(groups))]
     root = os.path.dirname(os.path.abspath(path))
     frame = frame.fillna("").astype(str)
 
@@ -161,14 +172,15 @@ def check_rows(frame, image_size):
 
 
 def load_examples(manifest, image_size, image_column="image",
-                  caption_columns=DEFAULT_CAPTION_COLUMNS, split=None):
-    """Read and check a manifest; return (usable rows, report dict).
+                  caption_columns=DEFAULT_CAPTION_COLUMNS, split=None, groups=()):
+    """Read and check a manifest (see `read_manifest`); return (usable rows, report dict).
 
     Raises `ManifestError` when no row is usable.
     """
-    frame = read_manifest(manifest, image_column, caption_columns, split)
+    frame = read_manifest(manifest, image_column, caption_columns, split, groups)
     good, bad = check_rows(frame, image_size)
-    report = {"manifest": os.path.abspath(manifest), "split": split, "rows": len(frame),
+    report = {"manifest": os.path.abspath(manifest), "split": split, "groups": list(groups),
+              "rows": len(frame),
               "usable": len(good), "skipped": len(bad), "bad_rows": bad}
     if good.empty:
         raise ManifestError(f"{manifest}: no usable row ({len(frame)} rows, "
@@ -176,11 +188,11 @@ def load_examples(manifest, image_size, image_column="image",
     return good, report
 
 
-def write_report(report, path):
-    """Write the data report JSON atomically."""
+def write_json(data, path):
+    """Write JSON (e.g. the data report) atomically: temporary file, then rename."""
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, ensure_ascii=False, indent=2)
+        json.dump(data, f, ensure_ascii=False, indent=2)
     os.replace(tmp, path)
 
 
@@ -194,11 +206,13 @@ def caption_matrix(captions):
 
 
 def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=False,
-                 drop_remainder=True):
+                 drop_remainder=True, vectorizer=None):
     """A batched tf.data pipeline over checked rows from `load_examples`.
 
     Decoding runs in parallel and is cached; one caption per row is drawn per
-    epoch from a seeded random stream, so runs are reproducible.
+    epoch from a seeded random stream, so runs are reproducible. With a
+    `vectorizer`, batches carry "token_ids" [B, L] in place of "text" (tokenizing
+    in the pipeline keeps strings out of distributed training steps).
     """
     captions, counts = caption_matrix(list(examples["captions"]))
     paths = examples["path"].to_numpy(dtype=str)
@@ -224,4 +238,8 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
 
     dataset = tf.data.Dataset.zip(rows, choices).map(pick_caption,
                                                      num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if vectorizer is not None:
+        dataset = dataset.map(lambda b: {"token_ids": vectorizer(b["text"]), "images": b["images"]},
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

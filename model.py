@@ -74,6 +74,12 @@ def matching_aware_gradient_penalty(image_grads, sentence_grads, weight=2.0, pow
     return weight * ops.mean(ops.power(ops.sqrt(squared + 1e-12), power))
 
 
+def ema_decay_at(step, decay):
+    """EMA decay with warm-up, min(decay, (1 + step) / (10 + step)), so early samples track G."""
+    step = ops.cast(step, "float32")
+    return ops.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
 def update_moving_average(average_vars, model_vars, decay):
     """average = decay * average + (1 - decay) * model, safe inside a distribution strategy."""
     def update(_strategy=None):
@@ -184,6 +190,11 @@ class TextToImageGAN(keras.Model):
             self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
             self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
 
+    def get_compile_config(self):
+        # compile() takes optimizer objects that a saved model does not need; re-compile after
+        # loading to train again (the resume path restores optimizer slots from checkpoints).
+        return None
+
     @property
     def metrics(self):
         return list(self.trackers.values())
@@ -207,10 +218,11 @@ class TextToImageGAN(keras.Model):
         return optimizer.scale_loss(loss * replica_scale())
 
     def train_step(self, data):
-        images, texts = data["images"], data["text"]
+        """One D step and one G step on {"images", "text" or "token_ids"}."""
+        images = data["images"]
+        token_ids = data["token_ids"] if "token_ids" in data else self.vectorizer(data["text"])
         batch = ops.shape(images)[0]
         noise = keras.random.normal((batch, self.noise_dim), seed=self.noise_seed)
-        token_ids = self.vectorizer(texts)
 
         # D step: real-matched, real-mismatched and fake pairs, plus MA-GP.
         with tf.GradientTape() as tape:
@@ -244,7 +256,8 @@ class TextToImageGAN(keras.Model):
         g_vars = self.generator.trainable_variables
         grads = tape.gradient(scaled_loss, g_vars)
         self.g_optimizer.apply(grads, g_vars)
-        update_moving_average(self.ema_generator.weights, self.generator.weights, self.ema_decay)
+        update_moving_average(self.ema_generator.weights, self.generator.weights,
+                              ema_decay_at(self.g_optimizer.iterations, self.ema_decay))
 
         values = {"d_loss": d_loss, "g_loss": g_loss, "gp": gp,
                   "real_score": ops.mean(real_logits), "fake_score": ops.mean(fake_logits)}

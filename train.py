@@ -28,10 +28,11 @@ class TrainConfig:
     image_column: str = "image"
     caption_columns: tuple = data_loader.DEFAULT_CAPTION_COLUMNS
     split: str = "train"  # rows of the manifest's `split` column to train on; "" = all
+    groups: tuple = ("Food & Drink", "Objects")  # rows of its `group` column; () = all
     out_dir: str = "runs/quick"
     image_size: int = 32
     batch_size: int = 32
-    epochs: int = 60
+    epochs: int = 150
     steps_per_epoch: int = 0  # 0 = one pass over the data
     seed: int = 0
     sequence_length: int = 16
@@ -39,8 +40,8 @@ class TrainConfig:
     noise_dim: int = 100
     embedding_dim: int = 128
     text_hidden_units: int = 128
-    generator_channels: int = 32
-    discriminator_channels: int = 32
+    generator_channels: int = 16
+    discriminator_channels: int = 16
     affine_hidden_units: int = 128
     g_learning_rate: float = 1e-4
     d_learning_rate: float = 4e-4
@@ -49,7 +50,7 @@ class TrainConfig:
     gp_power: float = 6.0
     mixed_precision: bool = False
     strategy: str = "default"  # default | mirrored | multiworker
-    sample_every: int = 1  # epochs between sample grids
+    sample_every: int = 5  # epochs between sample grids
     sample_prompts: tuple = ("连衣裙", "jeans", "high-heeled shoe", "手提包", "披萨", "hamburger",
                              "生日蛋糕", "hot beverage", "手机", "laptop", "手表", "红苹果")
     samples_per_prompt: int = 6
@@ -57,13 +58,13 @@ class TrainConfig:
 
 
 PRESETS = {
-    "smoke": dict(out_dir="runs/smoke", image_size=16, batch_size=8, epochs=2, steps_per_epoch=3,
+    "smoke": dict(out_dir="runs/smoke", groups=(), image_size=16, batch_size=8, epochs=2, steps_per_epoch=3,
                   sequence_length=8, noise_dim=16, embedding_dim=16, text_hidden_units=16,
                   generator_channels=4, discriminator_channels=4, affine_hidden_units=16,
                   sample_prompts=("连衣裙", "jeans"), samples_per_prompt=2),
     "quick": {},
-    "full": dict(out_dir="runs/full", image_size=64, epochs=600, affine_hidden_units=256,
-                 text_hidden_units=128, sample_every=5),
+    "full": dict(out_dir="runs/full", groups=(), image_size=64, epochs=600, generator_channels=32,
+                 discriminator_channels=32, affine_hidden_units=256, sample_every=5),
 }
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -107,7 +108,7 @@ def coerce(field, value):
 def make_parser():
     """Argument parser generated from `TrainConfig`; only flags actually given are set."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     argument_default=argparse.SUPPRESS)
+                                     argument_default=argparse.SUPPRESS, allow_abbrev=False)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--config", help="JSON file of settings (applied after the preset)")
     for field in dataclasses.fields(TrainConfig):
@@ -152,9 +153,14 @@ def resolve_config(argv=None):
 
 
 def make_strategy(name):
-    """The tf.distribute strategy for `--strategy`."""
+    """The tf.distribute strategy for `--strategy`.
+
+    `mirrored` uses every GPU, or every logical CPU device when there is no GPU.
+    """
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
@@ -168,14 +174,6 @@ def set_precision(mixed):
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
     keras.mixed_precision.set_global_policy(policy)
     return policy
-
-
-def write_json(data, path):
-    """Write JSON atomically (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=2)
-    os.replace(tmp, path)
 
 
 def check_resumable(config, run_dir):
@@ -228,17 +226,17 @@ def main(argv=None):
     run_dir = config.out_dir
     os.makedirs(run_dir, exist_ok=True)
     check_resumable(config, run_dir)
-    write_json(dataclasses.asdict(config), os.path.join(run_dir, "config.json"))
+    data_loader.write_json(dataclasses.asdict(config), os.path.join(run_dir, "config.json"))
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.mixed_precision)
 
     try:
         examples, report = data_loader.load_examples(
             config.manifest, config.image_size, config.image_column, config.caption_columns,
-            config.split or None)
+            config.split or None, config.groups)
     except data_loader.ManifestError as error:
         sys.exit(f"train: {error}")
-    data_loader.write_report(report, os.path.join(run_dir, "data_report.json"))
+    data_loader.write_json(report, os.path.join(run_dir, "data_report.json"))
     if report["skipped"]:
         print(f"train: skipped {report['skipped']} bad row(s); see "
               f"{os.path.join(run_dir, 'data_report.json')}")
@@ -253,7 +251,8 @@ def main(argv=None):
 
     repeat = config.steps_per_epoch > 0
     dataset = data_loader.make_dataset(examples, config.image_size, config.batch_size,
-                                       seed=config.seed, repeat=repeat)
+                                       seed=config.seed, repeat=repeat,
+                                       vectorizer=gan.vectorizer)
     if len(examples) < config.batch_size and not repeat:
         sys.exit(f"train: {len(examples)} usable rows is fewer than one batch "
                  f"({config.batch_size}); lower --batch-size")

@@ -1,6 +1,5 @@
 """Training callbacks and the resumable training state (weights + optimizer slots + epoch)."""
 
-import json
 import math
 import os
 
@@ -8,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data_loader import write_json
 from imaging import make_grid, save_png, to_uint8
 
 STATE_FILE = "state.npz"
@@ -101,8 +101,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.directory, exist_ok=True)
-        with open(os.path.join(self.directory, "prompts.json"), "w", encoding="utf-8") as f:
-            json.dump(self.prompts, f, ensure_ascii=False)
+        write_json(self.prompts, os.path.join(self.directory, "prompts.json"))
         self.writer = tf.summary.create_file_writer(self.log_dir)
         # Fixed noise: the same latent per column at every epoch.
         generator = np.random.default_rng(self.seed)

@@ -1,0 +1,26 @@
+"""adgan: bilingual text-to-image GAN for e-commerce ad creatives."""
+
+from setuptools import setup
+
+setup(
+    name="adgan",
+    version="0.1.0",
+    description="Bilingual (Chinese/English) DF-GAN text-to-image for e-commerce ad images",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    py_modules=["data_loader", "model", "generator", "discriminator", "train", "training",
+                "generate", "imaging", "tfds_emoji"],
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "tensorboard>=2.21,<2.22",
+        "numpy",
+        "pandas",
+        "pillow",
+        "tensorflow-datasets",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["adgan-train=train:main", "adgan-generate=generate:main"]},
+)

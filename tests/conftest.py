@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny manifests and a tiny trained run (sizes absurdly small on purpose)."""
+
+import csv
+import os
+import shutil
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+SHIPPED = os.path.join(ROOT, "data", "emoji")
+TINY_ARGS = ["--preset", "smoke", "--verbose", "0"]
+
+
+def shipped_rows(count, names=("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop")):
+    """Rows of the shipped manifest for the given English names (both styles)."""
+    with open(os.path.join(SHIPPED, "captions.csv"), encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["name_en"] in names]
+    return rows[:count]
+
+
+def write_manifest(folder, rows, columns=None):
+    """Copy the rows' images into `folder` and write `folder/captions.csv`."""
+    os.makedirs(os.path.join(folder, "img"), exist_ok=True)
+    out = []
+    for row in rows:
+        row = dict(row)
+        source = os.path.join(SHIPPED, row["image"])
+        if os.path.exists(source):
+            target = os.path.join("img", row["image"].replace("/", "_"))
+            shutil.copy(source, os.path.join(folder, target))
+            row["image"] = target
+        out.append(row)
+    path = os.path.join(folder, "captions.csv")
+    columns = columns or list(out[0])
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(out)
+    return path
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path):
+    """A clean 12-row manifest of real shipped images."""
+    return write_manifest(str(tmp_path / "data"), shipped_rows(12))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A finished smoke run on a tiny manifest (trained once per test session)."""
+    import train
+
+    folder = tmp_path_factory.mktemp("run")
+    manifest = write_manifest(str(folder / "data"), shipped_rows(12))
+    return train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "run")])
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Each test starts and ends in float32 (mixed-precision tests change the global policy)."""
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")

@@ -1,0 +1,131 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import data_loader
+from conftest import shipped_rows, write_manifest
+
+
+def tokens(text):
+    return [t.decode() for t in tf.strings.split(
+        data_loader.standardize_text(tf.constant([text]))).flat_values.numpy()]
+
+
+def test_standardizer_splits_han_and_keeps_latin_words():
+    assert tokens("黑色羽绒服") == ["黑", "色", "羽", "绒", "服"]
+    assert tokens("Running Shoes!") == ["running", "shoes"]
+    assert tokens("红色 T恤 sale") == ["红", "色", "t", "恤", "sale"]
+    assert tokens("咖啡，and cake。") == ["咖", "啡", "and", "cake"]
+    assert tokens("") == [] and tokens("   ") == []
+
+
+def test_vectorizer_maps_known_unknown_and_pads():
+    vocabulary = data_loader.build_vocabulary(["红色 dress", "red dress", "红"], 100)
+    assert vocabulary[:2] == ["dress", "红"]  # most frequent first
+    vectorizer = data_loader.make_text_vectorizer(vocabulary, 6)
+    ids = vectorizer(tf.constant(["红色 dress", "", "蓝 shirt", "red red red red red red red"]))
+    ids = ids.numpy()
+    assert ids.shape == (4, 6)
+    assert list(ids[0][:3]) == [3, vocabulary.index("色") + 2, 2] and ids[0][3] == 0
+    assert not ids[1].any()                      # empty -> all padding
+    assert list(ids[2][:2]) == [1, 1]            # unknown tokens -> 1
+    assert (ids[3] == vocabulary.index("red") + 2).all()  # truncated to 6
+    assert list(data_loader.count_known_tokens(vectorizer, ["红 dress", "蓝"])) == [2, 0]
+
+
+def test_vocabulary_file_round_trip(tmp_path):
+    vocabulary = ["红", "dress", "t"]
+    data_loader.save_vocabulary(vocabulary, str(tmp_path / "v.txt"))
+    assert data_loader.load_vocabulary(str(tmp_path / "v.txt")) == vocabulary
+
+
+def test_manifest_captions_are_split_into_alternatives(tiny_manifest):
+    frame = data_loader.read_manifest(tiny_manifest)
+    assert len(frame) == 12 and all(os.path.isabs(p) for p in frame["path"])
+    dress = [c for c in frame["captions"] if c[0] == "dress"][0]
+    assert dress[:2] == ["dress", "连衣裙"] and "clothing" in dress and "衣服" in dress
+
+
+def test_bad_rows_are_skipped_counted_and_listed(tmp_path):
+    folder = tmp_path / "data"
+    rows = shipped_rows(4)
+    bad = [dict(rows[0], image="missing.png"),
+           dict(rows[0], image="corrupt.png"),
+           dict(rows[0], image="truncated.png"),
+           dict(rows[1], name_en="", name_zh="", keywords_en="", keywords_zh=""),
+           dict(rows[0], image="rgba.png"), dict(rows[0], image="gray.png"),
+           dict(rows[0], image="palette.png"), dict(rows[0], image="photo.jpg")]
+    path = write_manifest(str(folder), rows + bad)
+    (folder / "corrupt.png").write_bytes(b"not a png at all")
+    png = (folder / "img" / os.listdir(folder / "img")[0]).read_bytes()
+    (folder / "truncated.png").write_bytes(png[: len(png) // 2])
+    Image.new("RGBA", (40, 30), (255, 0, 0, 0)).save(folder / "rgba.png")
+    Image.new("L", (64, 64), 128).save(folder / "gray.png")
+    Image.new("P", (64, 64), 3).save(folder / "palette.png")
+    Image.new("RGB", (80, 80), (0, 0, 255)).save(folder / "photo.jpg")
+
+    examples, report = data_loader.load_examples(path, 16)
+    assert report["rows"] == 12 and report["usable"] == 8 and report["skipped"] == 4
+    reasons = {os.path.basename(b["file"]): b["reason"] for b in report["bad_rows"]}
+    assert reasons["missing.png"] == "missing file"
+    assert reasons["corrupt.png"].startswith("undecodable image")
+    assert reasons["truncated.png"].startswith("undecodable image")
+    assert "empty text" in reasons.values()
+    # Transparent pixels become white; every mode decodes to RGB.
+    assert (data_loader.load_image(str(folder / "rgba.png"), 16) == 255).all()
+    assert data_loader.load_image(str(folder / "gray.png"), 16).shape == (16, 16, 3)
+    report_path = str(tmp_path / "report.json")
+    data_loader.write_json(report, report_path)
+    assert json.load(open(report_path))["skipped"] == 4
+
+
+def test_unusable_manifests_stop_with_one_line_errors(tmp_path, tiny_manifest):
+    with pytest.raises(data_loader.ManifestError, match="manifest not found"):
+        data_loader.read_manifest(str(tmp_path / "nope.csv"))
+    no_caption = tmp_path / "m.csv"
+    no_caption.write_text("image,title\na.png,x\n")
+    with pytest.raises(data_loader.ManifestError, match=r"m\.csv: missing column\(s\) name_en"):
+        data_loader.read_manifest(str(no_caption))
+    all_bad = tmp_path / "bad.csv"
+    all_bad.write_text("image,caption\nmissing.png,red dress\n")
+    with pytest.raises(data_loader.ManifestError, match="no usable row"):
+        data_loader.load_examples(str(all_bad), 16, caption_columns=("caption",))
+
+
+def test_jsonl_manifest(tmp_path, tiny_manifest):
+    frame = data_loader.read_manifest(tiny_manifest)
+    path = tmp_path / "m.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for p, captions in zip(frame["path"], frame["captions"]):
+            f.write(json.dumps({"file": p, "text": captions[1]}, ensure_ascii=False) + "\n")
+    examples, report = data_loader.load_examples(str(path), 16, "file", ("text",))
+    assert report["usable"] == 12 and ["连衣裙"] in list(examples["captions"])
+
+
+def test_dataset_shapes_ranges_and_determinism(tiny_manifest):
+    examples, _ = data_loader.load_examples(tiny_manifest, 16)
+
+    def first_batch(seed):
+        batch = next(iter(data_loader.make_dataset(examples, 16, 4, seed=seed)))
+        return batch["text"].numpy(), batch["images"].numpy()
+
+    texts, images = first_batch(3)
+    assert images.shape == (4, 16, 16, 3) and images.dtype == np.float32
+    assert -1.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.9
+    again_texts, again_images = first_batch(3)
+    assert (texts == again_texts).all() and np.array_equal(images, again_images)
+    assert not np.array_equal(first_batch(4)[1], images)
+
+
+def test_tfds_builder_works_offline(tmp_path, tiny_manifest):
+    import tfds_emoji
+
+    builder = tfds_emoji.AdganEmoji(manifest=tiny_manifest, data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare()
+    example = next(iter(builder.as_dataset(split="train")))
+    assert example["image"].shape == (64, 64, 3)
+    assert builder.info.splits["train"].num_examples == 12

@@ -1,0 +1,50 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import generate
+
+
+def test_grid_has_one_row_per_prompt(trained_run, tmp_path):
+    out = str(tmp_path / "grid.png")
+    generate.main(["--run", trained_run, "--out", out, "-n", "3", "连衣裙", "jeans"])
+    grid = np.asarray(Image.open(out))
+    # 16-pixel images with 2-pixel padding: 2 rows x 3 columns
+    assert grid.shape == (2 * 18 + 2, 3 * 18 + 2, 3)
+
+
+def test_out_dir_and_seed_repeatability(trained_run, tmp_path):
+    first = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / "a"), "-n", "2",
+                           "--seed", "7", "红色 dress"])
+    again = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / "b"), "-n", "2",
+                           "--seed", "7", "红色 dress"])
+    other = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / "c"), "-n", "2",
+                           "--seed", "8", "红色 dress"])
+    assert [os.path.basename(p) for p in first] == ["00_红色-dress_0.png", "00_红色-dress_1.png"]
+    pixels = [np.asarray(Image.open(p)) for p in first + again + other]
+    assert pixels[0].shape == (16, 16, 3)
+    assert np.array_equal(pixels[0], pixels[2]) and np.array_equal(pixels[1], pixels[3])
+    assert not np.array_equal(pixels[0], pixels[4])
+
+
+@pytest.mark.parametrize("prompt, message", [("", "empty prompt"), ("   ", "empty prompt"),
+                                             ("zzzz qqqq", "no known token")])
+def test_unusable_prompts_exit_with_status_2(trained_run, tmp_path, prompt, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), prompt])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "g.png")
+
+
+def test_overlong_prompt_is_truncated_with_a_warning(trained_run, tmp_path, capsys):
+    generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), "dress " * 30])
+    assert "only the first 8 are used" in capsys.readouterr().err
+    assert os.path.exists(tmp_path / "g.png")
+
+
+def test_missing_run_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--run", str(tmp_path), "--out", str(tmp_path / "g.png"), "dress"])
+    assert exit_info.value.code == 1 and "final/model.keras not found" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import model
+from model import TextToImageGAN
+
+VOCABULARY = ["red", "dress", "shoe", "红", "色", "裙", "鞋"]
+TINY = dict(image_size=16, sequence_length=6, noise_dim=8, embedding_dim=8,
+            text_hidden_units=4, generator_channels=4, discriminator_channels=4,
+            affine_hidden_units=8)
+
+
+def batch(size=4):
+    rng = np.random.default_rng(0)
+    return {"text": tf.constant(["red dress", "红色裙", "shoe", "红鞋"][:size]),
+            "images": tf.constant(rng.uniform(-1, 1, (size, 16, 16, 3)).astype("float32"))}
+
+
+def snapshot(variables):
+    return [np.array(v.numpy()) for v in variables]
+
+
+def moved(before, variables):
+    return any(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
+
+
+def test_hinge_losses_and_penalty_values():
+    ones, minus = np.ones(4, "float32"), -np.ones(4, "float32")
+    assert float(model.discriminator_hinge_loss(ones, minus, minus)) == 0.0
+    assert float(model.discriminator_hinge_loss(minus, ones, ones)) == pytest.approx(4.0)
+    assert float(model.generator_hinge_loss(np.array([1.0, 3.0]))) == -2.0
+    image_grads = np.zeros((2, 2, 2, 1), "float32")
+    sentence_grads = np.array([[1.0, 0.0], [0.0, 0.0]], "float32")
+    # norms 1 and 0 -> mean(norm^6) = 0.5, times weight 2
+    assert float(model.matching_aware_gradient_penalty(image_grads, sentence_grads)) == \
+        pytest.approx(1.0, rel=1e-4)
+
+
+def test_ema_decay_warms_up():
+    assert float(model.ema_decay_at(0, 0.999)) == pytest.approx(0.1)
+    assert float(model.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
+
+
+def test_one_train_step_gives_finite_losses_and_moves_both_nets():
+    gan = TextToImageGAN(VOCABULARY, **TINY)
+    gan.compile()
+    gan.build_optimizers()
+    g_before, d_before = snapshot(gan.generator.weights), snapshot(gan.discriminator.weights)
+    text_before, ema_before = snapshot(gan.text_encoder.weights), snapshot(gan.ema_generator.weights)
+    logs = gan.train_step(batch())
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert moved(g_before, gan.generator.weights)
+    assert moved(d_before, gan.discriminator.weights)
+    assert moved(text_before, gan.text_encoder.weights)
+    assert moved(ema_before, gan.ema_generator.weights)
+
+
+def test_mixed_precision_step_keeps_float32_variables_and_finite_losses():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    gan = TextToImageGAN(VOCABULARY, **TINY)
+    gan.compile()
+    assert gan.generator.layers[3].compute_dtype == "bfloat16"
+    logs = gan.train_step(batch())
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert {v.dtype for v in gan.trainable_variables} == {"float32"}
+    assert gan.generate(["red dress"], seed=0).dtype == "float32"
+
+
+def test_generate_is_seeded_and_in_range():
+    gan = TextToImageGAN(VOCABULARY, **TINY)
+    first = keras.ops.convert_to_numpy(gan.generate(["red dress", "红鞋"], seed=5))
+    again = keras.ops.convert_to_numpy(gan.generate(["red dress", "红鞋"], seed=5))
+    other = keras.ops.convert_to_numpy(gan.generate(["red dress", "红鞋"], seed=6))
+    assert first.shape == (2, 16, 16, 3) and np.abs(first).max() <= 1.0
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_config_round_trip_and_keras_save_reload(tmp_path):
+    gan = TextToImageGAN(VOCABULARY, **TINY)
+    config = gan.get_config()
+    assert TextToImageGAN.from_config(config).get_config() == config
+    text_encoder_config = gan.text_encoder.get_config()
+    assert model.TextEncoder.from_config(text_encoder_config).get_config() == text_encoder_config
+    path = str(tmp_path / "gan.keras")
+    gan.save(path)
+    reloaded = keras.saving.load_model(path)
+    for texts in (["red dress", "红色裙"], ["鞋"]):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(gan.generate(texts, seed=1)),
+            keras.ops.convert_to_numpy(reloaded.generate(texts, seed=1)))
