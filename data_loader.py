@@ -3,7 +3,8 @@
 A manifest is a CSV or JSONL file with one row per image: an image-path column
 (relative paths are resolved against the manifest's folder) and one or more
 caption columns. Each example samples one non-empty caption of its row per
-epoch. A caption cell may hold several alternatives separated by " | ".
+epoch (the shipped keyword cells, "clothing | dress", are one caption each:
+the standardizer turns the bars into spaces).
 
     image,name_en,name_zh,split
     img/0001.jpg,black down jacket,黑色羽绒服,train
@@ -24,7 +25,6 @@ from PIL import Image
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "data", "emoji", "captions.csv")
 DEFAULT_CAPTION_COLUMNS = ("name_en", "name_zh", "keywords_en", "keywords_zh")
-CAPTION_SEPARATOR = " | "
 OOV_TOKEN = "[UNK]"
 
 
@@ -126,10 +126,7 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
     frame = frame.fillna("").astype(str)
 
     def captions_of(row):
-        found = []
-        for column in caption_columns:
-            found += [c.strip() for c in row[column].split(CAPTION_SEPARATOR) if c.strip()]
-        return found
+        return [row[column].strip() for column in caption_columns if row[column].strip()]
 
     return pd.DataFrame({
         "path": [os.path.join(root, p) for p in frame[image_column]],

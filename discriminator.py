@@ -113,11 +113,41 @@ class JointHead(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="adgan")
+class ImageProjector(keras.Model):
+    """Image features [B, 4, 4, C] -> image code [B, T] in the sentence space (float32).
+
+    Used by the contrastive image-text loss (XMC-GAN) that teaches the text
+    encoder to tell concepts apart.
+
+    Args:
+        feature_channels: C, channels of the backbone's features.
+        text_dim: T, length of the sentence vector.
+    """
+
+    def __init__(self, feature_channels=256, text_dim=256, **kwargs):
+        features = keras.Input((4, 4, feature_channels), name="features")
+        pooled = layers.GlobalAveragePooling2D()(features)
+        code = layers.Dense(text_dim, dtype="float32", name="code")(pooled)
+        super().__init__(inputs=features, outputs=code, **kwargs)
+        self.feature_channels = feature_channels
+        self.text_dim = text_dim
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "feature_channels": self.feature_channels, "text_dim": self.text_dim}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="adgan")
 class Discriminator(keras.Model):
     """DF-GAN discriminator: (images, sentence) -> match logit [B, 1].
 
     The backbone and head are exposed as `backbone` and `head` so training can
-    reuse one image's features for the matched and mismatched pairs.
+    reuse one image's features for the matched and mismatched pairs; `projector`
+    maps the same features into the sentence space for the contrastive loss.
 
     Args:
         image_size: input side in pixels.
@@ -140,6 +170,7 @@ class Discriminator(keras.Model):
         super().__init__(inputs=[image, sentence], outputs=logit, **kwargs)
         self.backbone = backbone
         self.head = head
+        self.projector = ImageProjector(feature_channels, text_dim, name="projector")
         self.image_size = image_size
         self.text_dim = text_dim
         self.base_channels = base_channels

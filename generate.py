@@ -117,5 +117,10 @@ def main(argv=None):
     return written
 
 
+def console_main():
+    """Entry point of the installed console script (its exit status is 0 on success)."""
+    main()
+
+
 if __name__ == "__main__":
     main()

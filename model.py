@@ -4,7 +4,10 @@ Training follows DF-GAN: hinge loss over real-matched, real-mismatched (the
 batch's sentences rolled by one) and fake pairs; the matching-aware gradient
 penalty (MA-GP) on the real pair's image and sentence; two-timescale Adam; and
 an exponential moving average (EMA) of the generator that is used for sampling.
-The text encoder learns with the discriminator (it is what judges matches).
+The text encoder learns with the discriminator. Because it starts untrained (DF-GAN
+uses a pretrained one), an XMC-GAN-style contrastive loss between the
+discriminator's image code and the sentence teaches it to tell concepts apart,
+and the same loss on fake images makes the generator follow the text.
 """
 
 import keras
@@ -80,6 +83,39 @@ def ema_decay_at(step, decay):
     return ops.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
+def contrastive_loss(image_codes, sentences, temperature=0.1):
+    """Symmetric InfoNCE: each image must pick its own sentence in the batch, and back.
+
+    image_codes, sentences: [B, T]; cosine similarities are divided by `temperature`.
+    """
+    images = image_codes / (ops.norm(image_codes, axis=1, keepdims=True) + 1e-6)
+    texts = sentences / (ops.norm(sentences, axis=1, keepdims=True) + 1e-6)
+    logits = ops.matmul(images, ops.transpose(texts)) / temperature
+    labels = ops.arange(ops.shape(logits)[0])
+    image_to_text = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    text_to_image = keras.losses.sparse_categorical_crossentropy(
+        labels, ops.transpose(logits), from_logits=True)
+    return (ops.mean(image_to_text) + ops.mean(text_to_image)) / 2.0
+
+
+def random_translate(images, max_shift, seed):
+    """DiffAugment-style translation: shift each image by up to `max_shift` pixels.
+
+    Uncovered pixels become white (+1), the background of product shots. Being a
+    gather, it is differentiable, so it can augment fakes before D as well.
+    """
+    if max_shift <= 0:
+        return images
+    batch, height, width = ops.shape(images)[0], ops.shape(images)[1], ops.shape(images)[2]
+    shifts = keras.random.randint((batch, 2), -max_shift, max_shift + 1, seed=seed)
+    rows = ops.arange(height)[None, :] - shifts[:, :1]  # [B, H] source row of each output row
+    cols = ops.arange(width)[None, :] - shifts[:, 1:]   # [B, W]
+    moved = tf.gather(images, ops.clip(rows, 0, height - 1), axis=1, batch_dims=1)
+    moved = tf.gather(moved, ops.clip(cols, 0, width - 1), axis=2, batch_dims=1)
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    return ops.where(inside[..., None], moved, ops.ones_like(moved))
+
+
 def update_moving_average(average_vars, model_vars, decay):
     """average = decay * average + (1 - decay) * model, safe inside a distribution strategy."""
     def update(_strategy=None):
@@ -117,7 +153,11 @@ class TextToImageGAN(keras.Model):
         ema_decay: EMA decay of the sampling generator.
         gp_weight: MA-GP weight.
         gp_power: MA-GP exponent.
-        seed: seed of the training noise.
+        contrastive_weight: weight of the image-text contrastive loss (0 = pure DF-GAN).
+        contrastive_temperature: its softmax temperature.
+        augment_shift: largest random translation, as a fraction of the image side, of the
+            images D sees (real and fake alike; DiffAugment); 0 = none.
+        seed: seed of the training noise and augmentation.
 
     Example:
     >>> gan = TextToImageGAN(["red", "dress"], image_size=16, generator_channels=4,
@@ -129,7 +169,8 @@ class TextToImageGAN(keras.Model):
     def __init__(self, vocabulary, image_size=64, sequence_length=16, noise_dim=100,
                  embedding_dim=128, text_hidden_units=128, generator_channels=32,
                  discriminator_channels=32, affine_hidden_units=256, ema_decay=0.999,
-                 gp_weight=2.0, gp_power=6.0, seed=0, **kwargs):
+                 gp_weight=2.0, gp_power=6.0, contrastive_weight=1.0,
+                 contrastive_temperature=0.1, augment_shift=0.125, seed=0, **kwargs):
         super().__init__(**kwargs)
         from data_loader import make_text_vectorizer  # keeps model.py free of pandas at import
 
@@ -145,6 +186,9 @@ class TextToImageGAN(keras.Model):
         self.ema_decay = ema_decay
         self.gp_weight = gp_weight
         self.gp_power = gp_power
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_temperature = contrastive_temperature
+        self.augment_shift = augment_shift
         self.seed = seed
         text_dim = 2 * text_hidden_units
         self.vectorizer = make_text_vectorizer(self.vocabulary, sequence_length)
@@ -159,9 +203,11 @@ class TextToImageGAN(keras.Model):
         self.discriminator = Discriminator(image_size, text_dim, discriminator_channels,
                                            name="discriminator")
         self.noise_seed = keras.random.SeedGenerator(seed, name="noise_seed")
+        self.augment_seed = keras.random.SeedGenerator(seed + 1, name="augment_seed")
         self.ema_generator.set_weights(self.generator.get_weights())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
-                         ("d_loss", "g_loss", "gp", "real_score", "fake_score")}
+                         ("d_loss", "g_loss", "gp", "real_score", "fake_score",
+                          "contrastive")}
         self.built = True  # every sub-model above is already built
 
     def get_config(self):
@@ -172,7 +218,10 @@ class TextToImageGAN(keras.Model):
                 "generator_channels": self.generator_channels,
                 "discriminator_channels": self.discriminator_channels,
                 "affine_hidden_units": self.affine_hidden_units, "ema_decay": self.ema_decay,
-                "gp_weight": self.gp_weight, "gp_power": self.gp_power, "seed": self.seed}
+                "gp_weight": self.gp_weight, "gp_power": self.gp_power,
+                "contrastive_weight": self.contrastive_weight,
+                "contrastive_temperature": self.contrastive_temperature,
+                "augment_shift": self.augment_shift, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):
@@ -219,10 +268,15 @@ class TextToImageGAN(keras.Model):
 
     def train_step(self, data):
         """One D step and one G step on {"images", "text" or "token_ids"}."""
-        images = data["images"]
         token_ids = data["token_ids"] if "token_ids" in data else self.vectorizer(data["text"])
-        batch = ops.shape(images)[0]
+        batch = ops.shape(data["images"])[0]
         noise = keras.random.normal((batch, self.noise_dim), seed=self.noise_seed)
+        max_shift = int(round(self.augment_shift * self.image_size))
+
+        def augment(x):
+            return random_translate(x, max_shift, self.augment_seed)
+
+        images = augment(data["images"])
 
         # D step: real-matched, real-mismatched and fake pairs, plus MA-GP.
         with tf.GradientTape() as tape:
@@ -238,20 +292,27 @@ class TextToImageGAN(keras.Model):
             mismatched_logits = self.discriminator.head(
                 [ops.roll(real_features, 1, axis=0), sentence], training=True)
             fake_logits = self.discriminator.head(
-                [self.discriminator.backbone(ops.stop_gradient(fake), training=True),
+                [self.discriminator.backbone(augment(ops.stop_gradient(fake)), training=True),
                  sentence], training=True)
-            d_loss = discriminator_hinge_loss(real_logits, mismatched_logits, fake_logits) + gp
+            real_contrastive = contrastive_loss(self.discriminator.projector(real_features),
+                                                sentence, self.contrastive_temperature)
+            d_loss = (discriminator_hinge_loss(real_logits, mismatched_logits, fake_logits) + gp
+                      + self.contrastive_weight * real_contrastive)
             scaled_loss = self._scaled(self.d_optimizer, d_loss)
         d_vars = self.d_variables
         grads = tape.gradient(scaled_loss, d_vars)
         self.d_optimizer.apply(grads, d_vars)
 
-        # G step: fool D on (fake, its sentence); the text encoder is held fixed here.
+        # G step: fool D on (fake, its sentence) and match the sentence in D's image code;
+        # the text encoder is held fixed here.
         sentence = ops.stop_gradient(sentence)
         with tf.GradientTape() as tape:
             fake = self.generator([noise, sentence], training=True)
-            fake_logits = self.discriminator([fake, sentence], training=True)
-            g_loss = generator_hinge_loss(fake_logits)
+            fake_features = self.discriminator.backbone(augment(fake), training=True)
+            fake_logits = self.discriminator.head([fake_features, sentence], training=True)
+            fake_contrastive = contrastive_loss(self.discriminator.projector(fake_features),
+                                                sentence, self.contrastive_temperature)
+            g_loss = generator_hinge_loss(fake_logits) + self.contrastive_weight * fake_contrastive
             scaled_loss = self._scaled(self.g_optimizer, g_loss)
         g_vars = self.generator.trainable_variables
         grads = tape.gradient(scaled_loss, g_vars)
@@ -260,7 +321,8 @@ class TextToImageGAN(keras.Model):
                               ema_decay_at(self.g_optimizer.iterations, self.ema_decay))
 
         values = {"d_loss": d_loss, "g_loss": g_loss, "gp": gp,
-                  "real_score": ops.mean(real_logits), "fake_score": ops.mean(fake_logits)}
+                  "real_score": ops.mean(real_logits), "fake_score": ops.mean(fake_logits),
+                  "contrastive": real_contrastive}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -22,5 +22,6 @@ setup(
         "tensorflow-datasets",
     ],
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["adgan-train=train:main", "adgan-generate=generate:main"]},
+    entry_points={"console_scripts": ["adgan-train=train:console_main",
+                                    "adgan-generate=generate:console_main"]},
 )

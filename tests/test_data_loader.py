@@ -43,11 +43,11 @@ def test_vocabulary_file_round_trip(tmp_path):
     assert data_loader.load_vocabulary(str(tmp_path / "v.txt")) == vocabulary
 
 
-def test_manifest_captions_are_split_into_alternatives(tiny_manifest):
+def test_manifest_caption_columns_become_alternatives(tiny_manifest):
     frame = data_loader.read_manifest(tiny_manifest)
     assert len(frame) == 12 and all(os.path.isabs(p) for p in frame["path"])
     dress = [c for c in frame["captions"] if c[0] == "dress"][0]
-    assert dress[:2] == ["dress", "连衣裙"] and "clothing" in dress and "衣服" in dress
+    assert dress == ["dress", "连衣裙", "clothing | dress", "衣服 | 连衣裙"]
 
 
 def test_bad_rows_are_skipped_counted_and_listed(tmp_path):
@@ -58,7 +58,8 @@ def test_bad_rows_are_skipped_counted_and_listed(tmp_path):
            dict(rows[0], image="truncated.png"),
            dict(rows[1], name_en="", name_zh="", keywords_en="", keywords_zh=""),
            dict(rows[0], image="rgba.png"), dict(rows[0], image="gray.png"),
-           dict(rows[0], image="palette.png"), dict(rows[0], image="photo.jpg")]
+           dict(rows[0], image="palette.png"), dict(rows[0], image="photo.jpg"),
+           dict(rows[0], image="photo.webp")]
     path = write_manifest(str(folder), rows + bad)
     (folder / "corrupt.png").write_bytes(b"not a png at all")
     png = (folder / "img" / os.listdir(folder / "img")[0]).read_bytes()
@@ -67,9 +68,10 @@ def test_bad_rows_are_skipped_counted_and_listed(tmp_path):
     Image.new("L", (64, 64), 128).save(folder / "gray.png")
     Image.new("P", (64, 64), 3).save(folder / "palette.png")
     Image.new("RGB", (80, 80), (0, 0, 255)).save(folder / "photo.jpg")
+    Image.new("RGB", (50, 70), (0, 255, 0)).save(folder / "photo.webp")
 
     examples, report = data_loader.load_examples(path, 16)
-    assert report["rows"] == 12 and report["usable"] == 8 and report["skipped"] == 4
+    assert report["rows"] == 13 and report["usable"] == 9 and report["skipped"] == 4
     reasons = {os.path.basename(b["file"]): b["reason"] for b in report["bad_rows"]}
     assert reasons["missing.png"] == "missing file"
     assert reasons["corrupt.png"].startswith("undecodable image")

@@ -28,7 +28,8 @@ def test_residual_gate_starts_at_zero():
 
 
 def test_parameter_count_is_pinned():
-    assert Discriminator(**TINY).count_params() == 7507  # from_rgb 112 + down blocks 1145, 4529 + head 1592, 129
+    # from_rgb 112 + down blocks 1145, 4529 + head 1592, 129 + projector 16 * 6 + 6
+    assert Discriminator(**TINY).count_params() == 7609
 
 
 def test_config_round_trip_and_save_reload(tmp_path):

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -48,3 +50,13 @@ def test_missing_run_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         generate.main(["--run", str(tmp_path), "--out", str(tmp_path / "g.png"), "dress"])
     assert exit_info.value.code == 1 and "final/model.keras not found" in capsys.readouterr().err
+
+
+def test_installed_console_script(trained_run, tmp_path):
+    script = os.path.join(os.path.dirname(sys.executable), "adgan-generate")
+    if not os.path.exists(script):
+        pytest.skip("adgan is not pip-installed in this environment")
+    result = subprocess.run([script, "--run", trained_run, "--out", str(tmp_path / "g.png"),
+                             "-n", "1", "手机"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.exists(tmp_path / "g.png")

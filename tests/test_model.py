@@ -38,6 +38,29 @@ def test_hinge_losses_and_penalty_values():
         pytest.approx(1.0, rel=1e-4)
 
 
+def test_contrastive_loss_rewards_matching_pairs():
+    codes = np.eye(4, dtype="float32")
+    assert float(model.contrastive_loss(codes, codes * 3.0)) < 1e-3  # scale-free, matched
+    # Every image equally close to every sentence: chance level, ln(batch).
+    assert float(model.contrastive_loss(np.ones((4, 2), "float32"), np.ones((4, 2), "float32"))) \
+        == pytest.approx(np.log(4.0), rel=1e-4)
+    assert float(model.contrastive_loss(codes, codes[::-1])) > np.log(4.0)
+
+
+def test_random_translate_shifts_fills_white_and_passes_gradients():
+    images = tf.constant(np.full((8, 6, 6, 3), -1.0, "float32"))
+    seed = keras.random.SeedGenerator(0)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        moved = model.random_translate(images, 2, seed)
+        total = tf.reduce_sum(moved)
+    moved = moved.numpy()
+    assert moved.shape == images.shape and set(np.unique(moved)) <= {-1.0, 1.0}
+    assert (moved == 1.0).any() and (moved == -1.0).sum() >= 8 * 4 * 4 * 3
+    assert tape.gradient(total, images) is not None
+    assert model.random_translate(images, 0, seed) is images
+
+
 def test_ema_decay_warms_up():
     assert float(model.ema_decay_at(0, 0.999)) == pytest.approx(0.1)
     assert float(model.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)

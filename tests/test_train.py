@@ -94,6 +94,21 @@ def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def test_non_finite_loss_exits_and_keeps_the_last_good_checkpoint(tmp_path, tiny_manifest,
+                                                                monkeypatch):
+    import model
+
+    args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "run"),
+                        "--epochs", "1"]
+    run = train.main(args)
+    state = os.path.join(run, "checkpoints", "state.npz")
+    good = open(state, "rb").read()
+    monkeypatch.setattr(model, "generator_hinge_loss", lambda logits: logits[0, 0] * np.nan)
+    with pytest.raises(SystemExit, match=r"non-finite g_loss at epoch 2, batch 1.*last good"):
+        train.main(args[:-1] + ["2"])
+    assert open(state, "rb").read() == good
+
+
 def run_train(args, env=None):
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py")] + args,
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
