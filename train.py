@@ -270,7 +270,7 @@ def main(argv=None):
         TrainingCheckpoint(os.path.join(run_dir, "checkpoints"), non_finite),
         SampleGrid(os.path.join(run_dir, "samples"), config.sample_prompts,
                    config.samples_per_prompt, config.sample_every, config.seed,
-                   os.path.join(run_dir, "logs", "samples")),
+                   os.path.join(run_dir, "logs", "samples"), non_finite),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
     ]
     print(f"train: {len(examples)} examples, {len(vocabulary)} tokens, "

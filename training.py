@@ -86,10 +86,11 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 class SampleGrid(keras.callbacks.Callback):
     """Draw a fixed grid (one row a prompt, fixed noise) from the EMA generator.
 
-    Writes `directory/epoch_NNNN.png` and an image summary to `log_dir`.
+    Writes `directory/epoch_NNNN.png` and an image summary to `log_dir`; nothing
+    once `guard` (the run's `StopOnNonFinite`) has fired.
     """
 
-    def __init__(self, directory, prompts, per_prompt, every, seed, log_dir):
+    def __init__(self, directory, prompts, per_prompt, every, seed, log_dir, guard):
         super().__init__()
         self.directory = directory
         self.prompts = list(prompts)
@@ -97,6 +98,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.every = every
         self.seed = seed
         self.log_dir = log_dir
+        self.guard = guard
         self.writer = None
 
     def on_train_begin(self, logs=None):
@@ -110,7 +112,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.texts = [p for p in self.prompts for _ in range(self.per_prompt)]
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
+        if (epoch + 1) % self.every or self.guard.error is not None:
             return
         images = to_uint8(self.model.generate(self.texts, noise=self.noise))
         grid = make_grid(images, rows=len(self.prompts))
