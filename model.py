@@ -153,6 +153,7 @@ class TextToImageGAN(keras.Model):
         ema_decay: EMA decay of the sampling generator.
         gp_weight: MA-GP weight.
         gp_power: MA-GP exponent.
+        gp_every: apply MA-GP every this many D steps, weighted by it (1 = every step).
         contrastive_weight: weight of the image-text contrastive loss (0 = pure DF-GAN).
         contrastive_temperature: its softmax temperature.
         augment_shift: largest random translation, as a fraction of the image side, of the
@@ -169,7 +170,7 @@ class TextToImageGAN(keras.Model):
     def __init__(self, vocabulary, image_size=64, sequence_length=16, noise_dim=100,
                  embedding_dim=128, text_hidden_units=128, generator_channels=32,
                  discriminator_channels=32, affine_hidden_units=256, ema_decay=0.999,
-                 gp_weight=2.0, gp_power=6.0, contrastive_weight=1.0,
+                 gp_weight=2.0, gp_power=6.0, gp_every=1, contrastive_weight=1.0,
                  contrastive_temperature=0.1, augment_shift=0.125, seed=0, **kwargs):
         super().__init__(**kwargs)
         from data_loader import make_text_vectorizer  # keeps model.py free of pandas at import
@@ -186,6 +187,7 @@ class TextToImageGAN(keras.Model):
         self.ema_decay = ema_decay
         self.gp_weight = gp_weight
         self.gp_power = gp_power
+        self.gp_every = gp_every
         self.contrastive_weight = contrastive_weight
         self.contrastive_temperature = contrastive_temperature
         self.augment_shift = augment_shift
@@ -218,7 +220,7 @@ class TextToImageGAN(keras.Model):
                 "generator_channels": self.generator_channels,
                 "discriminator_channels": self.discriminator_channels,
                 "affine_hidden_units": self.affine_hidden_units, "ema_decay": self.ema_decay,
-                "gp_weight": self.gp_weight, "gp_power": self.gp_power,
+                "gp_weight": self.gp_weight, "gp_power": self.gp_power, "gp_every": self.gp_every,
                 "contrastive_weight": self.contrastive_weight,
                 "contrastive_temperature": self.contrastive_temperature,
                 "augment_shift": self.augment_shift, "seed": self.seed}
@@ -266,6 +268,21 @@ class TextToImageGAN(keras.Model):
         """Loss to differentiate: split across replicas, times the loss scale if any."""
         return optimizer.scale_loss(loss * replica_scale())
 
+    def _real_pair(self, images, sentence):
+        """D's features and match logits for the real pairs."""
+        features = self.discriminator.backbone(images, training=True)
+        return features, self.discriminator.head([features, sentence], training=True)
+
+    def _real_pair_with_penalty(self, images, sentence):
+        """`_real_pair` plus the MA-GP of its logits, weighted for the lazy interval."""
+        with tf.GradientTape() as gp_tape:
+            gp_tape.watch([images, sentence])
+            features, logits = self._real_pair(images, sentence)
+        image_grads, sentence_grads = gp_tape.gradient(logits, [images, sentence])
+        gp = matching_aware_gradient_penalty(image_grads, sentence_grads,
+                                             self.gp_weight * self.gp_every, self.gp_power)
+        return features, logits, gp
+
     def train_step(self, data):
         """One D step and one G step on {"images", "text" or "token_ids"}."""
         token_ids = data["token_ids"] if "token_ids" in data else self.vectorizer(data["text"])
@@ -282,13 +299,15 @@ class TextToImageGAN(keras.Model):
         with tf.GradientTape() as tape:
             sentence = self.text_encoder(token_ids, training=True)[1]
             fake = self.generator([noise, ops.stop_gradient(sentence)], training=True)
-            with tf.GradientTape() as gp_tape:
-                gp_tape.watch([images, sentence])
-                real_features = self.discriminator.backbone(images, training=True)
-                real_logits = self.discriminator.head([real_features, sentence], training=True)
-            image_grads, sentence_grads = gp_tape.gradient(real_logits, [images, sentence])
-            gp = matching_aware_gradient_penalty(image_grads, sentence_grads,
-                                                 self.gp_weight, self.gp_power)
+            # Lazy regularisation (StyleGAN2): the penalty every `gp_every` D steps, scaled
+            # up by that interval, saves most of its double back-propagation.
+            if self.gp_every == 1:
+                real_features, real_logits, gp = self._real_pair_with_penalty(images, sentence)
+            else:
+                real_features, real_logits, gp = tf.cond(
+                    ops.equal(self.d_optimizer.iterations % self.gp_every, 0),
+                    lambda: self._real_pair_with_penalty(images, sentence),
+                    lambda: self._real_pair(images, sentence) + (ops.zeros(()),))
             mismatched_logits = self.discriminator.head(
                 [ops.roll(real_features, 1, axis=0), sentence], training=True)
             fake_logits = self.discriminator.head(

@@ -80,6 +80,19 @@ def test_one_train_step_gives_finite_losses_and_moves_both_nets():
     assert moved(ema_before, gan.ema_generator.weights)
 
 
+def test_lazy_penalty_runs_every_nth_step_and_still_trains():
+    gan = TextToImageGAN(VOCABULARY, gp_every=2, **TINY)
+    gan.compile()
+    step = tf.function(gan.train_step)
+    penalties = []
+    for _ in range(3):
+        gan.trackers["gp"].reset_state()
+        logs = step(batch())
+        assert all(np.isfinite(float(v)) for v in logs.values())
+        penalties.append(float(logs["gp"]))
+    assert penalties[0] > 0 and penalties[1] == 0 and penalties[2] > 0
+
+
 def test_mixed_precision_step_keeps_float32_variables_and_finite_losses():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     gan = TextToImageGAN(VOCABULARY, **TINY)

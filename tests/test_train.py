@@ -78,6 +78,12 @@ def test_manifest_problems_stop_with_a_clear_message(tmp_path):
                                 "--out-dir", str(tmp_path / "run")])
 
 
+def test_fewer_rows_than_a_batch_is_a_clear_error(tmp_path, tiny_manifest):
+    with pytest.raises(SystemExit, match="12 usable rows is fewer than one batch"):
+        train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
+                                "--steps-per-epoch", "0", "--batch-size", "32"])
+
+
 def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tmp_path):
     class FakeModel:
         stop_training = False
