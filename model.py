@@ -295,7 +295,7 @@ class TextToImageGAN(keras.Model):
 
         images = augment(data["images"])
 
-        # D step: real-matched, real-mismatched and fake pairs, plus MA-GP.
+        # D step: real-matched, real-mismatched and fake pairs, MA-GP and the contrastive loss.
         with tf.GradientTape() as tape:
             sentence = self.text_encoder(token_ids, training=True)[1]
             fake = self.generator([noise, ops.stop_gradient(sentence)], training=True)
