@@ -93,11 +93,12 @@ def count_known_tokens(vectorizer, texts):
 # ----------------------------------------------------------------------------- manifest
 
 def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_COLUMNS,
-                  split=None, groups=()):
+                  split=None, filters=None):
     """Read a CSV/JSONL manifest into a DataFrame with absolute paths and caption lists.
 
-    `split` keeps rows whose `split` column equals it; `groups` keeps rows whose
-    `group` column is one of them (both optional).
+    `split` keeps rows whose `split` column equals it; `filters` ({column: allowed
+    values}, e.g. {"group": ["Objects"]}) keeps rows whose columns hold one of the
+    allowed values; an empty list of values allows all.
 
     Returns a DataFrame with columns `path` (absolute image path) and `captions`
     (list of non-empty caption strings). Raises `ManifestError` naming the file and
@@ -112,16 +113,16 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except ValueError as error:
         raise ManifestError(f"{path}: cannot parse manifest ({error})") from error
-    wanted = ([image_column, *caption_columns] + (["split"] if split else [])
-              + (["group"] if groups else []))
+    filters = {column: list(values) for column, values in (filters or {}).items() if values}
+    wanted = [image_column, *caption_columns] + (["split"] if split else []) + list(filters)
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}; "
                             f"found {', '.join(map(str, frame.columns))}")
     if split:
         frame = frame[frame["split"] == split]
-    if groups:
-        frame = frame[frame["group"].isin(list(groups))]
+    for column, values in filters.items():
+        frame = frame[frame[column].isin(values)]
     root = os.path.dirname(os.path.abspath(path))
     frame = frame.fillna("").astype(str)
 
@@ -169,14 +170,14 @@ def check_rows(frame, image_size):
 
 
 def load_examples(manifest, image_size, image_column="image",
-                  caption_columns=DEFAULT_CAPTION_COLUMNS, split=None, groups=()):
+                  caption_columns=DEFAULT_CAPTION_COLUMNS, split=None, filters=None):
     """Read and check a manifest (see `read_manifest`); return (usable rows, report dict).
 
     Raises `ManifestError` when no row is usable.
     """
-    frame = read_manifest(manifest, image_column, caption_columns, split, groups)
+    frame = read_manifest(manifest, image_column, caption_columns, split, filters)
     good, bad = check_rows(frame, image_size)
-    report = {"manifest": os.path.abspath(manifest), "split": split, "groups": list(groups),
+    report = {"manifest": os.path.abspath(manifest), "split": split, "filters": filters or {},
               "rows": len(frame),
               "usable": len(good), "skipped": len(bad), "bad_rows": bad}
     if good.empty:

@@ -29,6 +29,7 @@ class TrainConfig:
     caption_columns: tuple = data_loader.DEFAULT_CAPTION_COLUMNS
     split: str = "train"  # rows of the manifest's `split` column to train on; "" = all
     groups: tuple = ("Food & Drink", "Objects")  # rows of its `group` column; () = all
+    styles: tuple = ()  # rows of its `style` column (noto, twemoji); () = all
     out_dir: str = "runs/quick"
     image_size: int = 32
     batch_size: int = 16
@@ -242,7 +243,7 @@ def main(argv=None):
     try:
         examples, report = data_loader.load_examples(
             config.manifest, config.image_size, config.image_column, config.caption_columns,
-            config.split or None, config.groups)
+            config.split or None, {"group": config.groups, "style": config.styles})
     except data_loader.ManifestError as error:
         sys.exit(f"train: {error}")
     data_loader.write_json(report, os.path.join(run_dir, "data_report.json"))

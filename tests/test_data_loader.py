@@ -50,6 +50,17 @@ def test_manifest_caption_columns_become_alternatives(tiny_manifest):
     assert dress == ["dress", "连衣裙", "clothing | dress", "衣服 | 连衣裙"]
 
 
+def test_split_and_column_filters(tiny_manifest):
+    everything = data_loader.read_manifest(tiny_manifest)
+    noto = data_loader.read_manifest(tiny_manifest, filters={"style": ["noto"], "group": []})
+    assert len(noto) == len(everything) // 2 and all("noto" in p for p in noto["path"])
+    food = data_loader.read_manifest(tiny_manifest, split="train",
+                                     filters={"group": ["Food & Drink"]})
+    assert 0 < len(food) < len(everything)
+    with pytest.raises(data_loader.ManifestError, match="missing column.*colour"):
+        data_loader.read_manifest(tiny_manifest, filters={"colour": ["red"]})
+
+
 def test_bad_rows_are_skipped_counted_and_listed(tmp_path):
     folder = tmp_path / "data"
     rows = shipped_rows(4)
