@@ -85,7 +85,7 @@ def config_errors(config):
                  "sample_every", "gp_every"):
         if getattr(config, name) < 1:
             errors.append(f"{name} must be positive, got {getattr(config, name)}")
-    if config.image_size >= 8 and (config.image_size & (config.image_size - 1)):
+    if config.image_size < 8 or config.image_size & (config.image_size - 1):
         errors.append(f"image_size must be a power of two >= 8, got {config.image_size}")
     if not config.caption_columns:
         errors.append("caption_columns must name at least one column")
@@ -94,7 +94,7 @@ def config_errors(config):
 
 def coerce(field, value):
     """Convert a JSON value to the field's type, or raise ValueError naming the field."""
-    kind = field.type if isinstance(field.type, type) else type(field.default)
+    kind = type(field.default)
     if kind is tuple:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
@@ -144,6 +144,8 @@ def resolve_config(argv=None):
                 from_file = json.load(f)
         except (OSError, json.JSONDecodeError) as error:
             parser.error(f"--config {config_file}: {error}")
+        if not isinstance(from_file, dict):
+            parser.error(f"--config {config_file}: expected a JSON object of settings")
         unknown = sorted(set(from_file) - set(fields))
         if unknown:
             parser.error(f"--config {config_file}: unknown setting(s) {', '.join(unknown)}")

@@ -31,6 +31,7 @@ def test_precedence_preset_then_file_then_flags(tmp_path):
     (["--epoch", "3"], "unrecognized arguments"),
     (["--epochs", "three"], "invalid int value"),
     (["--image-size", "48"], "power of two"),
+    (["--image-size", "4"], "power of two"),
     (["--strategy", "tpu"], "strategy must be one of"),
     (["--batch-size", "0"], "batch_size must be positive"),
 ])
@@ -43,7 +44,8 @@ def test_bad_flags_are_errors(argv, message, capsys):
 def test_bad_config_file_values_are_errors(tmp_path, capsys):
     for content, message in [({"epoch": 3}, "unknown setting(s) epoch"),
                              ({"epochs": "3"}, "epochs: expected an integer"),
-                             ({"mixed_precision": "False"}, "expected true or false")]:
+                             ({"mixed_precision": "False"}, "expected true or false"),
+                             (["epochs", 3], "expected a JSON object")]:
         path = tmp_path / "c.json"
         path.write_text(json.dumps(content))
         with pytest.raises(SystemExit):
