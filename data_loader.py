@@ -60,11 +60,15 @@ def make_text_vectorizer(vocabulary, sequence_length):
     return vectorizer
 
 
+def split_tokens(texts):
+    """All tokens of the standardized texts, in order (bytes numpy array)."""
+    return tf.strings.split(standardize_text(tf.constant(list(texts)))).flat_values.numpy()
+
+
 def build_vocabulary(captions, max_tokens):
     """Vocabulary (most frequent first, ties alphabetical) of the standardized captions."""
     counts = {}
-    tokens = tf.strings.split(standardize_text(tf.constant(list(captions)))).flat_values
-    for token in tokens.numpy():
+    for token in split_tokens(captions):
         counts[token] = counts.get(token, 0) + 1
     ranked = sorted(counts, key=lambda t: (-counts[t], t))
     return [t.decode("utf-8") for t in ranked[: max_tokens - 2]]  # 2 = padding + OOV

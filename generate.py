@@ -38,15 +38,13 @@ def load_run(run_dir):
 
 def check_prompts(gan, prompts):
     """Raise `PromptError` for unusable prompts; return warnings for truncated ones."""
-    import tensorflow as tf
-
-    from data_loader import count_known_tokens, standardize_text
+    from data_loader import count_known_tokens, split_tokens
 
     warnings = []
     for prompt in prompts:
         if not prompt.strip():
             raise PromptError("empty prompt: give some words, e.g. \"黑色羽绒服\" or \"red dress\"")
-        tokens = tf.strings.split(standardize_text(tf.constant([prompt]))).flat_values.numpy()
+        tokens = split_tokens([prompt])
         if count_known_tokens(gan.vectorizer, [prompt])[0] == 0:
             raise PromptError(f"no known token in prompt {prompt!r}: the model's vocabulary "
                               "has none of its words or characters")
