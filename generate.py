@@ -1,11 +1,15 @@
-"""Draw images from a trained run.
+"""Draw images from a trained run, gated by its discriminator.
 
     python generate.py --run RUN --out grid.png -n 8 "黑色羽绒服" "coffee and cake"
     python generate.py --run RUN --out-dir images/ -n 4 --seed 7 "running shoes"
 
 `--out` writes one grid (one row a prompt); `--out-dir` writes one PNG per image
-(`NN_prompt-slug_K.png`). The same `--seed` gives the same images. A prompt that
-is empty or has no known token exits with status 2.
+(`NN_prompt-slug_K.png`). Image k of every prompt uses seed SEED+k, so the same
+`--seed` gives the same images, and the exported SavedModel called with that seed
+returns the same picture. Each image is the first of up to `--max-tries`
+candidates that passes the gate (DRS with target rate `--gamma`, or
+`--min-score`), else the best-scoring one; `--no-gate` keeps the first candidate.
+A prompt that is empty or has no known token exits with status 2.
 """
 
 import argparse
@@ -15,7 +19,8 @@ import sys
 
 import numpy as np
 
-from imaging import make_grid, save_png, to_uint8
+import gate as gating
+from imaging import make_grid, save_png
 
 EXIT_BAD_PROMPT = 2
 
@@ -54,13 +59,28 @@ def check_prompts(gan, prompts):
     return warnings
 
 
-def generate_images(gan, prompts, per_prompt, seed=0):
-    """uint8 images [len(prompts), per_prompt, H, W, 3]; the same seed gives the same images."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((len(prompts) * per_prompt, gan.noise_dim)).astype(np.float32)
+def generate_images(gan, prompts, per_prompt, seed=0, gate=None, max_tries=1):
+    """Gated images of each prompt; image k of every prompt uses seed `seed + k`.
+
+    Returns numpy {"images": uint8 [P, K, H, W, 3], "score", "accepted", "tries": [P, K]}.
+    Without a `gate`, the first candidate is kept and scored by D's raw logit.
+    """
+    gate = gate or gating.Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0)
     texts = [p for p in prompts for _ in range(per_prompt)]
-    images = to_uint8(gan.generate(texts, noise=noise))
-    return images.reshape(len(prompts), per_prompt, *images.shape[1:])
+    seeds = [seed + k for _ in prompts for k in range(per_prompt)]
+    out = gating.GatedSampler(gan, gate)(texts, seeds, [max_tries] * len(texts))
+    return {name: value.reshape(len(prompts), per_prompt, *value.shape[1:])
+            for name, value in out.items()}
+
+
+def gate_report(prompt, result, gated):
+    """One line per prompt: tries used, acceptance rate and the chosen scores."""
+    scores = " ".join(f"{s:.2f}" for s in result["score"])
+    if not gated:
+        return f"{prompt!r}: gate off, scores {scores}"
+    tries, accepted = int(result["tries"].sum()), int(result["accepted"].sum())
+    return (f"{prompt!r}: {accepted}/{len(result['score'])} accepted in {tries} tries "
+            f"(acceptance {accepted / tries:.0%}), scores {scores}")
 
 
 def slug(text, limit=40):
@@ -76,27 +96,62 @@ def make_parser():
     target.add_argument("--out", help="write one grid PNG here (one row a prompt)")
     target.add_argument("--out-dir", help="write one PNG per image into this folder")
     parser.add_argument("-n", "--num-images", type=int, default=4, help="images per prompt")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="image k of each prompt uses SEED+k")
+    parser.add_argument("--max-tries", type=int, default=gating.DEFAULT_MAX_TRIES,
+                        help="candidates per image before settling for the best one")
+    parser.add_argument("--gamma", type=float,
+                        help="DRS target acceptance rate (default: the run's calibration)")
+    parser.add_argument("--min-score", type=float,
+                        help="accept by a fixed score threshold in [0, 1] instead of DRS")
+    parser.add_argument("--no-gate", action="store_true", help="keep the first candidate")
     return parser
+
+
+def check_flags(parser, args):
+    """Exit with a usage error for out-of-range numbers."""
+    if args.num_images < 1:
+        parser.error(f"-n must be at least 1, got {args.num_images}")
+    if args.max_tries < 1:
+        parser.error(f"--max-tries must be at least 1, got {args.max_tries}")
+    if args.gamma is not None and not 0.0 < args.gamma <= 1.0:
+        parser.error(f"--gamma must be in (0, 1], got {args.gamma}")
+    if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
+        parser.error(f"--min-score must be in [0, 1], got {args.min_score}")
+
+
+def make_gate(parser, args):
+    """The `Gate` the flags ask for (None with --no-gate and no calibration)."""
+    calibration = gating.load_calibration(args.run)
+    if calibration is None:
+        if args.no_gate:
+            return None
+        parser.exit(1, f"generate: {args.run} has no final/{gating.CALIBRATION_FILE}; "
+                       f"calibrate it with `python gate.py --run {args.run}`, or pass --no-gate\n")
+    return gating.Gate.from_calibration(calibration, args.gamma, args.min_score)
 
 
 def main(argv=None):
     """CLI entry point; returns the list of files written."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    if args.num_images < 1:
-        parser.error(f"-n must be at least 1, got {args.num_images}")
+    check_flags(parser, args)
     try:
         gan = load_run(args.run)
     except (FileNotFoundError, OSError, ValueError) as error:
         parser.exit(1, f"generate: {error}\n")
+    gate = make_gate(parser, args)
     try:
         for warning in check_prompts(gan, args.prompts):
             print(f"generate: warning: {warning}", file=sys.stderr)
     except PromptError as error:
         parser.exit(EXIT_BAD_PROMPT, f"generate: {error}\n")
 
-    images = generate_images(gan, args.prompts, args.num_images, args.seed)
+    result = generate_images(gan, args.prompts, args.num_images, args.seed, gate,
+                             1 if args.no_gate else args.max_tries)
+    for i, prompt in enumerate(args.prompts):
+        print("generate: " + gate_report(prompt, {k: v[i] for k, v in result.items()},
+                                         not args.no_gate))
+    images = result["images"]
     written = []
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

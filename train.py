@@ -3,7 +3,8 @@
 Settings come from one frozen `TrainConfig`; precedence is preset -> `--config
 file.json` -> command-line flags, and unknown or ill-typed settings are errors.
 The run folder (`--out-dir`) receives config.json, the data report, the
-vocabulary, checkpoints, TensorBoard logs, sample grids and the final model.
+vocabulary, checkpoints, TensorBoard logs, sample grids, the final model and the
+calibration of its discriminator gate (final/calibration.json, see gate.py).
 Running the same command again resumes from the last checkpoint.
 """
 
@@ -17,6 +18,7 @@ import keras
 import tensorflow as tf
 
 import data_loader
+import gate as gating
 from training import SampleGrid, StopOnNonFinite, TrainingCheckpoint, load_training_state
 
 
@@ -294,6 +296,8 @@ def main(argv=None):
     gan.save(tmp)
     os.replace(tmp, os.path.join(final, "model.keras"))
     data_loader.save_vocabulary(vocabulary, os.path.join(final, "vocabulary.txt"))
+    calibration = gating.calibrate_run(gan, run_dir)
+    print(f"train: discriminator gate {gating.describe(calibration)}")
     print(f"train: done. Run folder {run_dir}: final model {final}/model.keras, samples in "
           f"{run_dir}/samples, TensorBoard logs in {run_dir}/logs")
     return run_dir

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 SHIPPED = os.path.join(ROOT, "data", "emoji")
 TINY_ARGS = ["--preset", "smoke", "--verbose", "0"]
+SERVING_PROMPTS = ["黑色羽绒服", "red dress", "咖啡 and cake"]  # issue 3's prompts
 
 
 def shipped_rows(count, names=("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop")):
@@ -52,11 +53,16 @@ def tiny_manifest(tmp_path):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """A finished smoke run on a tiny manifest (trained once per test session)."""
+    """A finished smoke run on a tiny manifest (trained once per test session).
+
+    Its 16 rows cover a token of each of `SERVING_PROMPTS` (服 of 衣服, dress, 咖啡, cake).
+    """
     import train
 
     folder = tmp_path_factory.mktemp("run")
-    manifest = write_manifest(str(folder / "data"), shipped_rows(12))
+    names = ("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop", "hot beverage",
+             "shortcake")
+    manifest = write_manifest(str(folder / "data"), shipped_rows(16, names))
     return train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "run")])
 
 

@@ -62,7 +62,9 @@ def test_smoke_run_writes_the_run_folder(trained_run):
     assert sorted(os.listdir(os.path.join(trained_run, "samples"))) == [
         "epoch_0001.png", "epoch_0002.png", "prompts.json"]
     assert os.path.exists(os.path.join(trained_run, "final", "model.keras"))
-    assert json.load(open(os.path.join(trained_run, "data_report.json")))["usable"] == 12
+    assert json.load(open(os.path.join(trained_run, "data_report.json")))["usable"] == 16
+    calibration = json.load(open(os.path.join(trained_run, "final", "calibration.json")))
+    assert calibration["split"] == "train" and calibration["pairs"] > 16
     with np.load(os.path.join(trained_run, "checkpoints", "state.npz")) as state:
         assert int(state["epoch"]) == 2
 

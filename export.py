@@ -1,0 +1,203 @@
+"""Export a trained run as a TF Serving SavedModel (raw text in, gated PNG images out).
+
+    python export.py --run RUN --export-dir EXPORT [--version N]
+
+writes EXPORT/<N>/ (the SavedModel; N = the next free version unless given; an
+existing version is never overwritten) and EXPORT/<N>.keras (the Keras model)
+beside it. Both are written under temporary names and renamed, so a crash leaves
+no half version for TF Serving to load.
+
+Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
+  serving_default: text string[B], seed int64[B] (optional: random if left out),
+      num_candidates int64[1 or B] (optional: the gate's budget, default --num-candidates)
+      -> images uint8[B, S, S, 3], png string[B], score float32[B], accepted bool[B],
+         tries int32[B]
+  score: text string[B], images uint8[B, S, S, 3] -> score float32[B]
+Bad input raises InvalidArgument naming the problem.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+
+import tensorflow as tf
+
+import gate as gating
+
+EXPORT_INFO = "adgan.json"  # in <version>/assets.extra/, which TF Serving ignores
+
+
+def existing_versions(export_dir):
+    """Version numbers already used in `export_dir` (SavedModel folders and .keras files)."""
+    if not os.path.isdir(export_dir):
+        return set()
+    return {int(m.group(1)) for name in os.listdir(export_dir)
+            if (m := re.fullmatch(r"(\d+)(\.keras)?", name))}
+
+
+def text_checks(text, token_ids):
+    """Assertions on a text batch; each fails with InvalidArgument naming the problem."""
+    stripped = tf.strings.strip(text)
+    known = tf.reduce_sum(tf.cast(token_ids > 1, tf.int32), axis=1)  # 0 pad, 1 unknown
+    return [
+        tf.debugging.assert_positive(tf.size(text), message="text: the batch is empty; "
+                                                            "send at least one prompt"),
+        tf.debugging.Assert(tf.reduce_all(stripped != ""), [
+            "text: empty or whitespace-only prompt at index", tf.where(stripped == "")[:, 0]]),
+        tf.debugging.Assert(tf.reduce_all(known > 0), [
+            "text: no known token (the model's vocabulary has none of its words or "
+            "characters) in the prompt at index", tf.where(known == 0)[:, 0]]),
+    ]
+
+
+def request_checks(batch, seed, num_candidates, max_candidates):
+    """Assertions on the optional `seed` and `num_candidates` inputs."""
+    return [
+        tf.debugging.Assert(tf.logical_or(tf.size(seed) == 0, tf.size(seed) == batch), [
+            "seed: give one seed per prompt (or none); got", tf.size(seed),
+            "seeds for", batch, "prompts"]),
+        tf.debugging.Assert(tf.reduce_any(tf.size(num_candidates) == [0, 1, batch]), [
+            "num_candidates: give one value, or one per prompt; got", tf.size(num_candidates),
+            "for", batch, "prompts"]),
+        tf.debugging.Assert(tf.reduce_all((num_candidates >= 1)
+                                          & (num_candidates <= max_candidates)), [
+            f"num_candidates: must be between 1 and {max_candidates}; got", num_candidates],
+            summarize=8),
+    ]
+
+
+def build_serving_module(gan, gate, default_candidates, max_candidates):
+    """A `tf.Module` with the `generate` and `score` functions of the exported SavedModel."""
+    size = gan.image_size
+    text_spec = tf.TensorSpec([None], tf.string, name="text")
+
+    @tf.function(input_signature=[text_spec, tf.TensorSpec([None], tf.int64, name="seed"),
+                                  tf.TensorSpec([None], tf.int64, name="num_candidates")])
+    def generate(text, seed=tf.zeros([0], tf.int64), num_candidates=tf.zeros([0], tf.int64)):
+        token_ids = gan.vectorizer(text)  # truncates over-long text to the model's length
+        batch = tf.size(text)
+        with tf.control_dependencies(text_checks(text, token_ids) + request_checks(
+                batch, seed, num_candidates, max_candidates)):
+            seeds = tf.cond(tf.size(seed) > 0, lambda: seed,
+                            lambda: tf.random.uniform([batch], 0, tf.int64.max, tf.int64))
+            budgets = tf.cond(tf.size(num_candidates) > 0,
+                              lambda: tf.broadcast_to(num_candidates, [batch]),
+                              lambda: tf.fill([batch], tf.constant(default_candidates, tf.int64)))
+            out = gating.gated_generate(gan, token_ids, seeds, budgets, gate)
+            images = gating.to_uint8_tensor(out["images"])
+            png = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+        return {"images": images, "png": png, "score": out["score"],
+                "accepted": out["accepted"], "tries": out["tries"]}
+
+    @tf.function(input_signature=[text_spec, tf.TensorSpec([None, None, None, None], tf.uint8,
+                                                           name="images")])
+    def score(text, images):
+        token_ids = gan.vectorizer(text)
+        shape = tf.shape(images)
+        padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)[:4]  # any rank compares safely
+        well_formed = ((tf.size(shape) == 4) & tf.reduce_all(padded[1:] == [size, size, 3])
+                       & (padded[0] == tf.size(text)))
+        checks = text_checks(text, token_ids) + [tf.debugging.Assert(well_formed, [
+            f"images: expected uint8[batch, {size}, {size}, 3] with one image per text; got "
+            "shape", shape, "for", tf.size(text), "texts"], summarize=8)]
+        with tf.control_dependencies(checks):
+            floats = tf.cast(images, tf.float32) / 127.5 - 1.0
+            return {"score": gating.judge_score(gan, token_ids, floats, gate)}
+
+    module = tf.Module()
+    module.generate = generate
+    module.score = score
+    # Keras 3 variables are not tracked through layers by tf.saved_model.save: track the
+    # tf.Variables the graphs capture (as keras.export.ExportArchive does), and the
+    # tokenizer's lookup table, or TF Serving finds them uninitialised.
+    variables = {id(v): v for fn in (generate, score)
+                 for v in fn.get_concrete_function().variables}
+    module.captured_variables = list(variables.values())
+    module.lookup_tables = [t for t in tf.train.TrackableView(gan.vectorizer).descendants()
+                            if isinstance(t, tf.saved_model.experimental.TrackableResource)]
+    return module
+
+
+def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
+               num_candidates=gating.DEFAULT_MAX_TRIES, max_candidates=64):
+    """Export a finished, calibrated run; returns the new version folder."""
+    from generate import load_run
+
+    calibration = gating.load_calibration(run_dir)
+    if calibration is None:
+        raise FileNotFoundError(f"{run_dir} has no final/{gating.CALIBRATION_FILE}: calibrate "
+                                f"it first with `python gate.py --run {run_dir}`")
+    if not 1 <= num_candidates <= max_candidates:
+        raise ValueError(f"--num-candidates must be in [1, --max-candidates={max_candidates}], "
+                         f"got {num_candidates}")
+    used = existing_versions(export_dir)
+    version = max(used, default=0) + 1 if version is None else version
+    if version < 1:
+        raise ValueError(f"--version must be a positive integer, got {version}")
+    if version in used:
+        raise FileExistsError(f"{export_dir}/{version} exists; versions are never overwritten "
+                              "(leave out --version to take the next free one)")
+    gan = load_run(run_dir)
+    gate = gating.Gate.from_calibration(calibration, gamma, min_score)
+    module = build_serving_module(gan, gate, num_candidates, max_candidates)
+
+    os.makedirs(export_dir, exist_ok=True)
+    final = os.path.join(export_dir, str(version))
+    tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
+                                                 "score": module.score})
+    info = {"run": os.path.abspath(run_dir), "image_size": gan.image_size,
+            "sequence_length": gan.sequence_length, "num_candidates": num_candidates,
+            "max_candidates": max_candidates,
+            "gate": {"method": "min_score" if min_score is not None else "drs",
+                     "gamma": calibration["gamma"] if gamma is None else gamma,
+                     "min_score": min_score, "shift": gate.shift},
+            "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"}}
+    os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+    with open(os.path.join(tmp, "assets.extra", EXPORT_INFO), "w", encoding="utf-8") as f:
+        json.dump(info, f, ensure_ascii=False, indent=2)
+    keras_tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}.keras")
+    shutil.copyfile(os.path.join(run_dir, "final", "model.keras"), keras_tmp)
+    os.replace(keras_tmp, os.path.join(export_dir, f"{version}.keras"))
+    os.replace(tmp, final)  # last: the folder TF Serving watches appears complete
+    return final
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, help="finished training run folder")
+    parser.add_argument("--export-dir", required=True,
+                        help="TF Serving model base path (versions go in numbered folders)")
+    parser.add_argument("--version", type=int, help="version number (default: next free)")
+    parser.add_argument("--num-candidates", type=int, default=gating.DEFAULT_MAX_TRIES,
+                        help="the gate's budget when a request gives none")
+    parser.add_argument("--max-candidates", type=int, default=64,
+                        help="the largest num_candidates a request may ask for")
+    parser.add_argument("--gamma", type=float,
+                        help="DRS target acceptance rate (default: the run's calibration)")
+    parser.add_argument("--min-score", type=float,
+                        help="gate by a fixed score threshold in [0, 1] instead of DRS")
+    return parser
+
+
+def main(argv=None):
+    """CLI entry point; returns the version folder written."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
+        parser.error(f"--min-score must be in [0, 1], got {args.min_score}")
+    try:
+        path = export_run(args.run, args.export_dir, args.version, args.gamma, args.min_score,
+                          args.num_candidates, args.max_candidates)
+    except (FileNotFoundError, FileExistsError, OSError, ValueError) as error:
+        parser.exit(1, f"export: {error}\n")
+    print(f"export: wrote {path} (SavedModel, signatures serving_default and score) and "
+          f"{path}.keras")
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+"""Discriminator-gated sampling: generate -> the discriminator judges -> generate again.
+
+For each prompt, candidates k = 0, 1, 2, ... are drawn (noise keyed by the
+prompt's seed and k, so results never depend on batching) and judged by the
+discriminator's image-text head. The first candidate that passes the gate is
+returned; if none of the `budget` candidates passes, the best-scoring one is
+returned with `accepted = False`.
+
+The gate is calibrated once after training (`calibrate`): a logistic fit of D's
+logit on held-out real pairs vs EMA-generator fakes turns the logit into a
+score, P(real match), in [0, 1]. Two gates use it:
+
+- DRS (Azadi et al., 2019, discriminator rejection sampling): accept with
+  probability sigmoid(F - shift), F = d - log(1 - exp(d - eps)), d = the
+  candidate's log-odds minus the largest log-odds seen on calibration fakes;
+  `shift` is set so that a target fraction `gamma` of calibration fakes passes.
+- a fixed threshold `min_score` on the score.
+
+    python gate.py --run RUN            # (re)calibrate a run: RUN/final/calibration.json
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+CALIBRATION_FILE = "calibration.json"
+DEFAULT_GAMMA = 0.5  # DRS target acceptance rate per candidate
+DEFAULT_MAX_TRIES = 8
+CHUNK = 4  # candidates per prompt drawn in one batch
+DRS_EPSILON = 1e-6
+MAX_CALIBRATION_PAIRS = 512
+
+
+# ----------------------------------------------------------------------------- the gate
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """A calibrated gate: logit -> score, and the DRS or threshold acceptance rule.
+
+    Args:
+        slope, intercept: log-odds = slope * D's logit + intercept; score = sigmoid(log-odds).
+        max_log_odds: the largest log-odds among calibration fakes (DRS's D_M).
+        shift: DRS's gamma shift, set from the target acceptance rate.
+        min_score: if set, accept when score >= min_score instead of by DRS.
+    """
+
+    slope: float
+    intercept: float
+    max_log_odds: float
+    shift: float
+    min_score: float = None
+
+    @classmethod
+    def from_calibration(cls, calibration, gamma=None, min_score=None):
+        """The gate of a saved calibration, for a DRS target rate `gamma` or a `min_score`."""
+        gamma = calibration["gamma"] if gamma is None else gamma
+        shift = drs_shift(np.asarray(calibration["fake_log_odds"]),
+                          calibration["max_log_odds"], gamma)
+        return cls(calibration["slope"], calibration["intercept"],
+                   calibration["max_log_odds"], shift, min_score)
+
+    def log_odds(self, logits):
+        """D's logits -> calibrated log-odds of a real match."""
+        return self.slope * logits + self.intercept
+
+    def passes(self, log_odds, uniform):
+        """bool: does a candidate with these log-odds pass, given its uniform draw?"""
+        if self.min_score is not None:
+            return tf.sigmoid(log_odds) >= self.min_score
+        return uniform < tf.sigmoid(drs_log_ratio(log_odds, self.max_log_odds) - self.shift)
+
+
+def drs_log_ratio(log_odds, max_log_odds):
+    """DRS's F(x) = d - log(1 - exp(d - eps)), d = min(log-odds - D_M, 0) (works on np and tf)."""
+    d = tf.minimum(tf.convert_to_tensor(log_odds, tf.float32) - max_log_odds, 0.0)
+    return d - tf.math.log1p(-tf.exp(d - DRS_EPSILON))
+
+
+def drs_shift(fake_log_odds, max_log_odds, gamma):
+    """The shift whose mean acceptance probability over calibration fakes is `gamma`."""
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma (the DRS target acceptance rate) must be in (0, 1], got {gamma}")
+    ratio = drs_log_ratio(fake_log_odds, max_log_odds).numpy()
+
+    def rate(shift):
+        return float(np.mean(1.0 / (1.0 + np.exp(np.clip(shift - ratio, -60, 60)))))
+
+    low, high = -100.0, 100.0  # rate(low) ~ 1, rate(high) ~ 0; rate falls as shift grows
+    for _ in range(100):
+        middle = (low + high) / 2.0
+        low, high = (middle, high) if rate(middle) > gamma else (low, middle)
+    return (low + high) / 2.0
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def candidate_draws(seeds, indices, noise_dim):
+    """Noise [N, noise_dim] and a uniform [N] for candidate `indices` [N] of `seeds` [N].
+
+    Stateless: the same (seed, index) gives the same draw on any batch layout.
+    """
+    keys = tf.stack([tf.cast(seeds, tf.int64), 2 * tf.cast(indices, tf.int64)], axis=1)
+
+    def draw(key):
+        return (tf.random.stateless_normal([noise_dim], seed=key),
+                tf.random.stateless_uniform([], seed=key + tf.constant([0, 1], tf.int64)))
+
+    return tf.map_fn(draw, keys, fn_output_signature=(tf.float32, tf.float32))
+
+
+def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_size,
+                 chunk=CHUNK):
+    """Draw up to `budgets[i]` candidates per prompt and keep the first that passes `gate`.
+
+    Args:
+        sentences: [B, T] sentence vectors.
+        seeds: int64 [B], one per prompt.
+        budgets: int32 [B] >= 1, the most candidates per prompt.
+        draw: (noise [N, Z], sentences [N, T]) -> float images [N, H, W, 3] in [-1, 1].
+        judge: (images, sentences) -> D's match logits [N].
+        gate: a `Gate`.
+        noise_dim, image_size: Z, and the side of the images.
+    Returns:
+        {"images" [B, H, W, 3] float, "score" [B] float32, "accepted" [B] bool,
+         "tries" [B] int32 (candidates drawn for the prompt)}. Rows with no passing
+        candidate hold the best-scoring one (the earliest on ties).
+    """
+    batch = tf.shape(sentences)[0]
+    budgets = tf.cast(budgets, tf.int32)
+    chunk = tf.minimum(chunk, tf.reduce_max(budgets))
+    images = tf.zeros([batch, image_size, image_size, 3])
+    scores = tf.fill([batch], -np.inf)
+    accepted = tf.zeros([batch], tf.bool)
+    chosen = tf.zeros([batch], tf.int32)
+
+    def not_done(start, images, scores, accepted, chosen):
+        return tf.reduce_any(~accepted & (start < budgets))
+
+    def step(start, images, scores, accepted, chosen):
+        indices = start + tf.range(chunk)                               # [C]
+        draws_noise, uniform = candidate_draws(
+            tf.repeat(seeds, chunk), tf.tile(indices, [batch]), noise_dim)  # [B*C, Z], [B*C]
+        repeated = tf.repeat(sentences, chunk, axis=0)
+        candidates = tf.cast(draw(draws_noise, repeated), tf.float32)
+        log_odds = gate.log_odds(tf.cast(judge(candidates, repeated), tf.float32))
+        valid = indices[None, :] < budgets[:, None]                     # [B, C]
+        passes = tf.reshape(gate.passes(log_odds, uniform), [batch, chunk]) & valid
+        chunk_scores = tf.where(valid, tf.reshape(tf.sigmoid(log_odds), [batch, chunk]), -np.inf)
+        open_rows = ~accepted
+        any_pass = tf.reduce_any(passes, axis=1)
+        pick = tf.where(any_pass, tf.argmax(tf.cast(passes, tf.int32), axis=1, output_type=tf.int32),
+                        tf.argmax(chunk_scores, axis=1, output_type=tf.int32))
+        picked_score = tf.gather(chunk_scores, pick, batch_dims=1)
+        take = open_rows & (any_pass | (picked_score > scores))
+        candidates = tf.reshape(candidates, [batch, chunk, image_size, image_size, 3])
+        picked = tf.gather(candidates, pick, batch_dims=1)
+        images = tf.where(take[:, None, None, None], picked, images)
+        scores = tf.where(take, picked_score, scores)
+        chosen = tf.where(take, start + pick, chosen)
+        return start + chunk, images, scores, tf.logical_or(accepted, open_rows & any_pass), chosen
+
+    _, images, scores, accepted, chosen = tf.while_loop(
+        not_done, step, (tf.constant(0), images, scores, accepted, chosen))
+    return {"images": images, "score": scores, "accepted": accepted,
+            "tries": tf.where(accepted, chosen + 1, budgets)}
+
+
+def gated_generate(gan, token_ids, seeds, budgets, gate, chunk=CHUNK):
+    """`gated_sample` with a `TextToImageGAN`'s EMA generator and discriminator."""
+    sentences = gan.text_encoder(token_ids, training=False)[1]
+    return gated_sample(
+        sentences, seeds, budgets,
+        draw=lambda noise, s: gan.ema_generator([noise, s], training=False),
+        judge=lambda images, s: gan.discriminator([images, s], training=False)[:, 0],
+        gate=gate, noise_dim=gan.noise_dim, image_size=gan.image_size, chunk=chunk)
+
+
+def judge_score(gan, token_ids, images, gate):
+    """Score in [0, 1] of float images [B, H, W, 3] in [-1, 1] against their token ids."""
+    sentences = gan.text_encoder(token_ids, training=False)[1]
+    logits = gan.discriminator([images, sentences], training=False)[:, 0]
+    return tf.sigmoid(gate.log_odds(tf.cast(logits, tf.float32)))
+
+
+def to_uint8_tensor(images):
+    """float [-1, 1] -> uint8, exactly like `imaging.to_uint8` (round half to even)."""
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+class GatedSampler:
+    """Gated generation from a loaded `TextToImageGAN` (one traced graph, reused).
+
+    `sampler(texts, seeds, budgets)` returns numpy {"images" uint8, "score",
+    "accepted", "tries"}, the same numbers the exported SavedModel gives.
+    """
+
+    def __init__(self, gan, gate):
+        self.gan = gan
+        self.gate = gate
+        self._run = tf.function(self._sample, reduce_retracing=True)
+
+    def _sample(self, texts, seeds, budgets):
+        out = gated_generate(self.gan, self.gan.vectorizer(texts), seeds, budgets, self.gate)
+        return {**out, "images": to_uint8_tensor(out["images"])}
+
+    def __call__(self, texts, seeds, budgets):
+        out = self._run(tf.constant(list(texts)), tf.constant(seeds, tf.int64),
+                        tf.constant(budgets, tf.int32))
+        return {name: value.numpy() for name, value in out.items()}
+
+
+# ----------------------------------------------------------------------------- calibration
+
+def fit_logistic(real_logits, fake_logits, l2=1e-3, steps=100):
+    """(slope, intercept) of P(real) = sigmoid(slope * logit + intercept), classes weighted equally.
+
+    Newton's method on the weighted cross-entropy with a small L2 on the slope
+    (which keeps it finite when the classes separate perfectly).
+    """
+    x = np.concatenate([real_logits, fake_logits]).astype(np.float64)
+    y = np.concatenate([np.ones(len(real_logits)), np.zeros(len(fake_logits))])
+    w = np.where(y == 1, 0.5 / len(real_logits), 0.5 / len(fake_logits))
+    features = np.stack([x, np.ones_like(x)], axis=1)
+    theta = np.zeros(2)
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(features @ theta, -60, 60)))
+        gradient = features.T @ (w * (p - y)) + l2 * np.array([theta[0], 0.0])
+        hessian = (features * (w * p * (1 - p))[:, None]).T @ features + l2 * np.diag([1.0, 0.0])
+        theta -= np.linalg.solve(hessian + 1e-9 * np.eye(2), gradient)
+    return float(theta[0]), float(theta[1])
+
+
+def auc(positive, negative):
+    """Area under the ROC curve: P(a positive scores above a negative), ties count half."""
+    positive, negative = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
+    return float(np.mean((positive > negative) + 0.5 * (positive == negative)))
+
+
+def calibrate(gan, texts, images, seed=0, gamma=DEFAULT_GAMMA):
+    """Fit the gate on real pairs (texts, uint8 images [N, S, S, 3]) vs EMA fakes of the texts."""
+    token_ids = gan.vectorizer(tf.constant(list(texts)))
+    sentences = gan.text_encoder(token_ids, training=False)[1]
+    real = tf.convert_to_tensor(np.asarray(images, np.float32) / 127.5 - 1.0)
+    noise, _ = candidate_draws(tf.fill([len(texts)], tf.constant(seed, tf.int64)),
+                               tf.range(len(texts), dtype=tf.int64), gan.noise_dim)
+    fake = gan.ema_generator([noise, sentences], training=False)
+    real_logits = gan.discriminator([real, sentences], training=False)[:, 0].numpy()
+    fake_logits = gan.discriminator([fake, sentences], training=False)[:, 0].numpy()
+    slope, intercept = fit_logistic(real_logits, fake_logits)
+    fake_log_odds = slope * fake_logits + intercept
+    real_scores = 1.0 / (1.0 + np.exp(-(slope * real_logits + intercept)))
+    fake_scores = 1.0 / (1.0 + np.exp(-fake_log_odds))
+    max_log_odds = float(fake_log_odds.max())
+    return {"pairs": len(texts), "slope": slope, "intercept": intercept,
+            "max_log_odds": max_log_odds, "gamma": gamma,
+            "shift": drs_shift(fake_log_odds, max_log_odds, gamma),
+            "auc_real_vs_fake": auc(real_logits, fake_logits),
+            "real_score_mean": float(real_scores.mean()),
+            "fake_score_mean": float(fake_scores.mean()),
+            "real_logit_mean": float(real_logits.mean()),
+            "fake_logit_mean": float(fake_logits.mean()),
+            "fake_log_odds": [round(float(v), 5) for v in fake_log_odds]}
+
+
+def calibration_pairs(config, vectorizer, split, seed=0):
+    """(texts, uint8 images) of a run's manifest rows in `split` ("" = all), or None if none.
+
+    Every caption of each row makes one pair; captions without a known token are
+    left out; at most `MAX_CALIBRATION_PAIRS` pairs, drawn with `seed`.
+    """
+    import data_loader
+
+    filters = {"group": config.get("groups", ()), "style": config.get("styles", ())}
+    try:
+        frame, _ = data_loader.load_examples(
+            config["manifest"], config["image_size"], config["image_column"],
+            config["caption_columns"], split or None, filters)
+    except data_loader.ManifestError:
+        return None
+    pairs = [(caption, path) for path, captions in zip(frame["path"], frame["captions"])
+             for caption in captions]
+    known = data_loader.count_known_tokens(vectorizer, [caption for caption, _ in pairs])
+    pairs = [pair for pair, count in zip(pairs, known) if count > 0]
+    if not pairs:
+        return None
+    if len(pairs) > MAX_CALIBRATION_PAIRS:
+        keep = np.random.default_rng(seed).choice(len(pairs), MAX_CALIBRATION_PAIRS, replace=False)
+        pairs = [pairs[i] for i in sorted(keep)]
+    images = np.stack([data_loader.load_image(path, config["image_size"]) for _, path in pairs])
+    return [caption for caption, _ in pairs], images
+
+
+def calibrate_run(gan, run_dir, gamma=DEFAULT_GAMMA):
+    """Calibrate a run's gate and write RUN/final/calibration.json (atomically).
+
+    The fit uses the training rows: the concepts the model is asked to draw (the
+    shipped `test` split holds unseen concepts, which D has never been taught to
+    judge). D's real-vs-fake AUC on the held-out rows is recorded beside it.
+    """
+    from data_loader import write_json
+
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    seed = config.get("seed", 0)
+    texts, images = calibration_pairs(config, gan.vectorizer, config.get("split", ""), seed)
+    calibration = {"split": config.get("split") or "all",
+                   **calibrate(gan, texts, images, seed, gamma)}
+    held_out = (calibration_pairs(config, gan.vectorizer, "test", seed)
+                if config.get("split") == "train" else None)
+    if held_out:
+        check = calibrate(gan, *held_out, seed, gamma)
+        calibration["held_out"] = {"split": "test", "pairs": check["pairs"],
+                                   "auc_real_vs_fake": check["auc_real_vs_fake"]}
+    write_json(calibration, os.path.join(run_dir, "final", CALIBRATION_FILE))
+    return calibration
+
+
+def load_calibration(run_dir):
+    """A run's saved calibration, or None if it has none."""
+    path = os.path.join(run_dir, "final", CALIBRATION_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def describe(calibration):
+    """One line about a calibration, for logs."""
+    line = (f"calibrated on {calibration['pairs']} {calibration['split']} pairs: "
+            f"real-vs-fake AUC {calibration['auc_real_vs_fake']:.2f}, mean score real "
+            f"{calibration['real_score_mean']:.2f} / fake {calibration['fake_score_mean']:.2f}")
+    if "held_out" in calibration:
+        line += f"; held-out AUC {calibration['held_out']['auc_real_vs_fake']:.2f}"
+    return line
+
+
+def main(argv=None):
+    """CLI: (re)calibrate a finished run; returns the calibration."""
+    parser = argparse.ArgumentParser(description="Calibrate the discriminator gate of a run.")
+    parser.add_argument("--run", required=True, help="training run folder")
+    parser.add_argument("--gamma", type=float, default=DEFAULT_GAMMA,
+                        help="DRS target acceptance rate per candidate, in (0, 1]")
+    args = parser.parse_args(argv)
+    if not 0.0 < args.gamma <= 1.0:
+        parser.error(f"--gamma must be in (0, 1], got {args.gamma}")
+    from generate import load_run
+
+    try:
+        gan = load_run(args.run)
+    except (FileNotFoundError, OSError, ValueError) as error:
+        parser.exit(1, f"gate: {error}\n")
+    calibration = calibrate_run(gan, args.run, args.gamma)
+    print(f"gate: {describe(calibration)}; wrote "
+          f"{os.path.join(args.run, 'final', CALIBRATION_FILE)}")
+    return calibration
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import export
+import gate as gating
+import generate
+from conftest import SERVING_PROMPTS
+
+PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "gate", "export",
+                   "generate", "train", "training", "imaging")
+
+# Runs in a fresh interpreter that imports only tensorflow (and numpy to save results).
+FRESH_CLIENT = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+path, prompts, seed, out = sys.argv[1], sys.argv[2].split("|"), int(sys.argv[3]), sys.argv[4]
+project_modules = sys.argv[5].split(",")
+loaded = tf.saved_model.load(path)
+serve = loaded.signatures["serving_default"]
+request = dict(text=tf.constant(prompts), seed=tf.constant([seed] * len(prompts), tf.int64),
+               num_candidates=tf.constant([8], tf.int64))
+first, second = serve(**request), serve(**request)
+decoded = np.stack([tf.io.decode_png(png).numpy() for png in first["png"]])
+rescored = loaded.signatures["score"](text=tf.constant(prompts), images=first["images"])
+defaults = loaded.generate(tf.constant(prompts))  # seed and num_candidates left out
+ours = [name for name in project_modules if name in sys.modules]
+np.savez(out, images=first["images"].numpy(), again=second["images"].numpy(), png=decoded,
+         score=first["score"].numpy(), accepted=first["accepted"].numpy(),
+         tries=first["tries"].numpy(), rescored=rescored["score"].numpy(),
+         default_tries=defaults["tries"].numpy(), project_modules=np.array(ours, dtype=str))
+"""
+
+# Loads the SavedModel the way TF Serving's C++ loader does: restore + init ops in a
+# TF1 session, then feed only the inputs a request names (the rest take their defaults).
+SESSION_CLIENT = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], sys.argv[1])
+    signature = meta.signature_def["serving_default"]
+    fetch = {k: v.name for k, v in signature.outputs.items()}
+    result = session.run(fetch, {signature.inputs["text"].name: sys.argv[2].split("|")})
+    print(result["images"].shape, result["images"].dtype, result["tries"].tolist())
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    """(export base dir, version folder) of the tiny trained run."""
+    base = str(tmp_path_factory.mktemp("export") / "adgan")
+    return base, export.main(["--run", trained_run, "--export-dir", base])
+
+
+def run_python(code, *args):
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_export_layout_and_versions(trained_run, exported, capsys):
+    base, first = exported
+    assert first == os.path.join(base, "1")
+    assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(first))
+    assert os.path.exists(os.path.join(base, "1.keras"))
+    info = json.load(open(os.path.join(first, "assets.extra", export.EXPORT_INFO)))
+    assert info["image_size"] == 16 and info["gate"]["method"] == "drs"
+    assert export.main(["--run", trained_run, "--export-dir", base]) == os.path.join(base, "2")
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(["--run", trained_run, "--export-dir", base, "--version", "1"])
+    assert exit_info.value.code == 1 and "never overwritten" in capsys.readouterr().err
+    assert sorted(os.listdir(base)) == ["1", "1.keras", "2", "2.keras"]  # no temporary left
+
+
+def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_path):
+    _, version = exported
+    out = tmp_path / "served.npz"
+    run_python(FRESH_CLIENT, version, "|".join(SERVING_PROMPTS), 7, out, ",".join(PROJECT_MODULES))
+    served = np.load(out)
+    assert list(served["project_modules"]) == []
+    assert served["images"].shape == (3, 16, 16, 3) and served["images"].dtype == np.uint8
+    np.testing.assert_array_equal(served["images"], served["again"])
+    np.testing.assert_array_equal(served["images"], served["png"])
+    np.testing.assert_allclose(served["rescored"], served["score"], atol=0.02)
+    assert ((served["default_tries"] >= 1) & (served["default_tries"] <= 8)).all()
+
+    gan = generate.load_run(trained_run)
+    gate = gating.Gate.from_calibration(gating.load_calibration(trained_run))
+    ours = generate.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8)
+    # equal to float tolerance before uint8 rounding: at most one grey level apart
+    difference = np.abs(ours["images"][:, 0].astype(int) - served["images"].astype(int))
+    assert difference.max() <= 1
+    np.testing.assert_allclose(ours["score"][:, 0], served["score"], atol=1e-4)
+    np.testing.assert_array_equal(ours["accepted"][:, 0], served["accepted"])
+    np.testing.assert_array_equal(ours["tries"][:, 0], served["tries"])
+
+
+def test_loads_like_tf_serving_with_only_text(exported):
+    _, version = exported
+    printed = run_python(SESSION_CLIENT, version, "红色 dress|jeans")
+    assert printed.startswith("(2, 16, 16, 3) uint8 [")
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    _, version = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    command = [cli] if os.path.exists(cli) else [
+        sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    result = subprocess.run(command + ["show", "--dir", version, "--all"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shown = result.stdout
+    serving = shown[shown.index("signature_def['serving_default']"):]
+    scoring = shown[shown.index("signature_def['score']"):shown.index(
+        "signature_def['serving_default']")]
+
+    def tensor(block, kind, name):
+        found = re.search(rf"{kind}\['{name}'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))",
+                          block)
+        return f"{found.group(1)} {found.group(2)}"
+
+    assert tensor(serving, "inputs", "text") == "DT_STRING (-1)"
+    assert tensor(serving, "inputs", "seed") == "DT_INT64 (-1)"
+    assert tensor(serving, "inputs", "num_candidates") == "DT_INT64 (-1)"
+    assert tensor(serving, "outputs", "images") == "DT_UINT8 (-1, 16, 16, 3)"
+    assert tensor(serving, "outputs", "png") == "DT_STRING (-1)"
+    assert tensor(serving, "outputs", "score") == "DT_FLOAT (-1)"
+    assert tensor(serving, "outputs", "accepted") == "DT_BOOL (-1)"
+    assert tensor(scoring, "inputs", "text") == "DT_STRING (-1)"
+    assert tensor(scoring, "inputs", "images") == "DT_UINT8 (-1, -1, -1, -1)"
+    assert tensor(scoring, "outputs", "score") == "DT_FLOAT (-1)"
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(exported[1])
+
+
+GOOD_TEXT = ["red dress", "jeans"]
+
+
+@pytest.mark.parametrize("request_args, message", [
+    (dict(text=[]), "the batch is empty"),
+    (dict(text=["red dress", ""]), "empty or whitespace-only prompt at index] [1]"),
+    (dict(text=["  \t "]), "empty or whitespace-only prompt"),
+    (dict(text=["zzzz qqqq"]), "no known token"),
+    (dict(text=GOOD_TEXT, seed=[1]), "one seed per prompt"),
+    (dict(text=GOOD_TEXT, num_candidates=[0]), "num_candidates: must be between 1 and 64"),
+    (dict(text=GOOD_TEXT, num_candidates=[65]), "num_candidates: must be between 1 and 64"),
+    (dict(text=GOOD_TEXT, num_candidates=[1, 2, 3]), "one value, or one per prompt"),
+])
+def test_bad_generate_requests_are_invalid_argument(loaded, request_args, message):
+    args = {"text": tf.constant(request_args["text"], tf.string)}
+    for name in ("seed", "num_candidates"):
+        if name in request_args:
+            args[name] = tf.constant(request_args[name], tf.int64)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("[", r"\[")
+                       .replace("]", r"\]")):
+        loaded.generate(**args)
+
+
+@pytest.mark.parametrize("images", [np.zeros((2, 32, 32, 3)), np.zeros((3, 16, 16, 3)),
+                                    np.zeros((2, 16, 16)), np.zeros((2, 16, 16, 4))])
+def test_bad_score_images_are_invalid_argument(loaded, images):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"images: expected uint8\[batch, 16, 16, 3\]"):
+        loaded.signatures["score"](text=tf.constant(GOOD_TEXT),
+                                   images=tf.constant(images, tf.uint8))
+
+
+def test_score_rejects_float_images_and_empty_text(loaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a uint8 tensor"):
+        loaded.signatures["score"](text=tf.constant(GOOD_TEXT),
+                                   images=tf.zeros([2, 16, 16, 3], tf.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="empty or whitespace-only"):
+        loaded.signatures["score"](text=tf.constant(["", "jeans"]),
+                                   images=tf.zeros([2, 16, 16, 3], tf.uint8))
+
+
+def test_overlong_text_is_truncated(loaded):
+    # the smoke preset keeps 8 tokens: 2,000 tokens draw the same as their first 8
+    long = loaded.generate(tf.constant(["dress jeans " * 1000]), tf.constant([3], tf.int64))
+    short = loaded.generate(tf.constant(["dress jeans " * 4]), tf.constant([3], tf.int64))
+    np.testing.assert_array_equal(long["images"].numpy(), short["images"].numpy())
+
+
+def test_missing_calibration_and_bad_flags(trained_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    os.makedirs(run / "final")
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(["--run", str(run), "--export-dir", str(tmp_path / "e")])
+    assert exit_info.value.code == 1 and "python gate.py --run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export.main(["--run", trained_run, "--export-dir", str(tmp_path / "e"),
+                     "--num-candidates", "100"])
+    assert "--num-candidates must be in [1, --max-candidates=64]" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "e")
