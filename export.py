@@ -10,8 +10,11 @@ no half version for TF Serving to load.
 Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
   serving_default: text string[B], seed int64[B] (optional: random if left out),
       num_candidates int64[1 or B] (optional: the gate's budget, default --num-candidates)
-      -> images uint8[B, S, S, 3], png string[B], score float32[B], accepted bool[B],
-         tries int32[B]
+      -> images uint8[B, S, S, 3], png string[B] (base64 text of the PNG file: REST JSON
+         carries it as is, and "data:image/png;base64," + png shows it in a browser),
+         png_bytes string[B] (the raw PNG file; TF Serving's REST API turns outputs named
+         *_bytes into {"b64": ...}), score float32[B] (the gate's score of the returned
+         image, in [0, 1]), accepted bool[B], tries int32[B]
   score: text string[B], images uint8[B, S, S, 3] -> score float32[B]
 Bad input raises InvalidArgument naming the problem.
 """
@@ -68,6 +71,12 @@ def request_checks(batch, seed, num_candidates, max_candidates):
     ]
 
 
+def standard_base64(data):
+    """Standard (RFC 4648, padded) base64 text of byte strings, as a data: URL wants it."""
+    web_safe = tf.io.encode_base64(data, pad=True)  # TF's alphabet uses - and _
+    return tf.strings.regex_replace(tf.strings.regex_replace(web_safe, "-", "+"), "_", "/")
+
+
 def build_serving_module(gan, gate, default_candidates, max_candidates):
     """A `tf.Module` with the `generate` and `score` functions of the exported SavedModel."""
     size = gan.image_size
@@ -87,9 +96,9 @@ def build_serving_module(gan, gate, default_candidates, max_candidates):
                               lambda: tf.fill([batch], tf.constant(default_candidates, tf.int64)))
             out = gating.gated_generate(gan, token_ids, seeds, budgets, gate)
             images = gating.to_uint8_tensor(out["images"])
-            png = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
-        return {"images": images, "png": png, "score": out["score"],
-                "accepted": out["accepted"], "tries": out["tries"]}
+            png_bytes = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+        return {"images": images, "png": standard_base64(png_bytes), "png_bytes": png_bytes,
+                "score": out["score"], "accepted": out["accepted"], "tries": out["tries"]}
 
     @tf.function(input_signature=[text_spec, tf.TensorSpec([None, None, None, None], tf.uint8,
                                                            name="images")])
@@ -197,6 +206,11 @@ def main(argv=None):
     print(f"export: wrote {path} (SavedModel, signatures serving_default and score) and "
           f"{path}.keras")
     return path
+
+
+def console_main():
+    """Entry point of the installed console script (its exit status is 0 on success)."""
+    main()
 
 
 if __name__ == "__main__":

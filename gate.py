@@ -152,8 +152,8 @@ def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_
         chunk_scores = tf.where(valid, tf.reshape(tf.sigmoid(log_odds), [batch, chunk]), -np.inf)
         open_rows = ~accepted
         any_pass = tf.reduce_any(passes, axis=1)
-        pick = tf.where(any_pass, tf.argmax(tf.cast(passes, tf.int32), axis=1, output_type=tf.int32),
-                        tf.argmax(chunk_scores, axis=1, output_type=tf.int32))
+        first_pass = tf.argmax(tf.cast(passes, tf.int32), axis=1, output_type=tf.int32)
+        pick = tf.where(any_pass, first_pass, tf.argmax(chunk_scores, axis=1, output_type=tf.int32))
         picked_score = tf.gather(chunk_scores, pick, batch_dims=1)
         take = open_rows & (any_pass | (picked_score > scores))
         candidates = tf.reshape(candidates, [batch, chunk, image_size, image_size, 3])
@@ -306,7 +306,10 @@ def calibrate_run(gan, run_dir, gamma=DEFAULT_GAMMA):
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
     seed = config.get("seed", 0)
-    texts, images = calibration_pairs(config, gan.vectorizer, config.get("split", ""), seed)
+    pairs = calibration_pairs(config, gan.vectorizer, config.get("split", ""), seed)
+    if pairs is None:
+        raise ValueError(f"{config['manifest']}: no usable (caption, image) pair to calibrate on")
+    texts, images = pairs
     calibration = {"split": config.get("split") or "all",
                    **calibrate(gan, texts, images, seed, gamma)}
     held_out = (calibration_pairs(config, gan.vectorizer, "test", seed)
@@ -353,10 +356,18 @@ def main(argv=None):
         gan = load_run(args.run)
     except (FileNotFoundError, OSError, ValueError) as error:
         parser.exit(1, f"gate: {error}\n")
-    calibration = calibrate_run(gan, args.run, args.gamma)
+    try:
+        calibration = calibrate_run(gan, args.run, args.gamma)
+    except (OSError, ValueError) as error:
+        parser.exit(1, f"gate: {error}\n")
     print(f"gate: {describe(calibration)}; wrote "
           f"{os.path.join(args.run, 'final', CALIBRATION_FILE)}")
     return calibration
+
+
+def console_main():
+    """Entry point of the installed console script (its exit status is 0 on success)."""
+    main()
 
 
 if __name__ == "__main__":

@@ -104,6 +104,9 @@ def make_parser():
     parser.add_argument("--min-score", type=float,
                         help="accept by a fixed score threshold in [0, 1] instead of DRS")
     parser.add_argument("--no-gate", action="store_true", help="keep the first candidate")
+    parser.add_argument("--compare-gate", action="store_true",
+                        help="with --out: each row shows the ungated images (the first "
+                             "candidates), a gap, then the gated ones")
     return parser
 
 
@@ -117,6 +120,14 @@ def check_flags(parser, args):
         parser.error(f"--gamma must be in (0, 1], got {args.gamma}")
     if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
         parser.error(f"--min-score must be in [0, 1], got {args.min_score}")
+    if args.compare_gate and (args.no_gate or not args.out):
+        parser.error("--compare-gate needs --out and the gate (not --no-gate)")
+
+
+def side_by_side(ungated, gated):
+    """uint8 [P, 2K + 1, H, W, 3]: each prompt's ungated images, a white gap, its gated ones."""
+    gap = np.full_like(ungated[:, :1], 255)
+    return np.concatenate([ungated, gap, gated], axis=1)
 
 
 def make_gate(parser, args):
@@ -152,6 +163,11 @@ def main(argv=None):
         print("generate: " + gate_report(prompt, {k: v[i] for k, v in result.items()},
                                          not args.no_gate))
     images = result["images"]
+    if args.compare_gate:
+        first = generate_images(gan, args.prompts, args.num_images, args.seed, gate, 1)
+        print(f"generate: mean score ungated {first['score'].mean():.3f}, gated "
+              f"{result['score'].mean():.3f} (left: ungated, right: gated)")
+        images = side_by_side(first["images"], images)
     written = []
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -11,7 +11,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     py_modules=["data_loader", "model", "generator", "discriminator", "train", "training",
-                "generate", "imaging", "tfds_emoji"],
+                "generate", "imaging", "tfds_emoji", "gate", "export"],
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",
@@ -23,5 +23,7 @@ setup(
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["adgan-train=train:console_main",
-                                    "adgan-generate=generate:console_main"]},
+                                    "adgan-generate=generate:console_main",
+                                    "adgan-export=export:console_main",
+                                    "adgan-calibrate=gate:console_main"]},
 )

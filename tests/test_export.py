@@ -18,6 +18,7 @@ PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "gate",
 
 # Runs in a fresh interpreter that imports only tensorflow (and numpy to save results).
 FRESH_CLIENT = """
+import base64
 import sys
 import numpy as np
 import tensorflow as tf
@@ -29,11 +30,14 @@ serve = loaded.signatures["serving_default"]
 request = dict(text=tf.constant(prompts), seed=tf.constant([seed] * len(prompts), tf.int64),
                num_candidates=tf.constant([8], tf.int64))
 first, second = serve(**request), serve(**request)
-decoded = np.stack([tf.io.decode_png(png).numpy() for png in first["png"]])
+decoded = np.stack([tf.io.decode_png(base64.b64decode(png.numpy())).numpy()
+                    for png in first["png"]])
+raw = np.stack([tf.io.decode_png(png).numpy() for png in first["png_bytes"]])
 rescored = loaded.signatures["score"](text=tf.constant(prompts), images=first["images"])
 defaults = loaded.generate(tf.constant(prompts))  # seed and num_candidates left out
 ours = [name for name in project_modules if name in sys.modules]
 np.savez(out, images=first["images"].numpy(), again=second["images"].numpy(), png=decoded,
+         png_bytes=raw,
          score=first["score"].numpy(), accepted=first["accepted"].numpy(),
          tries=first["tries"].numpy(), rescored=rescored["score"].numpy(),
          default_tries=defaults["tries"].numpy(), project_modules=np.array(ours, dtype=str))
@@ -92,6 +96,7 @@ def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_pa
     assert served["images"].shape == (3, 16, 16, 3) and served["images"].dtype == np.uint8
     np.testing.assert_array_equal(served["images"], served["again"])
     np.testing.assert_array_equal(served["images"], served["png"])
+    np.testing.assert_array_equal(served["images"], served["png_bytes"])
     np.testing.assert_allclose(served["rescored"], served["score"], atol=0.02)
     assert ((served["default_tries"] >= 1) & (served["default_tries"] <= 8)).all()
 
@@ -135,6 +140,8 @@ def test_saved_model_cli_lists_both_signatures(exported):
     assert tensor(serving, "inputs", "num_candidates") == "DT_INT64 (-1)"
     assert tensor(serving, "outputs", "images") == "DT_UINT8 (-1, 16, 16, 3)"
     assert tensor(serving, "outputs", "png") == "DT_STRING (-1)"
+    assert tensor(serving, "outputs", "png_bytes") == "DT_STRING (-1)"
+    assert tensor(serving, "outputs", "tries") == "DT_INT32 (-1)"
     assert tensor(serving, "outputs", "score") == "DT_FLOAT (-1)"
     assert tensor(serving, "outputs", "accepted") == "DT_BOOL (-1)"
     assert tensor(scoring, "inputs", "text") == "DT_STRING (-1)"

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 import gate as gating
 import generate
@@ -117,6 +118,17 @@ def test_generate_prints_gate_statistics(trained_run, tmp_path, capsys):
     generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), "-n", "2",
                    "--no-gate", "jeans"])
     assert re.search(r"'jeans': gate off, scores( \d\.\d\d){2}\n", capsys.readouterr().out)
+
+
+def test_compare_gate_grid_puts_ungated_left_of_gated(trained_run, tmp_path, capsys):
+    out = str(tmp_path / "cmp.png")
+    generate.main(["--run", trained_run, "--out", out, "-n", "2", "--compare-gate",
+                   "连衣裙", "jeans"])
+    assert "mean score ungated" in capsys.readouterr().out
+    # 2 rows x (2 ungated + gap + 2 gated) cells of 16 pixels with 2-pixel padding
+    assert np.asarray(Image.open(out)).shape == (2 * 18 + 2, 5 * 18 + 2, 3)
+    with pytest.raises(SystemExit):
+        generate.main(["--run", trained_run, "--out", out, "--no-gate", "--compare-gate", "x"])
 
 
 def test_generate_without_calibration_asks_for_it(trained_run, tmp_path, capsys):
