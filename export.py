@@ -154,24 +154,28 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
 
     os.makedirs(export_dir, exist_ok=True)
     final = os.path.join(export_dir, str(version))
-    tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
-                                                 "score": module.score})
-    info = {"run": os.path.abspath(run_dir), "image_size": gan.image_size,
-            "sequence_length": gan.sequence_length, "num_candidates": num_candidates,
-            "max_candidates": max_candidates,
-            "gate": {"method": "min_score" if min_score is not None else "drs",
-                     "gamma": calibration["gamma"] if gamma is None else gamma,
-                     "min_score": min_score, "shift": gate.shift},
-            "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"}}
-    os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-    with open(os.path.join(tmp, "assets.extra", EXPORT_INFO), "w", encoding="utf-8") as f:
-        json.dump(info, f, ensure_ascii=False, indent=2)
-    keras_tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}.keras")
-    shutil.copyfile(os.path.join(run_dir, "final", "model.keras"), keras_tmp)
-    os.replace(keras_tmp, os.path.join(export_dir, f"{version}.keras"))
-    os.replace(tmp, final)  # last: the folder TF Serving watches appears complete
+    tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")  # TF Serving skips it
+    keras_tmp = tmp + ".keras"
+    try:
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
+                                                     "score": module.score})
+        info = {"run": os.path.abspath(run_dir), "image_size": gan.image_size,
+                "sequence_length": gan.sequence_length, "num_candidates": num_candidates,
+                "max_candidates": max_candidates,
+                "gate": {"method": "min_score" if min_score is not None else "drs",
+                         "gamma": calibration["gamma"] if gamma is None else gamma,
+                         "min_score": min_score, "shift": gate.shift},
+                "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"}}
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, "assets.extra", EXPORT_INFO), "w", encoding="utf-8") as f:
+            json.dump(info, f, ensure_ascii=False, indent=2)
+        shutil.copyfile(os.path.join(run_dir, "final", "model.keras"), keras_tmp)
+        os.replace(keras_tmp, os.path.join(export_dir, f"{version}.keras"))
+        os.replace(tmp, final)  # last: the folder TF Serving watches appears complete
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.exists(keras_tmp):
+            os.remove(keras_tmp)
     return final
 
 

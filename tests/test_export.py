@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 import export
 import gate as gating
@@ -100,12 +101,15 @@ def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_pa
     np.testing.assert_allclose(served["rescored"], served["score"], atol=0.02)
     assert ((served["default_tries"] >= 1) & (served["default_tries"] <= 8)).all()
 
+    files = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / "cli"), "-n", "1",
+                           "--seed", "7", *SERVING_PROMPTS])
+    drawn = np.stack([np.asarray(Image.open(path)) for path in files])
+    # equal to float tolerance before uint8 rounding: at most one grey level apart
+    assert np.abs(drawn.astype(int) - served["images"].astype(int)).max() <= 1
+
     gan = generate.load_run(trained_run)
     gate = gating.Gate.from_calibration(gating.load_calibration(trained_run))
     ours = generate.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8)
-    # equal to float tolerance before uint8 rounding: at most one grey level apart
-    difference = np.abs(ours["images"][:, 0].astype(int) - served["images"].astype(int))
-    assert difference.max() <= 1
     np.testing.assert_allclose(ours["score"][:, 0], served["score"], atol=1e-4)
     np.testing.assert_array_equal(ours["accepted"][:, 0], served["accepted"])
     np.testing.assert_array_equal(ours["tries"][:, 0], served["tries"])
@@ -213,3 +217,14 @@ def test_missing_calibration_and_bad_flags(trained_run, tmp_path, capsys):
                      "--num-candidates", "100"])
     assert "--num-candidates must be in [1, --max-candidates=64]" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "e")
+
+
+def test_a_failed_export_leaves_no_version(trained_run, tmp_path, monkeypatch, capsys):
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export.shutil, "copyfile", crash)  # fails after the SavedModel is written
+    with pytest.raises(SystemExit):
+        export.main(["--run", trained_run, "--export-dir", str(tmp_path / "e")])
+    assert "disk full" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "e") == []
