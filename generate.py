@@ -33,7 +33,8 @@ def load_run(run_dir):
     """Load the final `TextToImageGAN` of a training run folder."""
     import keras
 
-    import model  # noqa: F401  (registers the adgan classes for deserialization)
+    import baseline  # noqa: F401  (registers the adgan classes for deserialization)
+    import model  # noqa: F401
 
     path = os.path.join(run_dir, "final", "model.keras")
     if not os.path.exists(path):

@@ -136,8 +136,56 @@ def replica_scale():
 
 # ----------------------------------------------------------------------------- the GAN
 
+class TextConditionedGAN(keras.Model):
+    """What every text-conditioned GAN here shares: the D/G variable split, encoding, sampling.
+
+    Subclasses set `vectorizer`, `text_encoder`, `generator`, `ema_generator`,
+    `discriminator`, `noise_dim`, `trackers` and the two optimizers (`compile`).
+    """
+
+    def get_compile_config(self):
+        # compile() takes optimizer objects that a saved model does not need; re-compile after
+        # loading to train again (the resume path restores optimizer slots from checkpoints).
+        return None
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def d_variables(self):
+        """What the D step trains: discriminator and text encoder."""
+        return self.discriminator.trainable_variables + self.text_encoder.trainable_variables
+
+    def build_optimizers(self):
+        """Create optimizer slots now, so a checkpoint can be restored before training."""
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.d_variables)
+
+    def encode(self, texts):
+        """Raw strings [B] -> sentence vectors [B, 2H]."""
+        return self.text_encoder(self.vectorizer(texts))[1]
+
+    def generate(self, texts, seed=0, noise=None, use_ema=True):
+        """Draw one image per text: float32 [B, S, S, 3] in [-1, 1].
+
+        `noise` [B, noise_dim] overrides `seed`; the same seed gives the same images.
+        """
+        texts = tf.constant(list(texts)) if not tf.is_tensor(texts) else texts
+        if noise is None:
+            noise = keras.random.normal((ops.shape(texts)[0], self.noise_dim), seed=seed)
+        noise = ops.convert_to_tensor(noise, "float32")
+        generator = self.ema_generator if use_ema else self.generator
+        return generator([noise, self.encode(texts)], training=False)
+
+    def call(self, inputs, training=False):
+        """(texts [B], noise [B, noise_dim]) -> images, so Keras can build and save the model."""
+        texts, noise = inputs
+        return self.ema_generator([noise, self.encode(texts)], training=training)
+
+
 @keras.saving.register_keras_serializable(package="adgan")
-class TextToImageGAN(keras.Model):
+class TextToImageGAN(TextConditionedGAN):
     """DF-GAN text-to-image model: tokenizer, text encoder, generator (+EMA), discriminator.
 
     Args:
@@ -241,29 +289,6 @@ class TextToImageGAN(keras.Model):
             self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
             self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
 
-    def get_compile_config(self):
-        # compile() takes optimizer objects that a saved model does not need; re-compile after
-        # loading to train again (the resume path restores optimizer slots from checkpoints).
-        return None
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    @property
-    def d_variables(self):
-        """What the D step trains: discriminator and text encoder."""
-        return self.discriminator.trainable_variables + self.text_encoder.trainable_variables
-
-    def build_optimizers(self):
-        """Create optimizer slots now, so a checkpoint can be restored before training."""
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.d_variables)
-
-    def encode(self, texts):
-        """Raw strings [B] -> sentence vectors [B, 2H]."""
-        return self.text_encoder(self.vectorizer(texts))[1]
-
     def _scaled(self, optimizer, loss):
         """Loss to differentiate: split across replicas, times the loss scale if any."""
         return optimizer.scale_loss(loss * replica_scale())
@@ -345,20 +370,3 @@ class TextToImageGAN(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def generate(self, texts, seed=0, noise=None, use_ema=True):
-        """Draw one image per text: float32 [B, S, S, 3] in [-1, 1].
-
-        `noise` [B, noise_dim] overrides `seed`; the same seed gives the same images.
-        """
-        texts = tf.constant(list(texts)) if not tf.is_tensor(texts) else texts
-        if noise is None:
-            noise = keras.random.normal((ops.shape(texts)[0], self.noise_dim), seed=seed)
-        noise = ops.convert_to_tensor(noise, "float32")
-        generator = self.ema_generator if use_ema else self.generator
-        return generator([noise, self.encode(texts)], training=False)
-
-    def call(self, inputs, training=False):
-        """(texts [B], noise [B, noise_dim]) -> images, so Keras can build and save the model."""
-        texts, noise = inputs
-        return self.ema_generator([noise, self.encode(texts)], training=training)

@@ -26,12 +26,15 @@ from training import SampleGrid, StopOnNonFinite, TrainingCheckpoint, load_train
 class TrainConfig:
     """Every setting of a training run (the defaults are the `quick` preset)."""
 
+    recipe: str = "dfgan"  # dfgan (ours) | baseline (keras.io conditional GAN, for comparison)
     manifest: str = data_loader.DEFAULT_MANIFEST
     image_column: str = "image"
     caption_columns: tuple = data_loader.DEFAULT_CAPTION_COLUMNS
     split: str = "train"  # rows of the manifest's `split` column to train on; "" = all
     groups: tuple = ("Food & Drink", "Objects")  # rows of its `group` column; () = all
     styles: tuple = ()  # rows of its `style` column (noto, twemoji); () = all
+    text_encoder: str = ""  # a trained dual encoder (evaluate.py train-encoder) to start from
+    freeze_text_encoder: bool = False  # keep that pretrained text encoder fixed (DF-GAN)
     out_dir: str = "runs/quick"
     image_size: int = 32
     batch_size: int = 16
@@ -76,11 +79,14 @@ PRESETS = {
                  g_learning_rate=1e-4, ema_decay=0.999, gp_every=1),
 }
 STRATEGIES = ("default", "mirrored", "multiworker")
+RECIPES = ("dfgan", "baseline")
 
 
 def config_errors(config):
     """List of problems with a resolved config (empty when valid)."""
     errors = []
+    if config.recipe not in RECIPES:
+        errors.append(f"recipe must be one of {', '.join(RECIPES)}, got {config.recipe!r}")
     if config.strategy not in STRATEGIES:
         errors.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {config.strategy!r}")
     for name in ("image_size", "batch_size", "epochs", "sequence_length", "samples_per_prompt",
@@ -91,6 +97,8 @@ def config_errors(config):
         errors.append(f"image_size must be a power of two >= 8, got {config.image_size}")
     if not config.caption_columns:
         errors.append("caption_columns must name at least one column")
+    if config.freeze_text_encoder and not config.text_encoder:
+        errors.append("freeze_text_encoder needs text_encoder (a trained dual encoder)")
     return errors
 
 
@@ -202,20 +210,72 @@ def check_resumable(config, run_dir):
                  "use another --out-dir or the same settings to resume")
 
 
-def prepare_vocabulary(examples, config, run_dir):
-    """Load the run's vocabulary if it has one (resume), else build and save it."""
+def prepare_vocabulary(examples, config, run_dir, pretrained=None):
+    """Load the run's vocabulary if it has one (resume), else build and save it.
+
+    With a `pretrained` dual encoder, its vocabulary is the run's.
+    """
     path = os.path.join(run_dir, "vocabulary.txt")
     if os.path.exists(path):
         return data_loader.load_vocabulary(path)
-    vocabulary = data_loader.build_vocabulary(
-        [c for captions in examples["captions"] for c in captions], config.max_vocabulary)
+    if pretrained is not None:
+        vocabulary = pretrained.vocabulary
+    else:
+        vocabulary = data_loader.build_vocabulary(
+            [c for captions in examples["captions"] for c in captions], config.max_vocabulary)
     data_loader.save_vocabulary(vocabulary, path)
     return vocabulary
 
 
-def build_gan(config, vocabulary):
-    """The `TextToImageGAN` for a config, compiled with two-timescale Adam."""
+def load_pretrained_text_encoder(config):
+    """The dual encoder of `--text-encoder` (None without one); exits on a size mismatch."""
+    if not config.text_encoder:
+        return None
+    from encoder import load_encoder
+
+    try:
+        pretrained = load_encoder(config.text_encoder)
+    except (FileNotFoundError, OSError, ValueError) as error:
+        sys.exit(f"train: --text-encoder: {error}")
+    mismatched = [f"{name} {getattr(pretrained, name)} (run: {getattr(config, name)})"
+                  for name in ("sequence_length", "embedding_dim", "text_hidden_units")
+                  if getattr(pretrained, name) != getattr(config, name)]
+    if mismatched:
+        sys.exit(f"train: --text-encoder {config.text_encoder} has other sizes: "
+                 f"{', '.join(mismatched)}; set the run's to match")
+    return pretrained
+
+
+def use_pretrained(gan, pretrained, freeze):
+    """Start the GAN's text encoder from a dual encoder's (a resume overwrites it later)."""
+    if pretrained is None:
+        return
+    gan.text_encoder.set_weights(pretrained.text_encoder.get_weights())
+    gan.text_encoder.trainable = not freeze
+
+
+def build_gan(config, vocabulary, pretrained=None):
+    """The `TextToImageGAN` for a config, compiled with two-timescale Adam.
+
+    `recipe="baseline"` gives the keras.io conditional GAN (`baseline.py`) with its
+    own optimizers instead. A `pretrained` dual encoder's text encoder weights are
+    copied in (and frozen with `freeze_text_encoder`) before the optimizers are built.
+    """
     from model import TextToImageGAN
+
+    if config.recipe == "baseline":
+        from baseline import BaselineGAN
+
+        gan = BaselineGAN(vocabulary, image_size=config.image_size,
+                          sequence_length=config.sequence_length, noise_dim=config.noise_dim,
+                          embedding_dim=config.embedding_dim,
+                          text_hidden_units=config.text_hidden_units,
+                          generator_channels=config.generator_channels,
+                          discriminator_channels=config.discriminator_channels, seed=config.seed)
+        use_pretrained(gan, pretrained, config.freeze_text_encoder)
+        gan.compile()
+        gan.build_optimizers()
+        return gan
 
     gan = TextToImageGAN(
         vocabulary, image_size=config.image_size, sequence_length=config.sequence_length,
@@ -228,6 +288,7 @@ def build_gan(config, vocabulary):
         contrastive_weight=config.contrastive_weight,
         contrastive_temperature=config.contrastive_temperature,
         augment_shift=config.augment_shift, seed=config.seed)
+    use_pretrained(gan, pretrained, config.freeze_text_encoder)
     gan.compile(g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=0.0, beta_2=0.9),
                 d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=0.0, beta_2=0.9))
     gan.build_optimizers()
@@ -257,11 +318,12 @@ def main(argv=None):
     if report["skipped"]:
         print(f"train: skipped {report['skipped']} bad row(s); see "
               f"{os.path.join(run_dir, 'data_report.json')}")
-    vocabulary = prepare_vocabulary(examples, config, run_dir)
+    pretrained = load_pretrained_text_encoder(config)
+    vocabulary = prepare_vocabulary(examples, config, run_dir, pretrained)
 
     strategy = make_strategy(config.strategy)
     with strategy.scope():
-        gan = build_gan(config, vocabulary)
+        gan = build_gan(config, vocabulary, pretrained)
     initial_epoch = load_training_state(gan, os.path.join(run_dir, "checkpoints"))
     if initial_epoch:
         print(f"train: resuming {run_dir} after epoch {initial_epoch}")

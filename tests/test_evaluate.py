@@ -1,0 +1,118 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+import evaluate
+import generate
+import train
+from conftest import TINY_ARGS
+from encoder import load_encoder
+
+# text sizes equal the smoke preset's, so the encoder can start a smoke run
+TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
+                "--image-channels", "4", "--embedding-dim", "16", "--text-hidden-units", "16",
+                "--sequence-length", "8", "--verbose", "0"]
+
+
+def test_frechet_distance_of_known_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2000, 3))
+    assert evaluate.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = np.array([1.0, 2.0, 0.0])
+    assert evaluate.frechet_distance(a, a + shift) == pytest.approx(5.0, rel=1e-6)
+    # N(0, I) vs N(0, 4I) in 3-D: 3 * (1 + 4 - 2 * 2) = 3
+    b = rng.normal(size=(20000, 3)) * 2.0
+    assert evaluate.frechet_distance(rng.normal(size=(20000, 3)), b) == pytest.approx(3.0, abs=0.1)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
+    rng = np.random.default_rng(1)
+    same = evaluate.kernel_inception_distance(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)))
+    other = evaluate.kernel_inception_distance(rng.normal(size=(300, 8)),
+                                               rng.normal(1.0, 1.0, size=(300, 8)))
+    assert abs(same[0]) < 0.05 and other[0] > 10 * max(abs(same[0]), same[1])
+
+
+def test_r_precision_bounds_and_diversity():
+    rng = np.random.default_rng(2)
+    prompts = rng.normal(size=(200, 16))
+    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
+    concepts = np.arange(200) // 2  # two prompts (languages) per concept
+    true = np.arange(200)
+    assert evaluate.r_precision(prompts, true, prompts, concepts)[0] == 1.0
+    noise = rng.normal(size=(200, 16))
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    assert evaluate.r_precision(noise, true, prompts, concepts, repeats=20)[0] < 0.05
+    features = np.repeat(rng.normal(size=(5, 4)), 3, axis=0)  # 3 identical copies per group
+    assert evaluate.diversity(features, np.repeat(np.arange(5), 3)) == pytest.approx(0.0)
+    assert evaluate.diversity(rng.normal(size=(15, 4)), np.repeat(np.arange(5), 3)) > 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(trained_run, tmp_path_factory):
+    manifest = json.load(open(os.path.join(trained_run, "config.json")))["manifest"]
+    out = str(tmp_path_factory.mktemp("encoder") / "enc")
+    assert evaluate.main(["train-encoder", "--data", manifest, "--out", out] + TINY_ENCODER) == out
+    return out
+
+
+def test_encoder_saves_and_reloads(tiny_encoder):
+    assert {"encoder.keras", "vocabulary.txt", "report.json"} <= set(os.listdir(tiny_encoder))
+    report = json.load(open(os.path.join(tiny_encoder, "report.json")))
+    assert report["examples"] == 16 and 0.0 <= report["retrieval_top1_train"] <= 1.0
+    encoder = load_encoder(tiny_encoder)
+    texts = encoder.embed_texts(["red dress", "手机"])
+    features, codes = encoder.embed_images(np.zeros((3, 32, 32, 3), np.float32))  # resized
+    assert texts.shape == (2, 32) and codes.shape == (3, 32) and features.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(codes, axis=1), 1.0, rtol=1e-5)
+
+
+def test_report_has_references_and_gate_rows(trained_run, tiny_encoder, tmp_path):
+    out = str(tmp_path / "eval" / "report.json")
+    report = evaluate.main(["--run", trained_run, "--encoder", tiny_encoder, "--split", "train",
+                            "--out", out, "--samples-per-prompt", "2", "--repeats", "2"])
+    labels = list(report["rows"])
+    assert labels[:2] == ["real images (ceiling)", "real images, shuffled prompts (floor)"]
+    assert labels[2] == "run (ungated)" and labels[3].startswith("run (gated: DRS")
+    gated = report["rows"][labels[3]]
+    assert 0.0 <= gated["accepted"] <= 1.0 and 1.0 <= gated["tries_per_image"] <= 8.0
+    assert gated["images"] == 2 * report["prompts"] and gated["fid_in_domain"] >= 0.0
+    for row in report["rows"].values():
+        assert 0.0 <= row["r_precision"] <= 1.0
+    for suffix in (".json", ".md", ".png"):
+        assert os.path.exists(str(tmp_path / "eval" / "report") + suffix)
+    assert "FID (in-domain encoder)" in open(str(tmp_path / "eval" / "report.md")).read()
+
+
+def test_missing_encoder_is_a_clear_error(trained_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--run", trained_run, "--encoder", str(tmp_path / "none"),
+                       "--split", "train", "--out", str(tmp_path / "r.json")])
+    assert exit_info.value.code == 1 and "train-encoder" in capsys.readouterr().err
+
+
+def test_baseline_recipe_trains_saves_and_draws(tiny_manifest, tmp_path):
+    run = train.main(TINY_ARGS + ["--recipe", "baseline", "--manifest", tiny_manifest,
+                                  "--out-dir", str(tmp_path / "baseline")])
+    gan = generate.load_run(run)
+    assert type(gan).__name__ == "BaselineGAN"
+    files = generate.main(["--run", run, "--out-dir", str(tmp_path / "img"), "-n", "2", "dress"])
+    assert len(files) == 2
+    with pytest.raises(SystemExit):
+        train.resolve_config(["--recipe", "stylegan"])
+
+
+def test_gan_starts_from_a_pretrained_frozen_text_encoder(tiny_encoder, tiny_manifest, tmp_path):
+    run = train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
+                                  "--text-encoder", tiny_encoder, "--freeze-text-encoder"])
+    gan, pretrained = generate.load_run(run), load_encoder(tiny_encoder)
+    assert gan.vocabulary == pretrained.vocabulary
+    for ours, theirs in zip(gan.text_encoder.get_weights(), pretrained.text_encoder.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)  # frozen: unchanged by training
+    with pytest.raises(SystemExit, match="other sizes: embedding_dim 16 \\(run: 32\\)"):
+        train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "m"),
+                                "--text-encoder", tiny_encoder, "--embedding-dim", "32"])
+    with pytest.raises(SystemExit):
+        train.resolve_config(["--freeze-text-encoder"])
