@@ -8,7 +8,8 @@ Metrics (all in the in-domain encoder's space; nothing downloads weights):
 - R-precision: each generated image ranks its prompt against 99 prompts of other
   concepts by cosine; top-1 rate, mean +- std over repeats (AttnGAN's protocol).
 - FID (in-domain encoder) and KID (unbiased MMD^2, cubic kernel): generated vs real
-  images of the split, on the encoder's pooled image features. Not Inception FID.
+  images of the split, on the encoder's pooled image features scaled to norm
+  sqrt(D). Not Inception FID.
 - Diversity: mean pairwise distance of unit image features among images of one prompt.
 - The gate's effect: the model's rows with and without the discriminator gate.
 Reference rows: real images (the ceiling) and real images with shuffled prompts
@@ -35,10 +36,14 @@ class EncoderConfig:
 
     data: str = ""  # manifest; "" = the shipped emoji manifest
     out: str = DEFAULT_ENCODER
+    image_column: str = "image"
+    caption_columns: tuple = ("name_en", "name_zh", "keywords_en", "keywords_zh")
     split: str = "train"
+    groups: tuple = ()  # rows of the manifest's `group` column; () = all
+    styles: tuple = ()
     image_size: int = 32  # generated images of any size are resized to this
     batch_size: int = 64
-    epochs: int = 40
+    epochs: int = 100
     learning_rate: float = 1e-3
     image_channels: int = 32
     sequence_length: int = 16
@@ -49,21 +54,6 @@ class EncoderConfig:
     verbose: int = 1
 
 
-def retrieval_top1(encoder, texts, images, candidates=100, seed=0):
-    """Image -> text top-1 among `candidates` captions of other images (a quick check)."""
-    texts = list(texts)
-    text_vectors = encoder.embed_texts(texts)
-    codes = encoder.embed_images(images)[1]
-    rng = np.random.default_rng(seed)
-    hits = []
-    for i in range(len(texts)):
-        others = [j for j in range(len(texts)) if texts[j] != texts[i]]
-        negatives = rng.choice(others, min(candidates - 1, len(others)), replace=False)
-        scores = text_vectors[np.concatenate([[i], negatives])] @ codes[i]
-        hits.append(scores[0] > scores[1:].max())
-    return float(np.mean(hits))
-
-
 def train_encoder(config):
     """Train a `DualEncoder` on a manifest's split; returns its folder."""
     import keras
@@ -72,7 +62,9 @@ def train_encoder(config):
     from encoder import ENCODER_FILE, DualEncoder
 
     manifest = config.data or data_loader.DEFAULT_MANIFEST
-    examples, _ = data_loader.load_examples(manifest, config.image_size, split=config.split or None)
+    examples, _ = data_loader.load_examples(
+        manifest, config.image_size, config.image_column, config.caption_columns,
+        config.split or None, {"group": config.groups, "style": config.styles})
     vocabulary = data_loader.build_vocabulary(
         [c for captions in examples["captions"] for c in captions], config.max_vocabulary)
     keras.utils.set_random_seed(config.seed)
@@ -80,7 +72,8 @@ def train_encoder(config):
                           config.embedding_dim, config.text_hidden_units, config.image_channels,
                           seed=config.seed)
     encoder.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    dataset = data_loader.make_dataset(examples, config.image_size, config.batch_size,
+    dataset = data_loader.make_dataset(examples, config.image_size,
+                                       min(config.batch_size, len(examples)),
                                        seed=config.seed, vectorizer=encoder.vectorizer)
     started = time.time()
     history = encoder.fit(dataset, epochs=config.epochs, verbose=config.verbose)
@@ -95,16 +88,19 @@ def train_encoder(config):
               "tokens": len(vocabulary), "seconds": round(seconds, 1),
               "final_loss": float(history.history["loss"][-1]),
               "final_batch_top1": float(history.history["top1"][-1])}
-    for split in ("train", "test"):
+    for split in ("train", "test"):  # a quick check of image -> caption retrieval
         try:
-            rows, _ = data_loader.load_examples(manifest, config.image_size, split=split,
-                                                caption_columns=("name_en", "name_zh"))
+            rows, _ = data_loader.load_examples(
+                manifest, config.image_size, config.image_column, config.caption_columns[:2],
+                split, {"group": config.groups, "style": config.styles})
         except data_loader.ManifestError:
             continue
         texts = [c[0] for c in rows["captions"]]
         images = np.stack([data_loader.load_image(p, config.image_size) for p in rows["path"]])
-        report[f"retrieval_top1_{split}"] = retrieval_top1(
-            encoder, texts, images.astype(np.float32) / 127.5 - 1.0, seed=config.seed)
+        # each image's first caption among 99 others (R-precision of real images)
+        report[f"retrieval_top1_{split}"] = r_precision(
+            encoder.embed_images(to_float(images))[1], np.arange(len(texts)),
+            encoder.embed_texts(texts), texts, repeats=1, seed=config.seed)[0]
     data_loader.write_json(report, os.path.join(config.out, "report.json"))
     return config.out
 
@@ -113,8 +109,12 @@ def encoder_parser():
     parser = argparse.ArgumentParser(prog="evaluate.py train-encoder",
                                      description="Train the dual text-image encoder.")
     for field in dataclasses.fields(EncoderConfig):
-        parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default),
-                            default=field.default, help=f"default {field.default!r}")
+        kind = type(field.default)
+        parser.add_argument("--" + field.name.replace("_", "-"), default=field.default,
+                            type=(lambda text: tuple(v for v in text.split(",") if v))
+                            if kind is tuple else kind,
+                            help=f"default {field.default!r}" + (" (comma-separated)"
+                                                                 if kind is tuple else ""))
     return parser
 
 
@@ -221,10 +221,21 @@ def to_float(images):
     return np.asarray(images, np.float32) / 127.5 - 1.0
 
 
+def distance_features(features):
+    """Pooled features scaled to norm sqrt(D): every coordinate O(1), as KID's kernel expects.
+
+    The raw pooled activations have no fixed scale (they grow with training), which
+    would make FID and KID incomparable between encoders.
+    """
+    norms = np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
+    return features / norms * np.sqrt(features.shape[1])
+
+
 def score_set(encoder, images, true_prompt, groups, prompt_vectors, prompt_concept,
               real_features, repeats, seed):
     """Every metric of one set of images."""
     features, codes = encoder.embed_images(to_float(images))
+    features = distance_features(features)
     mean, std = r_precision(codes, true_prompt, prompt_vectors, prompt_concept,
                             repeats=repeats, seed=seed)
     row = {"images": len(images), "r_precision": mean, "r_precision_std": std,
@@ -271,7 +282,7 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
                                                                         caption_columns)
     encoder = load_encoder(encoder_dir)
     prompt_vectors = encoder.embed_texts(prompts)
-    real_features = encoder.embed_images(to_float(real_images))[0]
+    real_features = distance_features(encoder.embed_images(to_float(real_images))[0])
     rng = np.random.default_rng(seed)
     # Real references: each real image against each of its prompts; the floor gives
     # every image a random prompt of another concept instead.
@@ -299,13 +310,16 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     report = {"split": split or "all", "runs": [os.path.abspath(r) for r in run_dirs],
               "encoder": os.path.abspath(encoder_dir), "prompts": len(prompts),
               "concepts": int(len(np.unique(prompt_concept))), "real_images": len(real_images),
-              "samples_per_prompt": per_prompt, "r_precision_candidates": 100,
+              "samples_per_prompt": per_prompt,
+              "r_precision_candidates": int(min(100, 1 + min(
+                  np.sum(prompt_concept != c) for c in prompt_concept))),
               "repeats": repeats, "caption_columns": list(caption_columns), "rows": rows}
     return report, prompts, real_prompts, pictures
 
 
 def report_picture(prompts, real_prompts, pictures, count=8):
-    """uint8 grid: one row per prompt (the first `count`): a real image, then each row's samples."""
+    """uint8 grid, enlarged 2x: one row per prompt (the first `count`): a real image, then
+    the samples of each generated row of the report."""
     from imaging import make_grid
 
     real = pictures["real"]
@@ -320,8 +334,8 @@ def report_picture(prompts, real_prompts, pictures, count=8):
         for label, images in pictures.items():
             if label != "real":
                 cells.extend(images[prompt])
-    columns = len(cells) // len(shown)
-    return make_grid(np.stack(cells), rows=len(shown)), [prompts[p] for p in shown], columns
+    grid = make_grid(np.stack(cells), rows=len(shown))
+    return grid.repeat(2, axis=0).repeat(2, axis=1), [prompts[p] for p in shown]
 
 
 def format_table(report):
@@ -329,7 +343,8 @@ def format_table(report):
     def number(value, digits=3):
         return "–" if value is None else f"{value:.{digits}f}"
 
-    lines = ["| | R-precision (top-1 of 100) | FID (in-domain encoder) | KID ×1000 | "
+    lines = [f"| | R-precision (top-1 of {report['r_precision_candidates']}) | "
+             "FID (in-domain encoder) | KID ×1000 | "
              "diversity | accepted | tries / image |", "|---|---|---|---|---|---|---|"]
     for label, row in report["rows"].items():
         kid = row.get("kid_in_domain")
@@ -349,7 +364,7 @@ def write_report(report, prompts, real_prompts, pictures, out):
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
     stem = os.path.splitext(out)[0]
-    grid, shown, columns = report_picture(prompts, real_prompts, pictures)
+    grid, shown = report_picture(prompts, real_prompts, pictures)
     save_png(grid, stem + ".png")
     write_json(report, out)
     samples = report["samples_per_prompt"]
@@ -387,9 +402,14 @@ def main(argv=None):
     """CLI: `train-encoder ...` or an evaluation; returns the encoder folder or the report."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train-encoder"]:
-        config = EncoderConfig(**{k: v for k, v in vars(encoder_parser().parse_args(argv[1:]))
-                                  .items()})
-        out = train_encoder(config)
+        from data_loader import ManifestError
+
+        parser = encoder_parser()
+        config = EncoderConfig(**vars(parser.parse_args(argv[1:])))
+        try:
+            out = train_encoder(config)
+        except ManifestError as error:
+            parser.exit(1, f"evaluate: {error}\n")
         print(f"evaluate: encoder saved in {out}")
         return out
     parser = evaluate_parser()

@@ -195,12 +195,14 @@ class GatedSampler:
     """Gated generation from a loaded `TextToImageGAN` (one traced graph, reused).
 
     `sampler(texts, seeds, budgets)` returns numpy {"images" uint8, "score",
-    "accepted", "tries"}, the same numbers the exported SavedModel gives.
+    "accepted", "tries"}, the same numbers the exported SavedModel gives. Prompts
+    go through in batches of `batch_size` (each row's draws depend only on its seed).
     """
 
-    def __init__(self, gan, gate):
+    def __init__(self, gan, gate, batch_size=256):
         self.gan = gan
         self.gate = gate
+        self.batch_size = batch_size
         self._run = tf.function(self._sample, reduce_retracing=True)
 
     def _sample(self, texts, seeds, budgets):
@@ -208,9 +210,14 @@ class GatedSampler:
         return {**out, "images": to_uint8_tensor(out["images"])}
 
     def __call__(self, texts, seeds, budgets):
-        out = self._run(tf.constant(list(texts)), tf.constant(seeds, tf.int64),
-                        tf.constant(budgets, tf.int32))
-        return {name: value.numpy() for name, value in out.items()}
+        texts, seeds, budgets = list(texts), list(seeds), list(budgets)
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            end = start + self.batch_size
+            out = self._run(tf.constant(texts[start:end]), tf.constant(seeds[start:end], tf.int64),
+                            tf.constant(budgets[start:end], tf.int32))
+            parts.append({name: value.numpy() for name, value in out.items()})
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 # ----------------------------------------------------------------------------- calibration

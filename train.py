@@ -33,8 +33,12 @@ class TrainConfig:
     split: str = "train"  # rows of the manifest's `split` column to train on; "" = all
     groups: tuple = ("Food & Drink", "Objects")  # rows of its `group` column; () = all
     styles: tuple = ()  # rows of its `style` column (noto, twemoji); () = all
-    text_encoder: str = ""  # a trained dual encoder (evaluate.py train-encoder) to start from
-    freeze_text_encoder: bool = False  # keep that pretrained text encoder fixed (DF-GAN)
+    # Start from a pretrained text encoder (a dual encoder, evaluate.py train-encoder) and keep
+    # it fixed, as DF-GAN does: measured 0.25 -> 0.65 seen-prompt R-precision (README).
+    # "auto" trains the run's own on its training rows first (RUN/text_encoder); "" = none.
+    text_encoder: str = "auto"
+    freeze_text_encoder: bool = True
+    text_encoder_epochs: int = 100  # for "auto"
     out_dir: str = "runs/quick"
     image_size: int = 32
     batch_size: int = 16
@@ -69,6 +73,7 @@ class TrainConfig:
 
 PRESETS = {
     "smoke": dict(out_dir="runs/smoke", groups=(), image_size=16, batch_size=8, epochs=2,
+                  text_encoder="", freeze_text_encoder=False,
                   steps_per_epoch=3, sample_every=1,
                   sequence_length=8, noise_dim=16, embedding_dim=16, text_hidden_units=16,
                   generator_channels=4, discriminator_channels=4, affine_hidden_units=16,
@@ -227,14 +232,33 @@ def prepare_vocabulary(examples, config, run_dir, pretrained=None):
     return vocabulary
 
 
-def load_pretrained_text_encoder(config):
-    """The dual encoder of `--text-encoder` (None without one); exits on a size mismatch."""
+def load_pretrained_text_encoder(config, run_dir):
+    """The dual encoder of `--text-encoder` (None without one); exits on a size mismatch.
+
+    "auto" is RUN/text_encoder, trained here on the run's training rows if missing.
+    """
     if not config.text_encoder:
         return None
-    from encoder import load_encoder
+    from encoder import ENCODER_FILE, load_encoder
 
+    path = config.text_encoder
+    if path == "auto":
+        path = os.path.join(run_dir, "text_encoder")
+        if not os.path.exists(os.path.join(path, ENCODER_FILE)):
+            import evaluate
+
+            print(f"train: training the run's text encoder first ({config.text_encoder_epochs} "
+                  f"epochs; --text-encoder '' skips it) into {path}")
+            evaluate.train_encoder(evaluate.EncoderConfig(
+                data=config.manifest, out=path, image_column=config.image_column,
+                caption_columns=config.caption_columns, split=config.split,
+                groups=config.groups, styles=config.styles, epochs=config.text_encoder_epochs,
+                sequence_length=config.sequence_length, embedding_dim=config.embedding_dim,
+                text_hidden_units=config.text_hidden_units,
+                max_vocabulary=config.max_vocabulary, seed=config.seed,
+                verbose=config.verbose))
     try:
-        pretrained = load_encoder(config.text_encoder)
+        pretrained = load_encoder(path)
     except (FileNotFoundError, OSError, ValueError) as error:
         sys.exit(f"train: --text-encoder: {error}")
     mismatched = [f"{name} {getattr(pretrained, name)} (run: {getattr(config, name)})"
@@ -318,7 +342,7 @@ def main(argv=None):
     if report["skipped"]:
         print(f"train: skipped {report['skipped']} bad row(s); see "
               f"{os.path.join(run_dir, 'data_report.json')}")
-    pretrained = load_pretrained_text_encoder(config)
+    pretrained = load_pretrained_text_encoder(config, run_dir)
     vocabulary = prepare_vocabulary(examples, config, run_dir, pretrained)
 
     strategy = make_strategy(config.strategy)

@@ -115,4 +115,23 @@ def test_gan_starts_from_a_pretrained_frozen_text_encoder(tiny_encoder, tiny_man
         train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "m"),
                                 "--text-encoder", tiny_encoder, "--embedding-dim", "32"])
     with pytest.raises(SystemExit):
-        train.resolve_config(["--freeze-text-encoder"])
+        train.resolve_config(["--text-encoder", "", "--freeze-text-encoder"])
+
+
+def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
+    args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
+                        "--text-encoder", "auto", "--freeze-text-encoder",
+                        "--text-encoder-epochs", "1"]
+    run = train.main(args)
+    saved = os.path.join(run, "text_encoder", "encoder.keras")
+    first = os.path.getmtime(saved)
+    train.main(args + ["--epochs", "3"])  # resume: one more epoch, same encoder
+    assert os.path.getmtime(saved) == first
+    assert generate.load_run(run).vocabulary == load_encoder(saved).vocabulary
+
+
+def test_train_encoder_on_a_missing_manifest_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["train-encoder", "--data", str(tmp_path / "none.csv"),
+                       "--out", str(tmp_path / "enc")] + TINY_ENCODER)
+    assert exit_info.value.code == 1 and "manifest not found" in capsys.readouterr().err

@@ -143,3 +143,13 @@ def test_generate_without_calibration_asks_for_it(trained_run, tmp_path, capsys)
     generate.main(["--run", str(run), "--out", str(tmp_path / "g.png"), "--no-gate", "dress"])
     assert gating.main(["--run", str(run)])["pairs"] > 0
     assert json.load(open(run / "final" / "calibration.json"))["split"] == "train"
+
+
+def test_sampler_batches_do_not_change_results(trained_run):
+    gan = generate.load_run(trained_run)
+    gate = gating.Gate.from_calibration(gating.load_calibration(trained_run))
+    texts, seeds, budgets = ["连衣裙", "jeans", "披萨", "手机", "laptop"], [1, 2, 3, 4, 5], [8] * 5
+    whole = gating.GatedSampler(gan, gate)(texts, seeds, budgets)
+    pieces = gating.GatedSampler(gan, gate, batch_size=2)(texts, seeds, budgets)
+    for name in whole:
+        np.testing.assert_allclose(whole[name], pieces[name], atol=1)
