@@ -12,6 +12,7 @@ Metrics (all in the in-domain encoder's space; nothing downloads weights):
   sqrt(D). Not Inception FID.
 - Diversity: mean pairwise distance of unit image features among images of one prompt.
 - The gate's effect: the model's rows with and without the discriminator gate.
+- With `--inception-weights FILE` (a local InceptionV3 weights file), true FID too.
 Reference rows: real images (the ceiling) and real images with shuffled prompts
 (the floor). Writes report.json and report.md (a table and a picture grid).
 """
@@ -50,7 +51,9 @@ class EncoderConfig:
     embedding_dim: int = 128
     text_hidden_units: int = 128
     max_vocabulary: int = 8000
-    seed: int = 0
+    # 1, not the runs' 0: a GAN whose text encoder is the evaluator's own (`train.py
+    # --text-encoder auto` with the same data and seed) would be judged by itself.
+    seed: int = 1
     verbose: int = 1
 
 
@@ -247,6 +250,34 @@ def score_set(encoder, images, true_prompt, groups, prompt_vectors, prompt_conce
     return row
 
 
+class InceptionFeatures:
+    """2048-d pool features of a user's InceptionV3 weights file (for true FID; optional).
+
+    Nothing is downloaded: `weights` must be a local file that
+    `keras.applications.InceptionV3(include_top=False, pooling="avg")` can load.
+    """
+
+    def __init__(self, weights):
+        import keras
+
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"--inception-weights {weights} not found (FID with "
+                                    "Inception needs the weights file on disk; leave the flag "
+                                    "out to skip it)")
+        self.model = keras.applications.InceptionV3(include_top=False, pooling="avg",
+                                                    weights=weights, input_shape=(299, 299, 3))
+
+    def __call__(self, images, batch_size=32):
+        """uint8 images [N, S, S, 3] -> features [N, 2048] (bilinear resize to 299, [-1, 1])."""
+        import tensorflow as tf
+
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = tf.image.resize(to_float(images[start:start + batch_size]), (299, 299))
+            out.append(self.model(batch, training=False).numpy())
+        return np.concatenate(out)
+
+
 def generated_rows(run_dir, name, prompts, per_prompt, max_tries, seed):
     """(label, images [P*K], row extras) for a run, ungated and (if calibrated) gated."""
     import gate as gating
@@ -270,8 +301,18 @@ def generated_rows(run_dir, name, prompts, per_prompt, max_tries, seed):
     return rows
 
 
+def shares_text_encoder(run_dir, encoder):
+    """True if a run's text encoder holds the evaluator's text encoder weights."""
+    import generate
+
+    ours = generate.load_run(run_dir).text_encoder.get_weights()
+    theirs = encoder.text_encoder.get_weights()
+    return (len(ours) == len(theirs) and all(a.shape == b.shape for a, b in zip(ours, theirs))
+            and all(np.allclose(a, b) for a, b in zip(ours, theirs)))
+
+
 def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repeats=5, seed=0,
-                  caption_columns=None):
+                  caption_columns=None, inception_weights=None):
     """The report dict, plus the images for its picture."""
     from encoder import load_encoder
 
@@ -281,8 +322,14 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     prompts, prompt_concept, real_images, real_prompts = evaluation_set(config, split,
                                                                         caption_columns)
     encoder = load_encoder(encoder_dir)
+    coupled = [r for r in run_dirs if shares_text_encoder(r, encoder)]
+    for run_dir in coupled:
+        print(f"evaluate: warning: {run_dir} uses the evaluator's own text encoder weights; its "
+              "R-precision is inflated (train the evaluator with another --seed)", file=sys.stderr)
     prompt_vectors = encoder.embed_texts(prompts)
     real_features = distance_features(encoder.embed_images(to_float(real_images))[0])
+    inception = InceptionFeatures(inception_weights) if inception_weights else None
+    real_inception = inception(real_images) if inception else None
     rng = np.random.default_rng(seed)
     # Real references: each real image against each of its prompts; the floor gives
     # every image a random prompt of another concept instead.
@@ -306,6 +353,9 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
             images = result["images"].reshape(-1, *result["images"].shape[2:])
             rows[label] = {**score_set(encoder, images, generated_true, generated_true,
                                        real_features=real_features, **common), **extras}
+            if inception:
+                rows[label]["fid_inception"] = frechet_distance(inception(images),
+                                                                real_inception)
             pictures[label] = result["images"]
     report = {"split": split or "all", "runs": [os.path.abspath(r) for r in run_dirs],
               "encoder": os.path.abspath(encoder_dir), "prompts": len(prompts),
@@ -313,7 +363,9 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
               "samples_per_prompt": per_prompt,
               "r_precision_candidates": int(min(100, 1 + min(
                   np.sum(prompt_concept != c) for c in prompt_concept))),
-              "repeats": repeats, "caption_columns": list(caption_columns), "rows": rows}
+              "repeats": repeats, "caption_columns": list(caption_columns),
+              "runs_sharing_the_evaluator_text_encoder": [os.path.abspath(r) for r in coupled],
+              "rows": rows}
     return report, prompts, real_prompts, pictures
 
 
@@ -339,20 +391,24 @@ def report_picture(prompts, real_prompts, pictures, count=8):
 
 
 def format_table(report):
-    """Markdown table of the report's rows."""
+    """Markdown table of the report's rows (an Inception FID column when it was measured)."""
     def number(value, digits=3):
         return "–" if value is None else f"{value:.{digits}f}"
 
-    lines = [f"| | R-precision (top-1 of {report['r_precision_candidates']}) | "
-             "FID (in-domain encoder) | KID ×1000 | "
-             "diversity | accepted | tries / image |", "|---|---|---|---|---|---|---|"]
+    inception = any("fid_inception" in row for row in report["rows"].values())
+    headers = [f"R-precision (top-1 of {report['r_precision_candidates']})",
+               "FID (in-domain encoder)", "KID ×1000", "diversity", "accepted", "tries / image"]
+    headers += ["FID (Inception)"] if inception else []
+    lines = ["| | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
     for label, row in report["rows"].items():
         kid = row.get("kid_in_domain")
-        kid_text = "–" if kid is None else f"{1000 * kid:.1f} ± {1000 * row['kid_in_domain_std']:.1f}"
-        lines.append(
-            f"| {label} | {row['r_precision']:.3f} ± {row['r_precision_std']:.3f} | "
-            f"{number(row.get('fid_in_domain'), 2)} | {kid_text} | {number(row['diversity'])} | "
-            f"{number(row.get('accepted'), 2)} | {number(row.get('tries_per_image'), 2)} |")
+        cells = [f"{row['r_precision']:.3f} ± {row['r_precision_std']:.3f}",
+                 number(row.get("fid_in_domain"), 2),
+                 "–" if kid is None else f"{1000 * kid:.1f} ± {1000 * row['kid_in_domain_std']:.1f}",
+                 number(row["diversity"]), number(row.get("accepted"), 2),
+                 number(row.get("tries_per_image"), 2)]
+        cells += [number(row.get("fid_inception"), 2)] if inception else []
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -395,6 +451,8 @@ def evaluate_parser():
     parser.add_argument("--max-tries", type=int, default=8, help="the gate's budget")
     parser.add_argument("--repeats", type=int, default=5, help="R-precision repeats")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inception-weights",
+                        help="a local InceptionV3 weights file: adds true (Inception) FID")
     return parser
 
 
@@ -419,7 +477,7 @@ def main(argv=None):
     try:
         report, prompts, real_prompts, pictures = evaluate_runs(
             [args.run, *args.compare], args.encoder, args.split, args.samples_per_prompt,
-            args.max_tries, args.repeats, args.seed)
+            args.max_tries, args.repeats, args.seed, inception_weights=args.inception_weights)
     except (FileNotFoundError, ValueError) as error:
         parser.exit(1, f"evaluate: {error}\n")
     write_report(report, prompts, real_prompts, pictures, args.out)

@@ -114,8 +114,6 @@ def test_gan_starts_from_a_pretrained_frozen_text_encoder(tiny_encoder, tiny_man
     with pytest.raises(SystemExit, match="other sizes: embedding_dim 16 \\(run: 32\\)"):
         train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "m"),
                                 "--text-encoder", tiny_encoder, "--embedding-dim", "32"])
-    with pytest.raises(SystemExit):
-        train.resolve_config(["--text-encoder", "", "--freeze-text-encoder"])
 
 
 def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
@@ -135,3 +133,16 @@ def test_train_encoder_on_a_missing_manifest_is_a_clear_error(tmp_path, capsys):
         evaluate.main(["train-encoder", "--data", str(tmp_path / "none.csv"),
                        "--out", str(tmp_path / "enc")] + TINY_ENCODER)
     assert exit_info.value.code == 1 and "manifest not found" in capsys.readouterr().err
+
+
+def test_true_fid_needs_a_local_inception_file(trained_run, tiny_encoder, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--run", trained_run, "--encoder", tiny_encoder, "--split", "train",
+                       "--out", str(tmp_path / "r.json"),
+                       "--inception-weights", str(tmp_path / "inception.h5")])
+    assert exit_info.value.code == 1 and "inception.h5 not found" in capsys.readouterr().err
+    table = evaluate.format_table({"r_precision_candidates": 100, "rows": {
+        "x": {"r_precision": 0.5, "r_precision_std": 0.1, "diversity": 0.3,
+              "fid_in_domain": 2.0, "kid_in_domain": 0.001, "kid_in_domain_std": 0.0002,
+              "fid_inception": 40.0}}})
+    assert "FID (Inception)" in table and "| 40.00 |" in table
