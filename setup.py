@@ -11,7 +11,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     py_modules=["data_loader", "model", "generator", "discriminator", "train", "training",
-                "generate", "imaging", "tfds_emoji", "gate", "export"],
+                "generate", "imaging", "tfds_emoji", "gate", "export", "baseline", "encoder",
+                "evaluate"],
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",
