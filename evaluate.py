@@ -278,12 +278,11 @@ class InceptionFeatures:
         return np.concatenate(out)
 
 
-def generated_rows(run_dir, name, prompts, per_prompt, max_tries, seed):
-    """(label, images [P*K], row extras) for a run, ungated and (if calibrated) gated."""
+def generated_rows(gan, run_dir, name, prompts, per_prompt, max_tries, seed):
+    """(label, images [P*K], row extras) for a loaded run, ungated and (if calibrated) gated."""
     import gate as gating
     import generate
 
-    gan = generate.load_run(run_dir)
     calibration = gating.load_calibration(run_dir)
     gate = gating.Gate.from_calibration(calibration) if calibration else None
     started = time.time()
@@ -301,11 +300,9 @@ def generated_rows(run_dir, name, prompts, per_prompt, max_tries, seed):
     return rows
 
 
-def shares_text_encoder(run_dir, encoder):
+def shares_text_encoder(gan, encoder):
     """True if a run's text encoder holds the evaluator's text encoder weights."""
-    import generate
-
-    ours = generate.load_run(run_dir).text_encoder.get_weights()
+    ours = gan.text_encoder.get_weights()
     theirs = encoder.text_encoder.get_weights()
     return (len(ours) == len(theirs) and all(a.shape == b.shape for a, b in zip(ours, theirs))
             and all(np.allclose(a, b) for a, b in zip(ours, theirs)))
@@ -314,6 +311,7 @@ def shares_text_encoder(run_dir, encoder):
 def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repeats=5, seed=0,
                   caption_columns=None, inception_weights=None):
     """The report dict, plus the images for its picture."""
+    import generate
     from encoder import load_encoder
 
     with open(os.path.join(run_dirs[0], "config.json"), encoding="utf-8") as f:
@@ -322,7 +320,8 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     prompts, prompt_concept, real_images, real_prompts = evaluation_set(config, split,
                                                                         caption_columns)
     encoder = load_encoder(encoder_dir)
-    coupled = [r for r in run_dirs if shares_text_encoder(r, encoder)]
+    gans = {run_dir: generate.load_run(run_dir) for run_dir in run_dirs}  # each loaded once
+    coupled = [r for r in run_dirs if shares_text_encoder(gans[r], encoder)]
     for run_dir in coupled:
         print(f"evaluate: warning: {run_dir} uses the evaluator's own text encoder weights; its "
               "R-precision is inflated (train the evaluator with another --seed)", file=sys.stderr)
@@ -348,8 +347,8 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     generated_true = np.repeat(np.arange(len(prompts)), per_prompt)
     for run_dir in run_dirs:
         name = os.path.basename(os.path.normpath(run_dir))
-        for label, result, extras in generated_rows(run_dir, name, prompts, per_prompt,
-                                                    max_tries, seed):
+        for label, result, extras in generated_rows(gans[run_dir], run_dir, name, prompts,
+                                                    per_prompt, max_tries, seed):
             images = result["images"].reshape(-1, *result["images"].shape[2:])
             rows[label] = {**score_set(encoder, images, generated_true, generated_true,
                                        real_features=real_features, **common), **extras}
