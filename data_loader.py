@@ -22,6 +22,8 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image
 
+import colors
+
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "data", "emoji", "captions.csv")
 DEFAULT_CAPTION_COLUMNS = ("name_en", "name_zh", "keywords_en", "keywords_zh")
@@ -74,6 +76,14 @@ def build_vocabulary(captions, max_tokens):
     return [t.decode("utf-8") for t in ranked[: max_tokens - 2]]  # 2 = padding + OOV
 
 
+def examples_vocabulary(examples, max_tokens, color_augment=0):
+    """`build_vocabulary` of every caption of checked rows (plus the colour words when
+    colour augmentation will add them)."""
+    captions = [c for row_captions in examples["captions"] for c in row_captions]
+    return build_vocabulary(captions + (colors.color_words() if color_augment else []),
+                            max_tokens)
+
+
 def save_vocabulary(vocabulary, path):
     """Write one token a line (atomically)."""
     tmp = path + ".tmp"
@@ -97,16 +107,19 @@ def count_known_tokens(vectorizer, texts):
 # ----------------------------------------------------------------------------- manifest
 
 def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_COLUMNS,
-                  split=None, filters=None):
+                  split=None, filters=None, recolorable=None):
     """Read a CSV/JSONL manifest into a DataFrame with absolute paths and caption lists.
 
     `split` keeps rows whose `split` column equals it; `filters` ({column: allowed
     values}, e.g. {"group": ["Objects"]}) keeps rows whose columns hold one of the
-    allowed values; an empty list of values allows all.
+    allowed values; an empty list of values allows all. `recolorable` ({column:
+    values}, e.g. {"subgroup": ["clothing"]}) marks the rows that colour augmentation
+    may recolour (those whose captions name no colour yet).
 
-    Returns a DataFrame with columns `path` (absolute image path) and `captions`
-    (list of non-empty caption strings). Raises `ManifestError` naming the file and
-    the problem when the file or a column is missing.
+    Returns a DataFrame with columns `path` (absolute image path), `captions`
+    (list of non-empty caption strings) and `recolorable` (bool). Raises
+    `ManifestError` naming the file and the problem when the file or a column is
+    missing.
     """
     if not os.path.exists(path):
         raise ManifestError(f"{path}: manifest not found")
@@ -118,7 +131,9 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
     except ValueError as error:
         raise ManifestError(f"{path}: cannot parse manifest ({error})") from error
     filters = {column: list(values) for column, values in (filters or {}).items() if values}
-    wanted = [image_column, *caption_columns] + (["split"] if split else []) + list(filters)
+    recolorable = {column: list(values) for column, values in (recolorable or {}).items()}
+    wanted = ([image_column, *caption_columns] + (["split"] if split else []) + list(filters)
+              + list(recolorable))
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}; "
@@ -133,10 +148,60 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
     def captions_of(row):
         return [row[column].strip() for column in caption_columns if row[column].strip()]
 
+    captions = [captions_of(row) for _, row in frame.iterrows()]
+    marked = np.full(len(frame), bool(recolorable))
+    for column, values in recolorable.items():
+        marked &= frame[column].isin(values).to_numpy()
     return pd.DataFrame({
         "path": [os.path.join(root, p) for p in frame[image_column]],
-        "captions": [captions_of(row) for _, row in frame.iterrows()],
+        "captions": captions,
+        "recolorable": [bool(m) and not any(colors.mentions_color(c) for c in row_captions)
+                        for m, row_captions in zip(marked, captions)],
     })
+
+
+def recolor_filter(manifest, subgroups, color_augment):
+    """`load_examples`' `recolorable` argument for colour augmentation: rows whose
+    `subgroup` is one of `subgroups`; None when augmentation is off or the manifest
+    has no `subgroup` column (a catalogue of your own: nothing is recoloured)."""
+    if not color_augment or not os.path.exists(manifest):
+        return None
+    if manifest.endswith((".jsonl", ".json")):
+        with open(manifest, encoding="utf-8") as f:
+            first = f.readline()
+        try:
+            columns = json.loads(first) if first.strip() else {}
+        except ValueError:
+            return None  # read_manifest reports the broken file
+    else:
+        columns = pd.read_csv(manifest, nrows=0, dtype=str).columns
+    return {"subgroup": list(subgroups)} if "subgroup" in columns else None
+
+
+def load_image_rgba(path, image_size):
+    """Decode an image to uint8 [S, S, 4]: RGB composited on white, plus the product's alpha.
+
+    Transparent pixels are composited on white, as product shots usually are. An
+    image without alpha (a JPEG product shot) gets alpha 0 on its near-white
+    background and 255 elsewhere.
+    """
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("RGBA", "LA", "P", "PA"):
+            rgba = image.convert("RGBA")
+            alpha = rgba.getchannel("A")
+            image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image.alpha_composite(rgba)
+            image = image.convert("RGB")
+        else:
+            image = image.convert("RGB")
+            alpha = Image.fromarray(np.where(np.asarray(image).min(-1) < 240, 255, 0)
+                                    .astype(np.uint8))
+        if image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
+            alpha = alpha.resize((image_size, image_size), Image.Resampling.BICUBIC)
+        return np.concatenate([np.asarray(image, dtype=np.uint8),
+                               np.asarray(alpha, dtype=np.uint8)[..., None]], -1)
 
 
 def load_image(path, image_size):
@@ -144,16 +209,7 @@ def load_image(path, image_size):
 
     Transparent pixels are composited on white, as product shots usually are.
     """
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("RGBA", "LA", "P", "PA"):
-            rgba = image.convert("RGBA")
-            image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image.alpha_composite(rgba)
-        image = image.convert("RGB")
-        if image.size != (image_size, image_size):
-            image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
-        return np.asarray(image, dtype=np.uint8)
+    return load_image_rgba(path, image_size)[..., :3]
 
 
 def check_rows(frame, image_size):
@@ -174,16 +230,18 @@ def check_rows(frame, image_size):
 
 
 def load_examples(manifest, image_size, image_column="image",
-                  caption_columns=DEFAULT_CAPTION_COLUMNS, split=None, filters=None):
+                  caption_columns=DEFAULT_CAPTION_COLUMNS, split=None, filters=None,
+                  recolorable=None):
     """Read and check a manifest (see `read_manifest`); return (usable rows, report dict).
 
     Raises `ManifestError` when no row is usable.
     """
-    frame = read_manifest(manifest, image_column, caption_columns, split, filters)
+    frame = read_manifest(manifest, image_column, caption_columns, split, filters, recolorable)
     good, bad = check_rows(frame, image_size)
     report = {"manifest": os.path.abspath(manifest), "split": split, "filters": filters or {},
               "rows": len(frame),
-              "usable": len(good), "skipped": len(bad), "bad_rows": bad}
+              "usable": len(good), "skipped": len(bad), "bad_rows": bad,
+              "recolorable": int(good["recolorable"].sum()) if len(good) else 0}
     if good.empty:
         raise ManifestError(f"{manifest}: no usable row ({len(frame)} rows, "
                             f"{len(bad)} bad{', e.g. ' + bad[0]['reason'] if bad else ''})")
@@ -208,26 +266,34 @@ def caption_matrix(captions):
 
 
 def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=False,
-                 drop_remainder=True, vectorizer=None):
+                 drop_remainder=True, vectorizer=None, color_augment=0):
     """A batched tf.data pipeline over checked rows from `load_examples`.
 
     Decoding runs in parallel and is cached; one caption per row is drawn per
     epoch from a seeded random stream, so runs are reproducible. With a
     `vectorizer`, batches carry "token_ids" [B, L] in place of "text" (tokenizing
     in the pipeline keeps strings out of distributed training steps).
+    `color_augment` adds that many copies of every `recolorable` row to each
+    epoch, each recoloured with a colour drawn per epoch, its caption prefixed with
+    the colour word ("red dress", "红色连衣裙"; see `colors.py`).
     """
-    captions, counts = caption_matrix(list(examples["captions"]))
-    paths = examples["path"].to_numpy(dtype=str)
+    recolored = (np.flatnonzero(examples["recolorable"].to_numpy(bool)) if color_augment
+                 else np.zeros(0, np.int64))
+    rows_used = np.concatenate([np.arange(len(examples)), np.tile(recolored, color_augment)])
+    captions, counts = caption_matrix([examples["captions"].iloc[i] for i in rows_used])
+    paths = examples["path"].to_numpy(dtype=str)[rows_used]
+    is_copy = np.arange(len(rows_used)) >= len(examples)
 
     def decode(path):
-        image = tf.numpy_function(lambda p: load_image(p.decode("utf-8"), image_size),
+        image = tf.numpy_function(lambda p: load_image_rgba(p.decode("utf-8"), image_size),
                                   [path], tf.uint8)
-        image.set_shape((image_size, image_size, 3))
-        return tf.cast(image, tf.float32) / 127.5 - 1.0
+        image.set_shape((image_size, image_size, 4))
+        return image
 
     images = tf.data.Dataset.from_tensor_slices(paths).map(
         decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
-    rows = tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices((captions, counts)))
+    rows = tf.data.Dataset.zip(images,
+                               tf.data.Dataset.from_tensor_slices((captions, counts, is_copy)))
     if shuffle:
         rows = rows.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -235,8 +301,14 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
     choices = tf.data.Dataset.random(seed=seed)
 
     def pick_caption(row, choice):
-        image, (options, count) = row
-        return {"text": options[choice % count], "images": image}
+        rgba, (options, count, recolor) = row
+        caption = options[choice % count]
+        color = (choice // count) % len(colors.PALETTE)
+        image, text = tf.cond(recolor,
+                              lambda: (colors.recolor(rgba, color),
+                                       colors.add_color_word(caption, color)),
+                              lambda: (rgba[..., :3], caption))
+        return {"text": text, "images": tf.cast(image, tf.float32) / 127.5 - 1.0}
 
     dataset = tf.data.Dataset.zip(rows, choices).map(pick_caption,
                                                      num_parallel_calls=tf.data.AUTOTUNE)

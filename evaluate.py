@@ -11,6 +11,9 @@ Metrics (all in the in-domain encoder's space; nothing downloads weights):
   images of the split, on the encoder's pooled image features scaled to norm
   sqrt(D). Not Inception FID.
 - Diversity: mean pairwise distance of unit image features among images of one prompt.
+- Colour accuracy: for the recolourable rows (clothes, bags, shoes, cars; colors.py),
+  prompts such as "red dress" / "红色连衣裙" in every palette colour; the dominant
+  colour of the generated product's pixels must be the prompt's.
 - The gate's effect: the model's rows with and without the discriminator gate.
 - With `--inception-weights FILE` (a local InceptionV3 weights file), true FID too.
 Reference rows: real images (the ceiling) and real images with shuffled prompts
@@ -25,6 +28,9 @@ import sys
 import time
 
 import numpy as np
+
+from metrics import (color_scores, distance_features, diversity, frechet_distance,  # noqa: F401
+                     kernel_inception_distance, r_precision)
 
 DEFAULT_ENCODER = "encoders/emoji"
 
@@ -51,6 +57,8 @@ class EncoderConfig:
     embedding_dim: int = 128
     text_hidden_units: int = 128
     max_vocabulary: int = 8000
+    color_augment: int = 0  # recoloured copies of the colour subgroups' rows (colors.py)
+    color_subgroups: tuple = ("clothing", "transport-ground")
     # 1, not the runs' 0: a GAN whose text encoder is the evaluator's own (`train.py
     # --text-encoder auto` with the same data and seed) would be judged by itself.
     seed: int = 1
@@ -67,9 +75,10 @@ def train_encoder(config):
     manifest = config.data or data_loader.DEFAULT_MANIFEST
     examples, _ = data_loader.load_examples(
         manifest, config.image_size, config.image_column, config.caption_columns,
-        config.split or None, {"group": config.groups, "style": config.styles})
-    vocabulary = data_loader.build_vocabulary(
-        [c for captions in examples["captions"] for c in captions], config.max_vocabulary)
+        config.split or None, {"group": config.groups, "style": config.styles},
+        data_loader.recolor_filter(manifest, config.color_subgroups, config.color_augment))
+    vocabulary = data_loader.examples_vocabulary(examples, config.max_vocabulary,
+                                                 config.color_augment)
     keras.utils.set_random_seed(config.seed)
     encoder = DualEncoder(vocabulary, config.image_size, config.sequence_length,
                           config.embedding_dim, config.text_hidden_units, config.image_channels,
@@ -77,7 +86,8 @@ def train_encoder(config):
     encoder.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     dataset = data_loader.make_dataset(examples, config.image_size,
                                        min(config.batch_size, len(examples)),
-                                       seed=config.seed, vectorizer=encoder.vectorizer)
+                                       seed=config.seed, vectorizer=encoder.vectorizer,
+                                       color_augment=config.color_augment)
     started = time.time()
     history = encoder.fit(dataset, epochs=config.epochs, verbose=config.verbose)
     seconds = time.time() - started
@@ -121,75 +131,6 @@ def encoder_parser():
     return parser
 
 
-# ----------------------------------------------------------------------------- metrics
-
-def frechet_distance(a, b):
-    """Fréchet distance between Gaussians fitted to feature sets a [N, D] and b [M, D].
-
-    Tr(sqrt(Ca Cb)) is computed as the trace of sqrt(Ca^1/2 Cb Ca^1/2), a symmetric
-    PSD matrix, so numpy's eigh suffices (no scipy).
-    """
-    mean_a, mean_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    values, vectors = np.linalg.eigh(cov_a)
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
-    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b)
-                 - 2 * trace_root)
-
-
-def kernel_inception_distance(a, b, subset_size=100, subsets=20, seed=0):
-    """KID: unbiased MMD^2 with the cubic kernel (x.y / D + 1)^3, mean and std over subsets."""
-    rng = np.random.default_rng(seed)
-    size = min(subset_size, len(a), len(b))
-    dim = a.shape[1]
-    values = []
-    for _ in range(subsets):
-        x = a[rng.choice(len(a), size, replace=False)]
-        y = b[rng.choice(len(b), size, replace=False)]
-        kxx, kyy, kxy = ((x @ x.T / dim + 1) ** 3, (y @ y.T / dim + 1) ** 3,
-                         (x @ y.T / dim + 1) ** 3)
-        off = size * (size - 1)
-        values.append((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off
-                      - 2 * kxy.mean())
-    return float(np.mean(values)), float(np.std(values))
-
-
-def r_precision(image_codes, true_prompt, prompt_vectors, prompt_concept, candidates=100,
-                repeats=5, seed=0):
-    """Top-1 rate of each image's prompt among `candidates` prompts (the rest of other concepts).
-
-    image_codes [N, T] and prompt_vectors [P, T] are unit vectors; true_prompt [N]
-    indexes prompt_vectors; prompt_concept [P] names each prompt's concept, so a
-    prompt's translation is never drawn as a negative. Returns (mean, std) over repeats.
-    """
-    rng = np.random.default_rng(seed)
-    prompt_concept = np.asarray(prompt_concept)
-    rates = []
-    for _ in range(repeats):
-        hits = []
-        for code, prompt in zip(image_codes, true_prompt):
-            others = np.flatnonzero(prompt_concept != prompt_concept[prompt])
-            negatives = rng.choice(others, min(candidates - 1, len(others)), replace=False)
-            scores = prompt_vectors[np.concatenate([[prompt], negatives])] @ code
-            hits.append(scores[0] > scores[1:].max())
-        rates.append(np.mean(hits))
-    return float(np.mean(rates)), float(np.std(rates))
-
-
-def diversity(features, groups):
-    """Mean pairwise Euclidean distance of unit features within each group, averaged."""
-    unit = features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-12)
-    means = []
-    for group in np.unique(groups):
-        members = unit[np.asarray(groups) == group]
-        if len(members) > 1:
-            distances = np.linalg.norm(members[:, None] - members[None], axis=-1)
-            means.append(distances[np.triu_indices(len(members), 1)].mean())
-    return float(np.mean(means)) if means else None
-
-
 # ----------------------------------------------------------------------------- evaluation
 
 def evaluation_set(config, split, caption_columns):
@@ -222,16 +163,6 @@ def evaluation_set(config, split, caption_columns):
 def to_float(images):
     """uint8 -> float32 in [-1, 1]."""
     return np.asarray(images, np.float32) / 127.5 - 1.0
-
-
-def distance_features(features):
-    """Pooled features scaled to norm sqrt(D): every coordinate O(1), as KID's kernel expects.
-
-    The raw pooled activations have no fixed scale (they grow with training), which
-    would make FID and KID incomparable between encoders.
-    """
-    norms = np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
-    return features / norms * np.sqrt(features.shape[1])
 
 
 def score_set(encoder, images, true_prompt, groups, prompt_vectors, prompt_concept,
@@ -300,6 +231,77 @@ def generated_rows(gan, run_dir, name, prompts, per_prompt, max_tries, seed):
     return rows
 
 
+def color_set(config, split, caption_columns):
+    """Colour prompts of a run's recolourable rows in `split`, or None if it has none.
+
+    Each concept's captions in `caption_columns` ("dress", "连衣裙") are prefixed with
+    every palette colour ("red dress", "红色连衣裙"). Returns (prompts [P], target
+    colour index [P], real recoloured images uint8 [R, S, S, 3], their colours [R]).
+    """
+    import colors
+    import data_loader
+
+    filters = {"group": config.get("groups", ()), "style": config.get("styles", ())}
+    subgroups = config.get("color_subgroups", colors.DEFAULT_SUBGROUPS)
+    try:
+        rows, _ = data_loader.load_examples(config["manifest"], config["image_size"],
+                                            config["image_column"], caption_columns,
+                                            split or None, filters, {"subgroup": subgroups})
+    except data_loader.ManifestError:
+        return None
+    rows = rows[rows["recolorable"]]
+    if rows.empty:
+        return None
+    names = list(dict.fromkeys(c for captions in rows["captions"] for c in captions))
+    palette = range(len(colors.PALETTE))
+    prompts = [colors.color_prompt(name, k) for name in names for k in palette]
+    targets = np.array([k for _ in names for k in palette])
+    real, real_targets = [], []
+    for path in rows["path"]:
+        rgba = data_loader.load_image_rgba(path, config["image_size"])
+        real += [colors.recolor(rgba, k).numpy() for k in palette]
+        real_targets += list(palette)
+    return prompts, targets, np.stack(real), np.array(real_targets)
+
+
+def color_accuracy(config, split, caption_columns, gans, per_prompt, max_tries, seed):
+    """The colour section of a report (None when the split has no recolourable row), and
+    its pictures: {label: uint8 [P, K, S, S, 3]} with the prompts."""
+    import colors
+
+    found = color_set(config, split, caption_columns)
+    if found is None:
+        return None, None
+    prompts, targets, real, real_targets = found
+    section = {"prompts": len(prompts), "colors": list(colors.COLOR_NAMES),
+               "chance": 1.0 / len(colors.PALETTE),
+               "rows": {"real images, recoloured (ceiling)": color_scores(real, real_targets)}}
+    pictures = {}
+    for run_dir, gan in gans.items():
+        name = os.path.basename(os.path.normpath(run_dir))
+        for label, result, extras in generated_rows(gan, run_dir, name, prompts, per_prompt,
+                                                    max_tries, seed):
+            images = result["images"].reshape(-1, *result["images"].shape[2:])
+            section["rows"][label] = {**color_scores(images, np.repeat(targets, per_prompt)),
+                                      **{k: v for k, v in extras.items() if k != "seconds"}}
+            pictures[label] = result["images"]
+    return section, (prompts, pictures)
+
+
+def color_picture(prompts, pictures, concepts=2, rows=2):
+    """uint8 grid, enlarged 2x: per palette colour of the first `concepts` concepts, the
+    samples of the first `rows` generated rows (the first run, ungated and gated)."""
+    import colors
+    from imaging import make_grid
+
+    count = len(colors.PALETTE)
+    shown = list(range(min(concepts, len(prompts) // count) * count))
+    first = list(pictures.values())[:rows]
+    cells = [image for p in shown for images in first for image in images[p]]
+    grid = make_grid(np.stack(cells), rows=len(shown))
+    return grid.repeat(2, axis=0).repeat(2, axis=1), [prompts[p] for p in shown]
+
+
 def shares_text_encoder(gan, encoder):
     """True if a run's text encoder holds the evaluator's text encoder weights."""
     ours = gan.text_encoder.get_weights()
@@ -356,6 +358,8 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
                 rows[label]["fid_inception"] = frechet_distance(inception(images),
                                                                 real_inception)
             pictures[label] = result["images"]
+    color, color_pictures = color_accuracy(config, split, caption_columns, gans, per_prompt,
+                                           max_tries, seed)
     report = {"split": split or "all", "runs": [os.path.abspath(r) for r in run_dirs],
               "encoder": os.path.abspath(encoder_dir), "prompts": len(prompts),
               "concepts": int(len(np.unique(prompt_concept))), "real_images": len(real_images),
@@ -365,6 +369,9 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
               "repeats": repeats, "caption_columns": list(caption_columns),
               "runs_sharing_the_evaluator_text_encoder": [os.path.abspath(r) for r in coupled],
               "rows": rows}
+    if color:
+        report["color"] = color
+        pictures["color"] = color_pictures
     return report, prompts, real_prompts, pictures
 
 
@@ -374,6 +381,7 @@ def report_picture(prompts, real_prompts, pictures, count=8):
     from imaging import make_grid
 
     real = pictures["real"]
+    generated = {k: v for k, v in pictures.items() if k not in ("real", "color")}
     first_real = {}
     for image_index, prompt_indices in enumerate(real_prompts):
         for prompt in prompt_indices:
@@ -382,9 +390,8 @@ def report_picture(prompts, real_prompts, pictures, count=8):
     cells = []
     for prompt in shown:
         cells.append(real[first_real[prompt]])
-        for label, images in pictures.items():
-            if label != "real":
-                cells.extend(images[prompt])
+        for images in generated.values():
+            cells.extend(images[prompt])
     grid = make_grid(np.stack(cells), rows=len(shown))
     return grid.repeat(2, axis=0).repeat(2, axis=1), [prompts[p] for p in shown]
 
@@ -411,6 +418,18 @@ def format_table(report):
     return "\n".join(lines)
 
 
+def format_color_table(color):
+    """Markdown table of a report's colour section: accuracy overall and per colour."""
+    lines = ["| | colour accuracy | " + " | ".join(color["colors"]) + " |",
+             "|---" * (len(color["colors"]) + 2) + "|"]
+    for label, row in color["rows"].items():
+        lines.append(f"| {label} | {row['accuracy']:.3f} | "
+                     + " | ".join("–" if row["per_color"][c] is None
+                                  else f"{row['per_color'][c]:.2f}" for c in color["colors"])
+                     + " |")
+    return "\n".join(lines)
+
+
 def write_report(report, prompts, real_prompts, pictures, out):
     """Write report.json, report.md and report.png (atomically each)."""
     from data_loader import write_json
@@ -423,7 +442,7 @@ def write_report(report, prompts, real_prompts, pictures, out):
     save_png(grid, stem + ".png")
     write_json(report, out)
     samples = report["samples_per_prompt"]
-    labels = [label for label in pictures if label != "real"]
+    labels = [label for label in pictures if label not in ("real", "color")]
     text = [f"# Evaluation ({report['split']} split)", "",
             f"{report['prompts']} prompts of {report['concepts']} concepts, "
             f"{report['real_images']} real images, {samples} samples per prompt; "
@@ -433,6 +452,18 @@ def write_report(report, prompts, real_prompts, pictures, out):
             f"![samples]({os.path.basename(stem)}.png)", "",
             f"Rows: {', '.join(shown)}. Columns: a real image, then {samples} samples each of "
             f"{'; '.join(labels)}."]
+    if "color" in report:
+        color_prompts, color_images = pictures["color"]
+        grid, shown = color_picture(color_prompts, color_images)
+        save_png(grid, stem + "_color.png")
+        text += ["", "## Colour accuracy", "",
+                 f"{report['color']['prompts']} prompts (each recolourable concept's names with "
+                 "each colour word), the dominant colour of the product's pixels against the "
+                 f"prompt's; chance {report['color']['chance']:.3f}.", "",
+                 format_color_table(report["color"]), "",
+                 f"![colour samples]({os.path.basename(stem)}_color.png)", "",
+                 f"Rows: {', '.join(shown)}. Columns: {samples} samples each of "
+                 f"{'; '.join(list(color_images)[:2])}."]
     tmp = stem + ".md.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("\n".join(text) + "\n")
@@ -481,6 +512,8 @@ def main(argv=None):
         parser.exit(1, f"evaluate: {error}\n")
     write_report(report, prompts, real_prompts, pictures, args.out)
     print(format_table(report))
+    if "color" in report:
+        print(format_color_table(report["color"]))
     print(f"evaluate: wrote {args.out}, {os.path.splitext(args.out)[0]}.md and .png")
     return report
 

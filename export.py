@@ -15,6 +15,8 @@ Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
          png_bytes string[B] (the raw PNG file; TF Serving's REST API turns outputs named
          *_bytes into {"b64": ...}), score float32[B] (the gate's score of the returned
          image, in [0, 1]), accepted bool[B], tries int32[B]
+  draw: text string[B], seed int64[B] (optional) -> images, png, png_bytes: no gate (the
+      generator alone, fastest; the same image as serving_default's first candidate)
   score: text string[B], images uint8[B, S, S, 3] -> score float32[B]
 Bad input raises InvalidArgument naming the problem.
 """
@@ -55,12 +57,16 @@ def text_checks(text, token_ids):
     ]
 
 
+def seed_checks(batch, seed):
+    """Assertions on the optional `seed` input."""
+    return [tf.debugging.Assert(tf.logical_or(tf.size(seed) == 0, tf.size(seed) == batch), [
+        "seed: give one seed per prompt (or none); got", tf.size(seed),
+        "seeds for", batch, "prompts"])]
+
+
 def request_checks(batch, seed, num_candidates, max_candidates):
     """Assertions on the optional `seed` and `num_candidates` inputs."""
-    return [
-        tf.debugging.Assert(tf.logical_or(tf.size(seed) == 0, tf.size(seed) == batch), [
-            "seed: give one seed per prompt (or none); got", tf.size(seed),
-            "seeds for", batch, "prompts"]),
+    return seed_checks(batch, seed) + [
         tf.debugging.Assert(tf.reduce_any(tf.size(num_candidates) == [0, 1, batch]), [
             "num_candidates: give one value, or one per prompt; got", tf.size(num_candidates),
             "for", batch, "prompts"]),
@@ -77,28 +83,49 @@ def standard_base64(data):
     return tf.strings.regex_replace(tf.strings.regex_replace(web_safe, "-", "+"), "_", "/")
 
 
+def seeds_or_random(seed, batch):
+    """The request's seeds, or random ones when it gave none."""
+    return tf.cond(tf.size(seed) > 0, lambda: seed,
+                   lambda: tf.random.uniform([batch], 0, tf.int64.max, tf.int64))
+
+
+def picture_outputs(images):
+    """uint8 images [B, S, S, 3] -> the `images`, `png` (base64 text) and `png_bytes` outputs."""
+    png_bytes = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+    return {"images": images, "png": standard_base64(png_bytes), "png_bytes": png_bytes}
+
+
 def build_serving_module(gan, gate, default_candidates, max_candidates):
-    """A `tf.Module` with the `generate` and `score` functions of the exported SavedModel."""
+    """A `tf.Module` with the `generate`, `draw` and `score` functions of the SavedModel."""
     size = gan.image_size
     text_spec = tf.TensorSpec([None], tf.string, name="text")
+    seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
 
-    @tf.function(input_signature=[text_spec, tf.TensorSpec([None], tf.int64, name="seed"),
+    @tf.function(input_signature=[text_spec, seed_spec,
                                   tf.TensorSpec([None], tf.int64, name="num_candidates")])
     def generate(text, seed=tf.zeros([0], tf.int64), num_candidates=tf.zeros([0], tf.int64)):
         token_ids = gan.vectorizer(text)  # truncates over-long text to the model's length
         batch = tf.size(text)
         with tf.control_dependencies(text_checks(text, token_ids) + request_checks(
                 batch, seed, num_candidates, max_candidates)):
-            seeds = tf.cond(tf.size(seed) > 0, lambda: seed,
-                            lambda: tf.random.uniform([batch], 0, tf.int64.max, tf.int64))
             budgets = tf.cond(tf.size(num_candidates) > 0,
                               lambda: tf.broadcast_to(num_candidates, [batch]),
                               lambda: tf.fill([batch], tf.constant(default_candidates, tf.int64)))
-            out = gating.gated_generate(gan, token_ids, seeds, budgets, gate)
-            images = gating.to_uint8_tensor(out["images"])
-            png_bytes = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
-        return {"images": images, "png": standard_base64(png_bytes), "png_bytes": png_bytes,
-                "score": out["score"], "accepted": out["accepted"], "tries": out["tries"]}
+            out = gating.gated_generate(gan, token_ids, seeds_or_random(seed, batch), budgets,
+                                        gate)
+            pictures = picture_outputs(gating.to_uint8_tensor(out["images"]))
+        return {**pictures, "score": out["score"], "accepted": out["accepted"],
+                "tries": out["tries"]}
+
+    @tf.function(input_signature=[text_spec, seed_spec])
+    def draw(text, seed=tf.zeros([0], tf.int64)):
+        # No gate: the generator alone, for the lowest latency (the first candidate
+        # `generate` would judge, so the same seed gives the same image).
+        token_ids = gan.vectorizer(text)
+        batch = tf.size(text)
+        with tf.control_dependencies(text_checks(text, token_ids) + seed_checks(batch, seed)):
+            images = gating.ungated_generate(gan, token_ids, seeds_or_random(seed, batch))
+            return picture_outputs(gating.to_uint8_tensor(images))
 
     @tf.function(input_signature=[text_spec, tf.TensorSpec([None, None, None, None], tf.uint8,
                                                            name="images")])
@@ -117,11 +144,12 @@ def build_serving_module(gan, gate, default_candidates, max_candidates):
 
     module = tf.Module()
     module.generate = generate
+    module.draw = draw
     module.score = score
     # Keras 3 variables are not tracked through layers by tf.saved_model.save: track the
     # tf.Variables the graphs capture (as keras.export.ExportArchive does), and the
     # tokenizer's lookup table, or TF Serving finds them uninitialised.
-    variables = {id(v): v for fn in (generate, score)
+    variables = {id(v): v for fn in (generate, draw, score)
                  for v in fn.get_concrete_function().variables}
     module.captured_variables = list(variables.values())
     module.lookup_tables = [t for t in tf.train.TrackableView(gan.vectorizer).descendants()
@@ -158,6 +186,7 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
     keras_tmp = tmp + ".keras"
     try:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
+                                                     "draw": module.draw,
                                                      "score": module.score})
         info = {"run": os.path.abspath(run_dir), "image_size": gan.image_size,
                 "sequence_length": gan.sequence_length, "num_candidates": num_candidates,
@@ -207,7 +236,7 @@ def main(argv=None):
                           args.num_candidates, args.max_candidates)
     except (FileNotFoundError, FileExistsError, OSError, ValueError) as error:
         parser.exit(1, f"export: {error}\n")
-    print(f"export: wrote {path} (SavedModel, signatures serving_default and score) and "
+    print(f"export: wrote {path} (SavedModel, signatures serving_default, draw and score) and "
           f"{path}.keras")
     return path
 

@@ -179,6 +179,13 @@ def gated_generate(gan, token_ids, seeds, budgets, gate, chunk=CHUNK):
         gate=gate, noise_dim=gan.noise_dim, image_size=gan.image_size, chunk=chunk)
 
 
+def ungated_generate(gan, token_ids, seeds):
+    """Float images [B, H, W, 3]: each prompt's first candidate (index 0), not judged."""
+    sentences = gan.text_encoder(token_ids, training=False)[1]
+    noise, _ = candidate_draws(seeds, tf.zeros_like(seeds), gan.noise_dim)
+    return gan.ema_generator([noise, sentences], training=False)
+
+
 def judge_score(gan, token_ids, images, gate):
     """Score in [0, 1] of float images [B, H, W, 3] in [-1, 1] against their token ids."""
     sentences = gan.text_encoder(token_ids, training=False)[1]

@@ -2,6 +2,7 @@
 
     python generate.py --run RUN --out grid.png -n 8 "黑色羽绒服" "coffee and cake"
     python generate.py --run RUN --out-dir images/ -n 4 --seed 7 "running shoes"
+    python generate.py --run RUN --user-events events.jsonl --user u1 --out-dir ADS
 
 `--out` writes one grid (one row a prompt); `--out-dir` writes one PNG per image
 (`NN_prompt-slug_K.png`). Image k of every prompt uses seed SEED+k, so the same
@@ -10,6 +11,11 @@ returns the same picture. Each image is the first of up to `--max-tries`
 candidates that passes the gate (DRS with target rate `--gamma`, or
 `--min-score`), else the best-scoring one; `--no-gate` keeps the first candidate.
 A prompt that is empty or has no known token exits with status 2.
+
+With `--user-events LOG --user U` the prompts come from the user's behaviour
+(personalize.py): each ranked prompt gets `-n` gated candidates, the one closest
+to the user's interest becomes a finished creative (creative.py) in --out-dir,
+with a JSON sidecar giving the reasons; OUT_DIR/user-U.json summarises them.
 """
 
 import argparse
@@ -91,7 +97,7 @@ def slug(text, limit=40):
 
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("prompts", nargs="+", help="text prompts (Chinese, English or mixed)")
+    parser.add_argument("prompts", nargs="*", help="text prompts (Chinese, English or mixed)")
     parser.add_argument("--run", required=True, help="training run folder")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", help="write one grid PNG here (one row a prompt)")
@@ -105,6 +111,12 @@ def make_parser():
     parser.add_argument("--min-score", type=float,
                         help="accept by a fixed score threshold in [0, 1] instead of DRS")
     parser.add_argument("--no-gate", action="store_true", help="keep the first candidate")
+    parser.add_argument("--user-events", help="a JSONL event log: make --user's creatives")
+    parser.add_argument("--user", help="the user whose creatives to make (with --user-events)")
+    parser.add_argument("--user-prompts", type=int, default=3,
+                        help="with --user-events: how many ranked prompts to draw")
+    parser.add_argument("--encoder", help="dual encoder for the user's interest (default: the "
+                                          "run's own RUN/text_encoder)")
     parser.add_argument("--compare-gate", action="store_true",
                         help="with --out: each row shows the ungated images (the first "
                              "candidates), a gap, then the gated ones")
@@ -123,6 +135,12 @@ def check_flags(parser, args):
         parser.error(f"--min-score must be in [0, 1], got {args.min_score}")
     if args.compare_gate and (args.no_gate or not args.out):
         parser.error("--compare-gate needs --out and the gate (not --no-gate)")
+    if bool(args.user_events) != bool(args.user):
+        parser.error("--user-events and --user go together")
+    if args.user_events and (args.prompts or not args.out_dir):
+        parser.error("--user-events takes no prompts and needs --out-dir")
+    if not args.user_events and not args.prompts:
+        parser.error("give at least one prompt (or --user-events LOG --user U)")
 
 
 def side_by_side(ungated, gated):
@@ -147,6 +165,8 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     check_flags(parser, args)
+    if args.user_events:
+        return user_creatives(parser, args)
     try:
         gan = load_run(args.run)
     except (FileNotFoundError, OSError, ValueError) as error:
@@ -184,6 +204,29 @@ def main(argv=None):
                 written.append(path)
     print(f"generate: wrote {', '.join(written) if len(written) <= 3 else f'{len(written)} files'}")
     return written
+
+
+def user_creatives(parser, args):
+    """--user-events mode: the user's personalised creatives; returns the PNG paths."""
+    import personalize
+    from products import RunSource, SourceError
+
+    try:
+        summary = personalize.make_user_creatives(
+            RunSource(args.run), args.run, args.user_events, args.user, args.out_dir,
+            prompts=args.user_prompts, candidates=args.num_images, seed=args.seed,
+            num_candidates=1 if args.no_gate else args.max_tries, encoder_dir=args.encoder)
+    except (personalize.EventLogError, SourceError) as error:
+        parser.exit(1, f"generate: {error}\n")
+    if summary["skipped_lines"]:
+        print(f"generate: skipped {summary['skipped_lines']} malformed line(s) of "
+              f"{args.user_events}: " + "; ".join(f"line {s['line']}: {s['reason']}"
+                                                  for s in summary["skipped"][:5]),
+              file=sys.stderr)
+    for item in summary["creatives"]:
+        print(f"generate: {item['file']}: {item['prompt']!r} because "
+              + "; ".join(item["reasons"]))
+    return [item["file"] for item in summary["creatives"]]
 
 
 def console_main():

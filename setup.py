@@ -12,7 +12,8 @@ setup(
     python_requires=">=3.10",
     py_modules=["data_loader", "model", "generator", "discriminator", "train", "training",
                 "generate", "imaging", "tfds_emoji", "gate", "export", "baseline", "encoder",
-                "evaluate"],
+                "evaluate", "colors", "fonts", "charts", "ctr", "products", "creative",
+                "personalize", "studio", "studio_page"],
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",
@@ -22,9 +23,13 @@ setup(
         "pillow",
         "tensorflow-datasets",
     ],
-    extras_require={"test": ["pytest"]},
+    # the studio's browser tests drive Debian's chromium through chromedriver
+    extras_require={"test": ["pytest", "selenium>=4.20"]},
     entry_points={"console_scripts": ["adgan-train=train:console_main",
                                     "adgan-generate=generate:console_main",
                                     "adgan-export=export:console_main",
-                                    "adgan-calibrate=gate:console_main"]},
+                                    "adgan-calibrate=gate:console_main",
+                                    "adgan-creative=creative:console_main",
+                                    "adgan-ctr=ctr:console_main",
+                                    "adgan-studio=studio:main"]},
 )

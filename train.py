@@ -17,6 +17,7 @@ import sys
 import keras
 import tensorflow as tf
 
+import colors
 import data_loader
 import gate as gating
 from training import SampleGrid, StopOnNonFinite, TrainingCheckpoint, load_training_state
@@ -40,6 +41,12 @@ class TrainConfig:
     text_encoder: str = "auto"
     freeze_text_encoder: bool = True  # (only with a text encoder)
     text_encoder_epochs: int = 100  # for "auto"
+    # Recoloured copies per epoch of each row in the colour subgroups, with the colour word
+    # added to the caption (colors.py); makes "红色连衣裙" / "red dress" learnable.
+    # Colour accuracy 0.38 -> 0.88 on seen clothing (README); manifests without a `subgroup`
+    # column are not recoloured.
+    color_augment: int = 1
+    color_subgroups: tuple = colors.DEFAULT_SUBGROUPS  # values of the manifest's `subgroup`
     out_dir: str = "runs/quick"
     image_size: int = 32
     batch_size: int = 16
@@ -60,7 +67,9 @@ class TrainConfig:
     gp_weight: float = 2.0
     gp_power: float = 6.0
     gp_every: int = 4  # lazy MA-GP: every 4th D step, weighted x4 (the full preset: every step)
-    contrastive_weight: float = 1.0  # image-text contrastive loss (XMC-GAN); 0 = pure DF-GAN
+    # image-text contrastive loss (XMC-GAN); 0 = pure DF-GAN. 5 (was 1): seen-prompt
+    # R-precision 0.41 -> 0.52 at the quick budget (README)
+    contrastive_weight: float = 5.0
     contrastive_temperature: float = 0.1
     augment_shift: float = 0.125  # DiffAugment translation of D's inputs, fraction of the side
     mixed_precision: bool = False
@@ -84,6 +93,9 @@ PRESETS = {
                  generator_channels=32, discriminator_channels=32, affine_hidden_units=256,
                  g_learning_rate=1e-4, ema_decay=0.999, gp_every=1),
 }
+# Settings added after runs were first made, with the values that reproduce those runs
+# (a run folder without them was trained that way).
+LEGACY_SETTINGS = {"color_augment": 0, "color_subgroups": colors.DEFAULT_SUBGROUPS}
 STRATEGIES = ("default", "mirrored", "multiworker")
 RECIPES = ("dfgan", "baseline")
 
@@ -95,6 +107,8 @@ def config_errors(config):
         errors.append(f"recipe must be one of {', '.join(RECIPES)}, got {config.recipe!r}")
     if config.strategy not in STRATEGIES:
         errors.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {config.strategy!r}")
+    if config.color_augment < 0:
+        errors.append(f"color_augment must be 0 or more, got {config.color_augment}")
     for name in ("image_size", "batch_size", "epochs", "sequence_length", "samples_per_prompt",
                  "sample_every", "gp_every"):
         if getattr(config, name) < 1:
@@ -207,8 +221,9 @@ def check_resumable(config, run_dir):
     with open(path, encoding="utf-8") as f:
         saved = json.load(f)
     current = json.loads(json.dumps(dataclasses.asdict(config)))
+    legacy = json.loads(json.dumps(LEGACY_SETTINGS))
     changed = sorted(k for k in current if k not in ("epochs", "verbose")
-                     and saved.get(k) != current[k])
+                     and saved.get(k, legacy.get(k)) != current[k])
     if changed:
         sys.exit(f"train: {run_dir} holds a run with other settings ({', '.join(changed)}); "
                  "use another --out-dir or the same settings to resume")
@@ -225,8 +240,8 @@ def prepare_vocabulary(examples, config, run_dir, pretrained=None):
     if pretrained is not None:
         vocabulary = pretrained.vocabulary
     else:
-        vocabulary = data_loader.build_vocabulary(
-            [c for captions in examples["captions"] for c in captions], config.max_vocabulary)
+        vocabulary = data_loader.examples_vocabulary(examples, config.max_vocabulary,
+                                                     config.color_augment)
     data_loader.save_vocabulary(vocabulary, path)
     return vocabulary
 
@@ -252,7 +267,8 @@ def load_pretrained_text_encoder(config, run_dir):
             evaluate.train_encoder(evaluate.EncoderConfig(
                 data=config.manifest, out=path, image_column=config.image_column,
                 caption_columns=config.caption_columns, split=config.split,
-                epochs=config.text_encoder_epochs,
+                epochs=config.text_encoder_epochs, color_augment=config.color_augment,
+                color_subgroups=config.color_subgroups,
                 sequence_length=config.sequence_length, embedding_dim=config.embedding_dim,
                 text_hidden_units=config.text_hidden_units,
                 max_vocabulary=config.max_vocabulary, seed=config.seed,
@@ -332,9 +348,14 @@ def main(argv=None):
     try:
         examples, report = data_loader.load_examples(
             config.manifest, config.image_size, config.image_column, config.caption_columns,
-            config.split or None, {"group": config.groups, "style": config.styles})
+            config.split or None, {"group": config.groups, "style": config.styles},
+            data_loader.recolor_filter(config.manifest, config.color_subgroups,
+                                       config.color_augment))
     except data_loader.ManifestError as error:
         sys.exit(f"train: {error}")
+    if config.color_augment and not report["recolorable"]:
+        print(f"train: note: colour augmentation has nothing to recolour (no usable row of "
+              f"subgroup {', '.join(config.color_subgroups)}, or no `subgroup` column)")
     data_loader.write_json(report, os.path.join(run_dir, "data_report.json"))
     if len(examples) < config.batch_size and not config.steps_per_epoch:
         sys.exit(f"train: {len(examples)} usable rows is fewer than one batch "
@@ -355,7 +376,8 @@ def main(argv=None):
     repeat = config.steps_per_epoch > 0
     dataset = data_loader.make_dataset(examples, config.image_size, config.batch_size,
                                        seed=config.seed, repeat=repeat,
-                                       vectorizer=gan.vectorizer)
+                                       vectorizer=gan.vectorizer,
+                                       color_augment=config.color_augment)
     non_finite = StopOnNonFinite()
     callbacks = [
         non_finite,
@@ -365,7 +387,10 @@ def main(argv=None):
                    os.path.join(run_dir, "logs", "samples"), non_finite),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
     ]
-    print(f"train: {len(examples)} examples, {len(vocabulary)} tokens, "
+    print(f"train: {len(examples)} examples"
+          + (f" (+{config.color_augment} x {report['recolorable']} recoloured)"
+             if config.color_augment and report["recolorable"] else "")
+          + f", {len(vocabulary)} tokens, "
           f"{config.image_size}x{config.image_size}, policy {policy}, "
           f"{strategy.num_replicas_in_sync} replica(s)")
     if initial_epoch < config.epochs:

@@ -7,7 +7,8 @@ Each part runs in its own process (so its peak memory is its own) and prints JSO
   profiler from the step's graph) per second as a fraction of the matmul peak;
 - pipeline: the tf.data loader alone on the shipped manifest at 64x64, batch 32;
 - serve: the exported SavedModel (64x64, untrained weights: speed does not depend
-  on them) for one prompt and for a batch of 64, gate off (1 candidate) and on
+  on them) for one prompt and for a batch of 64: gate off (the `draw` signature),
+  one judged candidate (`serving_default`, num_candidates 1) and the gate on
   (8 candidates, all drawn: the gate's worst case).
 """
 
@@ -91,25 +92,32 @@ def train_part(steps=10):
 
 
 def pipeline_part(batches=200):
-    """Examples/s of the loader alone (decoded and cached, as after the first epoch)."""
+    """Examples/s of the loader alone (decoded and cached, as after the first epoch), plain
+    and with one recoloured copy per clothing/vehicle row (`--color-augment 1`)."""
+    import colors
     import data_loader
 
-    examples, _ = data_loader.load_examples(data_loader.DEFAULT_MANIFEST, 64, split="train")
+    examples, _ = data_loader.load_examples(data_loader.DEFAULT_MANIFEST, 64, split="train",
+                                            recolorable={"subgroup": colors.DEFAULT_SUBGROUPS})
     vectorizer = data_loader.make_text_vectorizer(
-        data_loader.build_vocabulary([c for cs in examples["captions"] for c in cs], 8000), 16)
-    dataset = data_loader.make_dataset(examples, 64, 32, repeat=True, vectorizer=vectorizer)
-    iterator = iter(dataset)
-    for _ in range(len(examples) // 32 + 2):  # first pass decodes and fills the cache
-        next(iterator)
-    started = time.perf_counter()
-    for _ in range(batches):
-        next(iterator)
-    seconds = time.perf_counter() - started
-    return {"batch_size": 32, "image_size": 64, "examples_per_second": batches * 32 / seconds,
-            "peak_memory_mb": peak_memory_mb()}
+        data_loader.examples_vocabulary(examples, 8000, color_augment=1), 16)
+    results = {"batch_size": 32, "image_size": 64}
+    for label, color_augment in (("examples_per_second", 0),
+                                 ("examples_per_second_color_augment", 1)):
+        dataset = data_loader.make_dataset(examples, 64, 32, repeat=True, vectorizer=vectorizer,
+                                           color_augment=color_augment)
+        iterator = iter(dataset)
+        for _ in range(len(examples) // 32 + 2):  # first pass decodes and fills the cache
+            next(iterator)
+        started = time.perf_counter()
+        for _ in range(batches):
+            next(iterator)
+        results[label] = batches * 32 / (time.perf_counter() - started)
+    results["peak_memory_mb"] = peak_memory_mb()
+    return results
 
 
-def serve_part(repeats=50):
+def serve_part(repeats=200):
     """Latency percentiles and batch throughput of the exported SavedModel."""
     import numpy as np
     import tensorflow as tf
@@ -123,17 +131,22 @@ def serve_part(repeats=50):
     neutral = gating.Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=1.0)
     module = export.build_serving_module(gan, neutral, default_candidates=1, max_candidates=64)
     folder = tempfile.mkdtemp()
-    tf.saved_model.save(module, folder, signatures={"serving_default": module.generate})
+    tf.saved_model.save(module, folder, signatures={"serving_default": module.generate,
+                                                    "draw": module.draw})
     del gan, module
-    served = tf.saved_model.load(folder).signatures["serving_default"]
+    loaded = tf.saved_model.load(folder)
     results = {"image_size": 64}
-    for candidates in (1, 8):
-        label = "gate_off" if candidates == 1 else "gate_on_8_candidates"
+    for label, signature, candidates in (("gate_off", "draw", None),
+                                         ("one_judged_candidate", "serving_default", 1),
+                                         ("gate_on_8_candidates", "serving_default", 8)):
+        served = loaded.signatures[signature]
 
         def call(batch):
-            return served(text=tf.constant(["red dress"] * batch),
-                          seed=tf.range(batch, dtype=tf.int64),
-                          num_candidates=tf.constant([candidates], tf.int64))["png"].numpy()
+            request = {"text": tf.constant(["red dress"] * batch),
+                       "seed": tf.range(batch, dtype=tf.int64)}
+            if candidates:
+                request["num_candidates"] = tf.constant([candidates], tf.int64)
+            return served(**request)["png"].numpy()
 
         latencies = np.array(timed(lambda: call(1), repeats)) * 1000
         batch_seconds = np.median(timed(lambda: call(64), 5))
@@ -179,7 +192,9 @@ def main(argv=None):
         results[part] = json.loads(output.strip().splitlines()[-1])
         print(f"bench: {part}: {results[part]}", flush=True)
     results["pipeline"]["times_training_consumption"] = (
-        results["pipeline"]["examples_per_second"] / results["train"]["images_per_second"])
+        min(results["pipeline"]["examples_per_second"],
+            results["pipeline"]["examples_per_second_color_augment"])
+        / results["train"]["images_per_second"])
     from data_loader import write_json
 
     write_json(results, args.out)

@@ -142,3 +142,40 @@ def test_tfds_builder_works_offline(tmp_path, tiny_manifest):
     example = next(iter(builder.as_dataset(split="train")))
     assert example["image"].shape == (64, 64, 3)
     assert builder.info.splits["train"].num_examples == 12
+
+
+def test_colour_augmentation_adds_recoloured_copies_with_colour_words(tiny_manifest):
+    import colors
+
+    examples, report = data_loader.load_examples(tiny_manifest, 16,
+                                                 recolorable={"subgroup": ["clothing"]})
+    recolorable = examples["recolorable"].to_numpy()
+    names = [c[0] for c in examples["captions"]]
+    assert report["recolorable"] == recolorable.sum() > 0
+    assert all(r == (n in ("dress", "jeans")) for r, n in zip(recolorable, names))
+    dataset = data_loader.make_dataset(examples, 16, 1, seed=0, shuffle=False, color_augment=2)
+    batches = list(dataset)
+    assert len(batches) == len(examples) + 2 * recolorable.sum()
+    plain_texts = [b["text"].numpy()[0].decode("utf-8") for b in batches[:len(examples)]]
+    assert not any(colors.mentions_color(t) for t in plain_texts)
+    for batch in batches[len(examples):]:
+        text = batch["text"].numpy()[0].decode("utf-8")
+        color = [k for k, (en, zh, *_) in enumerate(colors.PALETTE)
+                 if text.startswith(en + " ") or text.startswith(zh)]
+        assert len(color) == 1, text
+        image = np.round((batch["images"].numpy() + 1) * 127.5).astype(np.uint8)
+        assert colors.dominant_color(image)[0] == color[0], text
+    with pytest.raises(data_loader.ManifestError, match="missing column\\(s\\) category"):
+        data_loader.load_examples(tiny_manifest, 16, recolorable={"category": ["shoes"]})
+
+
+def test_recolor_filter_needs_a_subgroup_column(tmp_path, tiny_manifest):
+    assert data_loader.recolor_filter(tiny_manifest, ("clothing",), 1) == {
+        "subgroup": ["clothing"]}
+    assert data_loader.recolor_filter(tiny_manifest, ("clothing",), 0) is None
+    own = tmp_path / "shop.csv"
+    own.write_text("image,title\na.png,black coat\n")
+    assert data_loader.recolor_filter(str(own), ("clothing",), 1) is None
+    jsonl = tmp_path / "shop.jsonl"
+    jsonl.write_text('{"image": "a.png", "title": "coat", "subgroup": "clothing"}\n')
+    assert data_loader.recolor_filter(str(jsonl), ("clothing",), 1) == {"subgroup": ["clothing"]}

@@ -16,40 +16,6 @@ TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
                 "--sequence-length", "8", "--verbose", "0"]
 
 
-def test_frechet_distance_of_known_gaussians():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(2000, 3))
-    assert evaluate.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
-    shift = np.array([1.0, 2.0, 0.0])
-    assert evaluate.frechet_distance(a, a + shift) == pytest.approx(5.0, rel=1e-6)
-    # N(0, I) vs N(0, 4I) in 3-D: 3 * (1 + 4 - 2 * 2) = 3
-    b = rng.normal(size=(20000, 3)) * 2.0
-    assert evaluate.frechet_distance(rng.normal(size=(20000, 3)), b) == pytest.approx(3.0, abs=0.1)
-
-
-def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
-    rng = np.random.default_rng(1)
-    same = evaluate.kernel_inception_distance(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)))
-    other = evaluate.kernel_inception_distance(rng.normal(size=(300, 8)),
-                                               rng.normal(1.0, 1.0, size=(300, 8)))
-    assert abs(same[0]) < 0.05 and other[0] > 10 * max(abs(same[0]), same[1])
-
-
-def test_r_precision_bounds_and_diversity():
-    rng = np.random.default_rng(2)
-    prompts = rng.normal(size=(200, 16))
-    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
-    concepts = np.arange(200) // 2  # two prompts (languages) per concept
-    true = np.arange(200)
-    assert evaluate.r_precision(prompts, true, prompts, concepts)[0] == 1.0
-    noise = rng.normal(size=(200, 16))
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    assert evaluate.r_precision(noise, true, prompts, concepts, repeats=20)[0] < 0.05
-    features = np.repeat(rng.normal(size=(5, 4)), 3, axis=0)  # 3 identical copies per group
-    assert evaluate.diversity(features, np.repeat(np.arange(5), 3)) == pytest.approx(0.0)
-    assert evaluate.diversity(rng.normal(size=(15, 4)), np.repeat(np.arange(5), 3)) > 0.5
-
-
 @pytest.fixture(scope="module")
 def tiny_encoder(trained_run, tmp_path_factory):
     manifest = json.load(open(os.path.join(trained_run, "config.json")))["manifest"]
@@ -84,6 +50,16 @@ def test_report_has_references_and_gate_rows(trained_run, tiny_encoder, tmp_path
     for suffix in (".json", ".md", ".png"):
         assert os.path.exists(str(tmp_path / "eval" / "report") + suffix)
     assert "FID (in-domain encoder)" in open(str(tmp_path / "eval" / "report.md")).read()
+    # colour accuracy: the run's dress and jeans rows in every palette colour
+    color = report["color"]
+    assert color["prompts"] == 4 * len(color["colors"])  # 2 concepts x 2 languages
+    assert color["rows"]["real images, recoloured (ceiling)"]["accuracy"] == 1.0
+    assert list(color["rows"])[1:] == labels[2:4]
+    for row in color["rows"].values():
+        assert 0.0 <= row["accuracy"] <= 1.0 and set(row["per_color"]) == set(color["colors"])
+    assert color["rows"][labels[2]]["images"] == 2 * color["prompts"]
+    assert os.path.exists(str(tmp_path / "eval" / "report_color.png"))
+    assert "Colour accuracy" in open(str(tmp_path / "eval" / "report.md")).read()
 
 
 def test_missing_encoder_is_a_clear_error(trained_run, tmp_path, capsys):
@@ -119,9 +95,11 @@ def test_gan_starts_from_a_pretrained_frozen_text_encoder(tiny_encoder, tiny_man
 def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
     args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
                         "--text-encoder", "auto", "--freeze-text-encoder",
-                        "--text-encoder-epochs", "1"]
+                        "--text-encoder-epochs", "1", "--color-augment", "1"]
     run = train.main(args)
     saved = os.path.join(run, "text_encoder", "encoder.keras")
+    # colour augmentation reached the encoder: the colour words are in its vocabulary
+    assert {"red", "black", "色", "黑"} <= set(load_encoder(saved).vocabulary)
     first = os.path.getmtime(saved)
     train.main(args + ["--epochs", "3"])  # resume: one more epoch, same encoder
     assert os.path.getmtime(saved) == first

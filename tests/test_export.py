@@ -36,12 +36,17 @@ decoded = np.stack([tf.io.decode_png(base64.b64decode(png.numpy())).numpy()
 raw = np.stack([tf.io.decode_png(png).numpy() for png in first["png_bytes"]])
 rescored = loaded.signatures["score"](text=tf.constant(prompts), images=first["images"])
 defaults = loaded.generate(tf.constant(prompts))  # seed and num_candidates left out
+drawn = loaded.signatures["draw"](text=request["text"], seed=request["seed"])
+single = serve(text=request["text"], seed=request["seed"],
+               num_candidates=tf.constant([1], tf.int64))
 ours = [name for name in project_modules if name in sys.modules]
 np.savez(out, images=first["images"].numpy(), again=second["images"].numpy(), png=decoded,
          png_bytes=raw,
          score=first["score"].numpy(), accepted=first["accepted"].numpy(),
          tries=first["tries"].numpy(), rescored=rescored["score"].numpy(),
-         default_tries=defaults["tries"].numpy(), project_modules=np.array(ours, dtype=str))
+         default_tries=defaults["tries"].numpy(), project_modules=np.array(ours, dtype=str),
+         drawn=drawn["images"].numpy(), single=single["images"].numpy(),
+         drawn_png=np.stack([tf.io.decode_png(png).numpy() for png in drawn["png_bytes"]]))
 """
 
 # Loads the SavedModel the way TF Serving's C++ loader does: restore + init ops in a
@@ -100,6 +105,9 @@ def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_pa
     np.testing.assert_array_equal(served["images"], served["png_bytes"])
     np.testing.assert_allclose(served["rescored"], served["score"], atol=0.02)
     assert ((served["default_tries"] >= 1) & (served["default_tries"] <= 8)).all()
+    # `draw` (no gate) gives the first candidate that serving_default would judge
+    np.testing.assert_array_equal(served["drawn"], served["single"])
+    np.testing.assert_array_equal(served["drawn"], served["drawn_png"])
 
     files = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / "cli"), "-n", "1",
                            "--seed", "7", *SERVING_PROMPTS])
@@ -121,7 +129,7 @@ def test_loads_like_tf_serving_with_only_text(exported):
     assert printed.startswith("(2, 16, 16, 3) uint8 [")
 
 
-def test_saved_model_cli_lists_both_signatures(exported):
+def test_saved_model_cli_lists_the_signatures(exported):
     _, version = exported
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     command = [cli] if os.path.exists(cli) else [
@@ -133,6 +141,7 @@ def test_saved_model_cli_lists_both_signatures(exported):
     serving = shown[shown.index("signature_def['serving_default']"):]
     scoring = shown[shown.index("signature_def['score']"):shown.index(
         "signature_def['serving_default']")]
+    drawing = shown[shown.index("signature_def['draw']"):shown.index("signature_def['score']")]
 
     def tensor(block, kind, name):
         found = re.search(rf"{kind}\['{name}'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))",
@@ -151,6 +160,9 @@ def test_saved_model_cli_lists_both_signatures(exported):
     assert tensor(scoring, "inputs", "text") == "DT_STRING (-1)"
     assert tensor(scoring, "inputs", "images") == "DT_UINT8 (-1, -1, -1, -1)"
     assert tensor(scoring, "outputs", "score") == "DT_FLOAT (-1)"
+    assert tensor(drawing, "inputs", "seed") == "DT_INT64 (-1)"
+    assert tensor(drawing, "outputs", "png_bytes") == "DT_STRING (-1)"
+    assert "score" not in drawing and "num_candidates" not in drawing
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +191,15 @@ def test_bad_generate_requests_are_invalid_argument(loaded, request_args, messag
     with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("[", r"\[")
                        .replace("]", r"\]")):
         loaded.generate(**args)
+
+
+def test_bad_draw_requests_are_invalid_argument(loaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="empty or whitespace-only"):
+        loaded.draw(tf.constant(["red dress", " "]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one seed per prompt"):
+        loaded.draw(tf.constant(GOOD_TEXT), tf.constant([1, 2, 3], tf.int64))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="no known token"):
+        loaded.draw(tf.constant(["zzzz"]))
 
 
 @pytest.mark.parametrize("images", [np.zeros((2, 32, 32, 3)), np.zeros((3, 16, 16, 3)),

@@ -100,7 +100,6 @@ def test_gated_images_score_higher_than_ungated(trained_run):
     prompts = ["连衣裙", "jeans", "披萨", "hamburger", "手机", "laptop"]
     gated = generate.generate_images(gan, prompts, 6, seed=0, gate=gate, max_tries=8)
     ungated = generate.generate_images(gan, prompts, 6, seed=0, gate=gate, max_tries=1)
-    assert gated["score"].mean() > ungated["score"].mean()
     assert (gated["tries"] >= 1).all() and (gated["tries"] <= 8).all()
     threshold = float(np.median(ungated["score"]))
     strict = gating.Gate.from_calibration(gating.load_calibration(trained_run),
@@ -108,6 +107,10 @@ def test_gated_images_score_higher_than_ungated(trained_run):
     kept = generate.generate_images(gan, prompts, 6, seed=0, gate=strict, max_tries=8)
     assert (kept["score"][kept["accepted"]] >= threshold).all()
     assert kept["accepted"].mean() > 0.5  # each try passes half the time
+    # Each kept image is its first candidate (if that passed), a later passing one, or the
+    # best of 8: never below the ungated (first) candidate, and above it somewhere.
+    assert (kept["score"] >= ungated["score"] - 1e-6).all()
+    assert kept["score"].mean() > ungated["score"].mean()
 
 
 def test_generate_prints_gate_statistics(trained_run, tmp_path, capsys):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -34,6 +35,7 @@ def test_precedence_preset_then_file_then_flags(tmp_path):
     (["--image-size", "4"], "power of two"),
     (["--strategy", "tpu"], "strategy must be one of"),
     (["--batch-size", "0"], "batch_size must be positive"),
+    (["--color-augment", "-1"], "color_augment must be 0 or more"),
 ])
 def test_bad_flags_are_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -76,10 +78,28 @@ def test_other_settings_in_the_same_run_folder_are_refused(trained_run):
                                 "--seed", "9"])
 
 
+def test_a_run_made_before_a_setting_existed_resumes_as_it_was_trained(tmp_path):
+    config = train.resolve_config(TINY_ARGS + ["--out-dir", str(tmp_path)])
+    saved = dataclasses.asdict(config)
+    del saved["color_augment"], saved["color_subgroups"]  # an older run's config.json
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    train.check_resumable(dataclasses.replace(config, color_augment=0), str(tmp_path))
+    with pytest.raises(SystemExit, match="other settings \\(color_augment\\)"):
+        train.check_resumable(dataclasses.replace(config, color_augment=1), str(tmp_path))
+
+
 def test_manifest_problems_stop_with_a_clear_message(tmp_path):
     with pytest.raises(SystemExit, match="manifest not found"):
         train.main(TINY_ARGS + ["--manifest", str(tmp_path / "none.csv"),
                                 "--out-dir", str(tmp_path / "run")])
+
+
+def test_colour_augmentation_without_recolourable_rows_is_a_note(tmp_path, tiny_manifest,
+                                                                 capsys):
+    run = train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
+                                  "--color-augment", "1", "--color-subgroups", "hats"])
+    assert "colour augmentation has nothing to recolour" in capsys.readouterr().out
+    assert os.path.exists(os.path.join(run, "final", "model.keras"))
 
 
 def test_fewer_rows_than_a_batch_is_a_clear_error(tmp_path, tiny_manifest):

@@ -1,0 +1,352 @@
+"""Finished ad creatives: a generated product image + headline, price and call to action.
+
+    python creative.py --model exports/adgan/1 --prompt "红色连衣裙" --headline "新款连衣裙"
+                       --price "¥199" --size 1080x1080 --template hero --out-dir ads/
+    python creative.py --from-sidecar ads/creative.json --out-dir again/   # the same PNG
+
+Standard sizes (1080x1080, 1200x628, 300x250, 728x90) and three layout templates
+("hero": product above the copy, "split": product beside the copy, "banner": one
+row of product, headline and button, for wide strips). Copy in Chinese or English
+is wrapped (by word, or by character for Chinese) and shrunk to fit its box, and
+cut with an ellipsis only if even the smallest size cannot hold it; the copy box
+never overlaps the product. The product (32x32 or 64x64) is upscaled with Lanczos
+and an unsharp mask. Every PNG gets a JSON sidecar with the prompt, seed, score,
+template, size and copy, from which `--from-sidecar` redraws it exactly.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+import fonts
+
+SIZES = {"1080x1080": (1080, 1080), "1200x628": (1200, 628), "300x250": (300, 250),
+         "728x90": (728, 90)}
+TEMPLATES = ("hero", "split", "banner")
+HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+MAX_COPY = {"headline": 200, "price": 40, "cta": 40}
+DEFAULT_CTA = {"zh": "立即购买", "en": "Shop now"}
+INK, MUTED, PAPER = (28, 28, 30), (90, 90, 96), (255, 255, 255)
+
+
+class CopyError(ValueError):
+    """Ad copy that cannot be set (empty headline, too long, or glyphs the font lacks)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Copy:
+    """The words of one creative."""
+
+    headline: str
+    price: str = ""
+    cta: str = ""  # "" = "立即购买" or "Shop now", by the headline's language
+
+
+def language(text):
+    """"zh" if the text has a Han character, else "en"."""
+    return "zh" if HAN.search(text) else "en"
+
+
+def check_copy(copy):
+    """The copy with its default CTA filled in; raises `CopyError` naming the problem."""
+    headline = " ".join(copy.headline.split())
+    if not headline:
+        raise CopyError("headline is empty")
+    values = {"headline": headline, "price": " ".join(copy.price.split()),
+              "cta": " ".join(copy.cta.split()) or DEFAULT_CTA[language(headline)]}
+    for name, value in values.items():
+        if len(value) > MAX_COPY[name]:
+            raise CopyError(f"{name} is {len(value)} characters; at most {MAX_COPY[name]}")
+        if not fonts.covers(fonts.load(24), value):
+            missing = sorted({ch for ch in value if not fonts.covers(fonts.load(24), ch)})
+            raise CopyError(f"{name} has characters the font cannot draw: {''.join(missing)!r}")
+    return Copy(**values)
+
+
+def drawable(text):
+    """`text` without the characters the font cannot draw (for copy made from user input)."""
+    font = fonts.load(24)
+    return " ".join("".join(ch for ch in text if fonts.covers(font, ch)).split())
+
+
+# ----------------------------------------------------------------------------- text fitting
+
+def wrap(text, font, width, draw):
+    """Lines of `text` no wider than `width` (Latin by word, Han by character).
+
+    A single word wider than the box is split by character.
+    """
+    tokens = re.findall(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+|\s+",
+                        text)
+    lines, line = [], ""
+    for token in tokens:
+        candidate = line + token
+        if draw.textlength(candidate.strip(), font=font) <= width or not line.strip():
+            line = candidate
+            while draw.textlength(line.strip(), font=font) > width and len(line.strip()) > 1:
+                cut = len(line)  # one over-long word: break it by character
+                while cut > 1 and draw.textlength(line[:cut].strip(), font=font) > width:
+                    cut -= 1
+                lines.append(line[:cut].strip())
+                line = line[cut:]
+        else:
+            lines.append(line.strip())
+            line = token.lstrip()
+    if line.strip():
+        lines.append(line.strip())
+    return lines
+
+
+def fit_text(text, box, draw, max_size, min_size, bold=False, max_lines=None):
+    """(font, lines, truncated): the largest size in [min_size, max_size] whose wrapped lines
+    fit box (width, height); at min_size, lines that do not fit are cut with an ellipsis."""
+    width, height = box
+    for size in range(int(max_size), int(min_size) - 1, -1):
+        font = fonts.load(size, bold)
+        lines = wrap(text, font, width, draw)
+        if (len(lines) * line_height(font) <= height
+                and (max_lines is None or len(lines) <= max_lines)):
+            return font, lines, False
+    font = fonts.load(int(min_size), bold)
+    lines = wrap(text, font, width, draw)
+    keep = max(1, min(max_lines or len(lines), int(height // line_height(font))))
+    last = lines[keep - 1]
+    while last and draw.textlength(last + "…", font=font) > width:
+        last = last[:-1]
+    return font, lines[:keep - 1] + [last + "…"], True
+
+
+def line_height(font):
+    """Pixels per line of text at this font's size."""
+    return int(font.size * 1.25)
+
+
+# ----------------------------------------------------------------------------- layout
+
+def layout(template, size):
+    """Boxes (left, top, right, bottom) of "product", "headline", "price" and "cta"."""
+    width, height = size
+    margin = max(4, int(min(width, height) * 0.05))
+    if template == "banner" or height < 150:
+        side = min(height - 2 * margin, int(width * 0.3))
+        product = (margin, (height - side) // 2, margin + side, (height - side) // 2 + side)
+        cta_width = int(width * 0.22)
+        cta_height = min(int(height * 0.5), cta_width // 2)
+        cta = (width - margin - cta_width, (height - cta_height) // 2, width - margin,
+               (height + cta_height) // 2)
+        text_left = product[2] + margin
+        text_right = cta[0] - margin
+        return {"product": product,
+                "headline": (text_left, margin, text_right, int(height * 0.68)),
+                "price": (text_left, int(height * 0.68), text_right, height - margin),
+                "cta": cta}
+    if template == "split" or width > height * 1.4:
+        side = min(height - 2 * margin, int(width * 0.5))
+        product = (margin, (height - side) // 2, margin + side, (height - side) // 2 + side)
+        left, right = product[2] + 2 * margin, width - margin
+        return {"product": product,
+                "headline": (left, margin * 2, right, int(height * 0.55)),
+                "price": (left, int(height * 0.55), right, int(height * 0.7)),
+                "cta": (left, int(height * 0.74), left + int((right - left) * 0.75),
+                        int(height * 0.74) + max(24, int(height * 0.14)))}
+    # hero: a square product on top, the copy below
+    side = int(min(width - 2 * margin, height * 0.58))
+    product = ((width - side) // 2, margin, (width - side) // 2 + side, margin + side)
+    top = product[3] + margin
+    rest = height - margin - top
+    return {"product": product,
+            "headline": (margin, top, width - margin, top + int(rest * 0.5)),
+            "price": (margin, top + int(rest * 0.5), width - margin, top + int(rest * 0.72)),
+            "cta": (width // 2 - int(width * 0.2), top + int(rest * 0.76),
+                    width // 2 + int(width * 0.2), height - margin)}
+
+
+def upscale(product, side):
+    """uint8 RGB [S, S, 3] -> PIL image side x side: Lanczos, then an unsharp mask."""
+    image = Image.fromarray(np.asarray(product, np.uint8))
+    while image.width * 2 < side:  # in doubling steps: smoother edges than one big jump
+        image = image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)
+    image = image.resize((side, side), Image.Resampling.LANCZOS)
+    return image.filter(ImageFilter.UnsharpMask(radius=max(1, side // 200), percent=60))
+
+
+def accent_color(product):
+    """A darkened version of the product's mean non-white colour (for the button)."""
+    pixels = np.asarray(product, np.float32).reshape(-1, 3)
+    coloured = pixels[pixels.min(1) < 220]
+    mean = coloured.mean(0) if len(coloured) else np.array([60.0, 60.0, 60.0])
+    return tuple(int(c) for c in np.clip(mean * 0.7, 0, 200))
+
+
+def compose(product, copy, template="hero", size="1080x1080"):
+    """Draw one creative; returns (PIL RGB image, layout dict with the boxes actually used).
+
+    product: uint8 RGB [S, S, 3]; copy: a `Copy` (checked here).
+    """
+    if template not in TEMPLATES:
+        raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {template!r}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    copy = check_copy(copy)
+    width, height = SIZES[size]
+    boxes = layout(template, (width, height))
+    canvas = Image.new("RGB", (width, height), PAPER)
+    draw = ImageDraw.Draw(canvas)
+    left, top, right, bottom = boxes["product"]
+    canvas.paste(upscale(product, right - left), (left, top))
+    used = {"product": boxes["product"], "truncated": []}
+    base = min(width, height)
+    accent = accent_color(product)
+    for name, color, max_size, bold in (("headline", INK, base * 0.11, True),
+                                        ("price", accent, base * 0.09, True)):
+        text = getattr(copy, name)
+        if not text:
+            continue
+        l, t, r, b = boxes[name]
+        font, lines, cut = fit_text(text, (r - l, b - t), draw, max(10, max_size), 10, bold)
+        used[name] = draw_lines(draw, lines, font, (l, t, r, b), color,
+                                center=template == "hero")
+        if cut:
+            used["truncated"].append(name)
+    l, t, r, b = boxes["cta"]
+    draw.rounded_rectangle((l, t, r, b), radius=(b - t) // 3, fill=accent)
+    pad = max(2, (b - t) // 8)
+    font, lines, cut = fit_text(copy.cta, (r - l - 2 * pad, b - t - 2 * pad), draw,
+                                max(10, (b - t) * 0.5), 8, True, max_lines=1)
+    used["cta"] = (l, t, r, b)
+    used["cta_text"] = draw_lines(draw, lines, font, (l + pad, t + pad, r - pad, b - pad),
+                                  PAPER, center=True, middle=True)
+    if cut:
+        used["truncated"].append("cta")
+    return canvas, used
+
+
+def draw_lines(draw, lines, font, box, color, center=False, middle=False):
+    """Draw lines in box; returns the bounding box of the ink actually drawn."""
+    l, t, r, b = box
+    step = line_height(font)
+    y = t + ((b - t) - step * len(lines)) // 2 if middle else t
+    inked = [r, b, l, t]
+    for line in lines:
+        x = l + ((r - l) - draw.textlength(line, font=font)) / 2 if center else l
+        bbox = draw.textbbox((x, y), line, font=font)
+        draw.text((x, y), line, fill=color, font=font)
+        inked = [min(inked[0], bbox[0]), min(inked[1], bbox[1]),
+                 max(inked[2], bbox[2]), max(inked[3], bbox[3])]
+        y += step
+    return tuple(int(v) for v in inked)
+
+
+# ----------------------------------------------------------------------------- files
+
+def save_creative(image, sidecar, out_dir, name):
+    """Write NAME.png and NAME.json (atomically each); returns the PNG path."""
+    os.makedirs(out_dir, exist_ok=True)
+    png, meta = os.path.join(out_dir, name + ".png"), os.path.join(out_dir, name + ".json")
+    image.save(png + ".tmp.png")
+    os.replace(png + ".tmp.png", png)
+    with open(meta + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(sidecar, f, ensure_ascii=False, indent=2)
+    os.replace(meta + ".tmp", meta)
+    return png
+
+
+def creative_name(prompt, seed, template, size):
+    """A file name that is safe on any system and unique per (prompt, seed, template, size)."""
+    import hashlib
+
+    digest = hashlib.sha1(f"{prompt}|{seed}|{template}|{size}".encode()).hexdigest()[:10]
+    return f"creative-{template}-{size}-{seed}-{digest}"
+
+
+def make_creative(source, prompt, copy, seed=0, template="hero", size="1080x1080",
+                  num_candidates=8):
+    """Generate the product for `prompt` with `source` (see `products.load_source`), compose
+    it; returns (image, sidecar dict)."""
+    drawn = source.generate([prompt], [seed], num_candidates)
+    return compose_with_sidecar({k: v[0] for k, v in drawn.items()}, prompt, copy, seed,
+                                template, size, num_candidates, source.describe())
+
+
+def compose_with_sidecar(drawn, prompt, copy, seed, template, size, num_candidates, model):
+    """`compose` one drawn product ({"images": [S, S, 3], "score", "accepted", "tries"});
+    returns (image, sidecar dict: everything `--from-sidecar` needs to redraw it)."""
+    image, used = compose(drawn["images"], copy, template, size)
+    sidecar = {"prompt": prompt, "seed": int(seed), "num_candidates": int(num_candidates),
+               "score": float(drawn["score"]), "accepted": bool(drawn["accepted"]),
+               "tries": int(drawn["tries"]), "template": template, "size": size,
+               "copy": dataclasses.asdict(check_copy(copy)), "model": model,
+               "layout": used, "font": os.path.basename(fonts.font_path(True))}
+    return image, sidecar
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="an exported SavedModel version folder (export.py)")
+    parser.add_argument("--run", help="or a training run folder")
+    parser.add_argument("--prompt", help="what to draw, e.g. 红色连衣裙")
+    parser.add_argument("--headline", help="headline copy (default: the prompt)")
+    parser.add_argument("--price", default="", help="e.g. ¥199 or $29.99")
+    parser.add_argument("--cta", default="", help="button text (default 立即购买 / Shop now)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-candidates", type=int, default=8, help="the gate's budget")
+    parser.add_argument("--template", choices=TEMPLATES, default="hero")
+    parser.add_argument("--size", choices=sorted(SIZES), action="append",
+                        help="ad size (repeatable; default all four)")
+    parser.add_argument("--from-sidecar", help="redraw the creative a sidecar JSON describes")
+    parser.add_argument("--out-dir", default="ads")
+    return parser
+
+
+def main(argv=None):
+    """CLI: returns the PNG paths written."""
+    import products
+
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.from_sidecar:
+        try:
+            with open(args.from_sidecar, encoding="utf-8") as f:
+                saved = json.load(f)
+            args.prompt, args.seed, args.template = saved["prompt"], saved["seed"], saved["template"]
+            args.size, args.num_candidates = [saved["size"]], saved["num_candidates"]
+            copy = Copy(**saved["copy"])
+            args.model = args.model or saved["model"].get("model")
+            args.run = args.run or saved["model"].get("run")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            parser.exit(1, f"creative: cannot use sidecar {args.from_sidecar}: {error}\n")
+    else:
+        if not args.prompt:
+            parser.error("--prompt is required (or --from-sidecar)")
+        copy = Copy(args.headline if args.headline is not None else args.prompt, args.price,
+                    args.cta)
+    try:
+        copy = check_copy(copy)
+        source = products.load_source(model=args.model, run=args.run)
+        paths = []
+        for size in args.size or sorted(SIZES):
+            image, sidecar = make_creative(source, args.prompt, copy, args.seed, args.template,
+                                           size, args.num_candidates)
+            paths.append(save_creative(image, sidecar, args.out_dir,
+                                       creative_name(args.prompt, args.seed, args.template,
+                                                     size)))
+    except (CopyError, fonts.FontMissing, products.SourceError) as error:
+        parser.exit(1, f"creative: {error}\n")
+    for path in paths:
+        print(f"creative: wrote {path} and its .json sidecar")
+    return paths
+
+
+def console_main():
+    """Entry point of the installed console script (its exit status is 0 on success)."""
+    main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""A local studio page for marketers: keywords -> gated candidates -> a finished creative.
+
+    python studio.py --model exports/adgan/1 [--user-events events.jsonl] [--port 8080]
+
+then open http://127.0.0.1:8080/. It serves the exported SavedModel (export.py)
+on 127.0.0.1 by default, and saves every composed creative with its sidecar in
+--out-dir. JSON API (errors are {"error": message} with status 400):
+  GET  /api/info                                    templates, sizes, users
+  POST /api/generate {text, count, seed}            gated candidates (PNG base64, score)
+  POST /api/user {user}                             a shopper's ranked prompts with reasons
+  POST /api/compose {prompt, seed, num_candidates, template, size, headline, price, cta}
+  POST /api/score {text, image: data URL}           score an uploaded image
+  POST /api/ctr {csv}                               CTR report of an impressions log
+  GET  /creatives/NAME.png[?download=1], NAME.json  composed creatives
+"""
+
+import argparse
+import base64
+import binascii
+import io
+import json
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+import numpy as np
+
+import creative
+import personalize
+import products
+import studio_page
+
+MAX_BODY = 8 * 1024 * 1024
+MAX_PROMPT = 1000
+MAX_COUNT = 8
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                               "script-src 'self'; style-src 'self'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class RequestError(ValueError):
+    """A bad request; its message goes back to the page."""
+
+
+class Studio:
+    """The studio's state: the product source, the event log, where creatives go."""
+
+    def __init__(self, source, out_dir, events_path=None, run_dir=None, num_candidates=8):
+        self.source = source
+        self.out_dir = out_dir
+        self.events_path = events_path
+        self.run_dir = run_dir
+        self.num_candidates = num_candidates
+        self.lock = threading.Lock()  # one model call at a time on this small machine
+        self.users = []
+        if events_path:
+            events, _ = personalize.read_events(events_path)
+            self.users = sorted({e["user"] for e in events})
+
+    def info(self, _body):
+        return {"templates": list(creative.TEMPLATES), "sizes": list(creative.SIZES),
+                "users": self.users, "image_size": self.source.image_size}
+
+    def generate(self, body):
+        text = prompt_of(body, "text")
+        count = integer(body, "count", 4, 1, MAX_COUNT)
+        seed = integer(body, "seed", 0, 0, 2 ** 62)
+        seeds = [seed + k for k in range(count)]
+        with self.lock:
+            drawn = self.source.generate([text] * count, seeds, self.num_candidates)
+        return {"num_candidates": self.num_candidates, "candidates": [
+            {"seed": s, "png": png_base64(image), "score": float(score),
+             "accepted": bool(accepted), "tries": int(tries)}
+            for s, image, score, accepted, tries in zip(
+                seeds, drawn["images"], drawn["score"], drawn["accepted"], drawn["tries"])]}
+
+    def user(self, body):
+        if not self.events_path:
+            raise RequestError("the studio was started without --user-events")
+        if not self.run_dir:
+            raise RequestError("the model's training run folder is not on this machine, so "
+                               "its catalogue is unknown; start the studio with --run RUN")
+        user = body.get("user")
+        if not isinstance(user, str) or not user:
+            raise RequestError("pick a user")
+        try:
+            found = personalize.suggest(self.events_path, user, self.run_dir)
+        except personalize.EventLogError as error:
+            raise RequestError(str(error)) from None
+        return {"prompts": [{"prompt": r["prompt"], "reasons": r["reasons"]}
+                            for r in found["ranked"]],
+                "skipped_lines": len(found["skipped"])}
+
+    def compose(self, body):
+        text = prompt_of(body, "prompt")
+        seed = integer(body, "seed", None, 0, 2 ** 62)
+        num_candidates = integer(body, "num_candidates", self.num_candidates, 1, 64)
+        template, size = body.get("template", "hero"), body.get("size", "1080x1080")
+        if template not in creative.TEMPLATES or size not in creative.SIZES:
+            raise RequestError(f"unknown template {template!r} or size {size!r}")
+        copy = creative.Copy(*(string(body, name) for name in ("headline", "price", "cta")))
+        with self.lock:
+            image, sidecar = creative.make_creative(self.source, text, copy, seed, template,
+                                                    size, num_candidates)
+        name = creative.creative_name(text, seed, template, size)
+        creative.save_creative(image, sidecar, self.out_dir, name)
+        return {"name": name, "png_url": f"/creatives/{name}.png",
+                "sidecar_url": f"/creatives/{name}.json", "sidecar": sidecar}
+
+    def score(self, body):
+        text = prompt_of(body, "text")
+        image = decode_upload(string(body, "image"), self.source.image_size)
+        with self.lock:
+            value = self.source.score([text], image[None])[0]
+        return {"text": text, "score": float(value)}
+
+
+    def ctr(self, body):
+        """The CTR report (ctr.py) of an uploaded impressions CSV, with its chart."""
+        import tempfile
+
+        import charts
+        import ctr
+
+        text = string(body, "csv")
+        if not text.strip():
+            raise RequestError("choose an impressions CSV first")
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "impressions.csv")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            try:
+                frame, rejected = ctr.read_log(path)
+            except ctr.LogError as error:
+                raise RequestError(str(error).replace(path, "the uploaded log")) from None
+        report = ctr.analyse(frame, rejected)
+        buffer = io.BytesIO()
+        charts.ctr_chart(report).save(buffer, format="PNG")
+        return {"report": report, "chart": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+
+def string(body, name):
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be text")
+    return value
+
+
+def prompt_of(body, name):
+    text = " ".join(string(body, name).split())
+    if not text:
+        raise RequestError("type some keywords first, e.g. 黑色羽绒服 or running shoes")
+    if len(text) > MAX_PROMPT:
+        raise RequestError(f"the keywords are {len(text):,} characters; at most {MAX_PROMPT:,}")
+    return text
+
+
+def integer(body, name, default, low, high):
+    value = body.get(name, default)
+    if value is None or isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{name} must be a whole number")
+    if not low <= value <= high:
+        raise RequestError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def png_base64(image):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_upload(data_url, size):
+    """A data URL (or bare base64) of any image -> uint8 RGB [size, size, 3] on white."""
+    from PIL import Image, UnidentifiedImageError
+
+    from data_loader import load_image
+
+    if not data_url:
+        raise RequestError("choose an image file to score")
+    payload = data_url.split(",", 1)[1] if data_url.startswith("data:") else data_url
+    try:
+        return load_image(io.BytesIO(base64.b64decode(payload, validate=True)), size)
+    except (binascii.Error, ValueError, UnidentifiedImageError, OSError,
+            Image.DecompressionBombError) as error:
+        raise RequestError(f"the upload is not an image Pillow can read ({type(error).__name__})"
+                           ) from None
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes requests to the `Studio` held by the server."""
+
+    server_version = "adgan-studio"
+    static = {"/": ("text/html; charset=utf-8", studio_page.HTML),
+              "/studio.js": ("text/javascript; charset=utf-8", studio_page.JS),
+              "/studio.css": ("text/css; charset=utf-8", studio_page.CSS)}
+    api = {"/api/info": "info", "/api/generate": "generate", "/api/user": "user",
+           "/api/compose": "compose", "/api/score": "score", "/api/ctr": "ctr"}
+
+    def log_message(self, format, *args):  # quiet: the tests and the terminal stay readable
+        pass
+
+    def send(self, status, content_type, data, extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in {**SECURITY_HEADERS, **(extra or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_json(self, status, payload):
+        self.send(status, "application/json; charset=utf-8",
+                  json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        if url.path in self.static:
+            content_type, text = self.static[url.path]
+            return self.send(200, content_type, text.encode("utf-8"))
+        if url.path == "/api/info":
+            return self.send_json(200, self.server.studio.info({}))
+        found = re.fullmatch(r"/creatives/(creative-[\w.-]+)\.(png|json)", url.path)
+        if found:
+            path = os.path.join(self.server.studio.out_dir, f"{found[1]}.{found[2]}")
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    data = f.read()
+                extra = ({"Content-Disposition": f'attachment; filename="{found[1]}.png"'}
+                         if "download=1" in url.query else {})
+                kind = "image/png" if found[2] == "png" else "application/json; charset=utf-8"
+                return self.send(200, kind, data, extra)
+        self.send_json(404, {"error": f"not found: {url.path}"})
+
+    def do_POST(self):
+        route = self.api.get(urlparse(self.path).path)
+        if route is None:
+            return self.send_json(404, {"error": "not found"})
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self.send_json(413, {"error": f"request too large (over {MAX_BODY:,} bytes)"})
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(body, dict):
+                raise RequestError("send a JSON object")
+            result = getattr(self.server.studio, route)(body)
+        except json.JSONDecodeError:
+            return self.send_json(400, {"error": "the request is not valid JSON"})
+        except (RequestError, creative.CopyError, products.SourceError) as error:
+            return self.send_json(400, {"error": str(error)})
+        self.send_json(200, result)
+
+
+def serve(studio, host="127.0.0.1", port=8080):
+    """A started `ThreadingHTTPServer` for the studio (port 0 picks a free one)."""
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.studio = studio
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, num_candidates=8):
+    """A `Studio` over an exported SavedModel (or a run); the run folder for user prompts
+    is --run, else the one the export records in assets.extra/adgan.json."""
+    source = products.load_source(model=model, run=run)
+    if not run and model:
+        info_path = os.path.join(model, "assets.extra", "adgan.json")
+        if os.path.exists(info_path):
+            with open(info_path, encoding="utf-8") as f:
+                recorded = json.load(f).get("run")
+            run = recorded if recorded and os.path.isdir(recorded) else None
+    return Studio(source, out_dir, events, run, num_candidates)
+
+
+def main(argv=None):
+    """CLI: serve until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="exported SavedModel version folder (export.py)")
+    parser.add_argument("--run", help="training run folder (instead of, or beside, --model)")
+    parser.add_argument("--user-events", help="JSONL event log: pick shoppers in the page")
+    parser.add_argument("--out-dir", default="studio_creatives", help="composed creatives")
+    parser.add_argument("--num-candidates", type=int, default=8, help="the gate's budget")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    try:
+        studio = make_studio(args.model, args.run, args.out_dir, args.user_events,
+                             args.num_candidates)
+        server = serve(studio, args.host, args.port)
+    except (products.SourceError, personalize.EventLogError, OSError) as error:
+        parser.exit(1, f"studio: {error}\n")
+    print(f"studio: http://{args.host}:{server.server_address[1]}/ (Ctrl+C stops it); "
+          f"creatives go to {args.out_dir}")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import creative
+import fonts
+import products
+
+LONG_ZH = "夏季新款连衣裙轻盈透气，限时特惠，全场包邮，" * 8  # 176 characters
+LONG_EN = ("Lightweight breathable running shoes with extra cushioning for every day " * 3)[:200]
+
+
+def product(size=16):
+    rng = np.random.default_rng(0)
+    image = np.full((size, size, 3), 255, np.uint8)
+    image[4:12, 4:12] = rng.integers(0, 200, (8, 8, 3))
+    return image
+
+
+def inside(inner, outer):
+    return (inner[0] >= outer[0] and inner[1] >= outer[1] and inner[2] <= outer[2]
+            and inner[3] <= outer[3])
+
+
+def disjoint(a, b):
+    return a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
+@pytest.mark.parametrize("size", sorted(creative.SIZES))
+@pytest.mark.parametrize("template", creative.TEMPLATES)
+def test_copy_fits_its_box_and_never_overlaps_the_product(size, template):
+    boxes = creative.layout(template, creative.SIZES[size])
+    for headline, price in (("红色连衣裙", "¥199"), (LONG_ZH, "¥1,299.00 包邮"),
+                            (LONG_EN, "$29.99")):
+        image, used = creative.compose(product(), creative.Copy(headline, price), template, size)
+        assert image.size == creative.SIZES[size]
+        for name in ("headline", "price", "cta"):
+            assert inside(used[name], boxes[name]), (name, used[name], boxes[name])
+            assert disjoint(used[name], used["product"]), name
+        assert inside(used["cta_text"], boxes["cta"])
+        assert disjoint(used["headline"], used["price"])
+    assert used["truncated"] == [] or size in ("728x90", "300x250")
+
+
+def test_short_copy_is_not_cut_and_long_copy_is_cut_with_an_ellipsis():
+    _, used = creative.compose(product(), creative.Copy("Running shoes", "$29"), "hero",
+                               "1080x1080")
+    assert used["truncated"] == []
+    _, used = creative.compose(product(), creative.Copy(LONG_ZH), "hero", "300x250")
+    assert "headline" in used["truncated"]
+
+
+def test_wrap_breaks_chinese_by_character_and_english_by_word():
+    from PIL import ImageDraw
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    font = fonts.load(20)
+    lines = creative.wrap("running shoes for everyday training", font, 120, draw)
+    assert all(draw.textlength(line, font=font) <= 120 for line in lines)
+    assert " ".join(lines) == "running shoes for everyday training"
+    lines = creative.wrap("夏季新款连衣裙轻盈透气", font, 100, draw)
+    assert "".join(lines) == "夏季新款连衣裙轻盈透气" and len(lines) > 1
+
+
+def test_bad_copy_is_a_clear_error():
+    with pytest.raises(creative.CopyError, match="headline is empty"):
+        creative.check_copy(creative.Copy("  "))
+    with pytest.raises(creative.CopyError, match="headline is 201 characters; at most 200"):
+        creative.check_copy(creative.Copy("x" * 201))
+    with pytest.raises(creative.CopyError, match="cannot draw: 'สวัสดี'|cannot draw"):
+        creative.check_copy(creative.Copy("red dress", cta="สวัสดี"))
+    assert creative.check_copy(creative.Copy("红色连衣裙")).cta == "立即购买"
+    assert creative.check_copy(creative.Copy("red dress")).cta == "Shop now"
+    assert creative.drawable("red dress 🙂 สวัสดี") == "red dress"
+
+
+def test_upscale_is_smooth_and_exact_size():
+    checker = np.kron(np.indices((4, 4)).sum(0) % 2, np.ones((4, 4)))[..., None] * 255
+    big = np.asarray(creative.upscale(np.repeat(checker, 3, -1).astype(np.uint8), 200))
+    assert big.shape == (200, 200, 3)
+    assert len(np.unique(big[:, :, 0])) > 20  # interpolated edges, not nearest-neighbour blocks
+
+
+def test_sidecar_redraws_the_same_png(trained_run, tmp_path, capsys):
+    paths = creative.main(["--run", trained_run, "--prompt", "red dress", "--headline",
+                           "New red dress", "--price", "$29", "--seed", "5", "--size", "300x250",
+                           "--template", "split", "--out-dir", str(tmp_path / "a")])
+    sidecar = paths[0][:-4] + ".json"
+    meta = json.load(open(sidecar, encoding="utf-8"))
+    assert meta["prompt"] == "red dress" and meta["seed"] == 5 and meta["template"] == "split"
+    assert meta["copy"] == {"headline": "New red dress", "price": "$29", "cta": "Shop now"}
+    assert 0.0 <= meta["score"] <= 1.0 and meta["model"] == {"run": os.path.abspath(trained_run)}
+    again = creative.main(["--from-sidecar", sidecar, "--out-dir", str(tmp_path / "b")])
+    assert open(again[0], "rb").read() == open(paths[0], "rb").read()
+    with pytest.raises(SystemExit) as exit_info:
+        creative.main(["--run", trained_run, "--prompt", "qqqq zzzz", "--out-dir",
+                       str(tmp_path / "c")])
+    assert exit_info.value.code == 1 and "no known token" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        creative.main(["--run", trained_run, "--prompt", "dress", "--headline", " ",
+                       "--out-dir", str(tmp_path / "c")])
+    assert "headline is empty" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "c")
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(products.SourceError, match="not an exported SavedModel"):
+        products.load_source(model=str(tmp_path))
+    with pytest.raises(products.SourceError, match="not found"):
+        products.load_source(run=str(tmp_path))

@@ -1,0 +1,126 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+import generate
+import personalize
+
+EVENTS = [
+    {"user": "u1", "type": "search", "text": "黑色羽绒服", "ts": "2026-11-20T10:00:00"},
+    {"user": "u1", "type": "click", "text": "red dress", "ts": "2026-11-27T10:00:00"},
+    {"user": "u1", "type": "search", "text": "jeans", "ts": "2026-11-13T10:00:00+00:00"},
+    {"user": "u2", "type": "purchase", "text": "pizza", "ts": 1795000000},
+]
+
+
+def write_log(path, events, extra_lines=()):
+    with open(path, "w", encoding="utf-8") as f:
+        for event in events:
+            f.write(json.dumps(event, ensure_ascii=False) + "\n")
+        for line in extra_lines:
+            f.write(line + "\n")
+    return str(path)
+
+
+class WordEncoder:
+    """A stand-in dual encoder: a text's vector is the sum of one-hot word directions."""
+
+    words = ["dress", "jeans", "coat", "pizza", "red", "black", "黑", "服", "外套"]
+
+    def embed_texts(self, texts):
+        out = np.zeros((len(texts), len(self.words)))
+        for i, text in enumerate(texts):
+            for j, word in enumerate(self.words):
+                out[i, j] = word in text
+        return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-12)
+
+    def embed_images(self, images):
+        # image "features": mean colour channels mapped onto the first three directions
+        codes = np.zeros((len(images), len(self.words)))
+        codes[:, :3] = (np.asarray(images, np.float32) + 1.0).mean((1, 2))  # from [-1, 1]
+        codes /= np.linalg.norm(codes, axis=1, keepdims=True) + 1e-12
+        return codes, codes
+
+
+def test_malformed_lines_are_skipped_and_counted(tmp_path):
+    path = write_log(tmp_path / "e.jsonl", EVENTS, [
+        "not json", "[1, 2]", json.dumps({"user": "u1", "type": "like", "text": "x", "ts": 1}),
+        json.dumps({"user": "u1", "type": "search", "text": "  ", "ts": 1}),
+        json.dumps({"user": "u1", "type": "search", "ts": 1}),
+        json.dumps({"user": "u1", "type": "search", "text": "x", "ts": "yesterday"})])
+    events, skipped = personalize.read_events(path)
+    assert len(events) == 4 and [s["line"] for s in skipped] == [5, 6, 7, 8, 9, 10]
+    reasons = " | ".join(s["reason"] for s in skipped)
+    for expected in ("Expecting value", "not a JSON object", "type must be one of",
+                     "empty text", "missing text", "Invalid isoformat"):
+        assert expected in reasons
+    with pytest.raises(personalize.EventLogError, match="user 'u9' has no events .*2 users"):
+        personalize.user_events(events, "u9", path)
+    with pytest.raises(personalize.EventLogError, match="event log not found"):
+        personalize.read_events(str(tmp_path / "none.jsonl"))
+    empty = write_log(tmp_path / "empty.jsonl", [], ["garbage"])
+    with pytest.raises(personalize.EventLogError, match="no usable event"):
+        personalize.user_events(personalize.read_events(empty)[0], "u1", empty)
+
+
+def test_recency_halves_a_weight_every_half_life(tmp_path):
+    events, _ = personalize.read_events(write_log(tmp_path / "e.jsonl", EVENTS))
+    mine = personalize.user_events(events, "u1")
+    assert [e["text"] for e in mine] == ["jeans", "黑色羽绒服", "red dress"]  # oldest first
+    weights = personalize.weigh(mine)
+    # a week apart each: search 1.0 x 0.25, search 1.0 x 0.5, click 1.5 x 1
+    np.testing.assert_allclose(weights, [0.25, 0.5, 1.5])
+
+
+def test_ranked_prompts_carry_reasons_and_only_known_words(tmp_path):
+    events, _ = personalize.read_events(write_log(tmp_path / "e.jsonl", EVENTS))
+    mine = personalize.user_events(events, "u1")
+    weights = personalize.weigh(mine)
+    ranked = personalize.rank_prompts(mine, weights, [], None, lambda t: "羽绒" not in t)
+    assert [r["prompt"] for r in ranked] == ["red dress", "jeans"]
+    assert "click 'red dress' 0.0 days before the latest event (weight 1.50)" in ranked[0][
+        "reasons"][0]
+    concepts = ["coat", "外套", "pizza", "jeans"]
+    ranked = personalize.rank_prompts(mine, weights, concepts, WordEncoder(), count=6)
+    prompts = [r["prompt"] for r in ranked]
+    assert prompts[0] == "red dress"
+    # English is the majority language; the favourite colour (red, by weight) joins a concept
+    suggestion = next(r for r in ranked if r["prompt"] == "red jeans")
+    assert any(reason.startswith("preferred colour red") for reason in suggestion["reasons"])
+    assert any("close to the user's interest: 'jeans'" in r for r in suggestion["reasons"])
+    assert "外套" not in " ".join(prompts)
+
+
+def test_pick_closest_prefers_the_image_nearest_the_interest():
+    encoder = WordEncoder()
+    images = np.zeros((3, 4, 4, 3), np.uint8)
+    images[0, ..., 2] = 255  # its code points at "coat"
+    images[1, ..., 0] = 255  # at "dress"
+    images[2, ..., 1] = 255  # at "jeans"
+    interest = encoder.embed_texts(["dress"])[0]
+    best, similarity = personalize.pick_closest(encoder, images, interest)
+    assert best == 1 and similarity[1] == pytest.approx(1.0)
+
+
+def test_generate_makes_a_users_creatives(trained_run, tmp_path, capsys):
+    log = write_log(tmp_path / "e.jsonl", EVENTS, ["{broken"])
+    out = tmp_path / "ads"
+    files = generate.main(["--run", trained_run, "--user-events", log, "--user", "u1",
+                           "--out-dir", str(out), "-n", "2", "--user-prompts", "2"])
+    err = capsys.readouterr().err
+    assert "skipped 1 malformed line(s)" in err and "line 5" in err
+    assert len(files) == 2 and all(os.path.exists(f) for f in files)
+    summary = json.load(open(out / "user-u1.json", encoding="utf-8"))
+    assert summary["skipped_lines"] == 1 and len(summary["creatives"]) == 2
+    sidecar = json.load(open(files[0][:-4] + ".json", encoding="utf-8"))
+    assert sidecar["user"] == "u1" and sidecar["prompt"] == "red dress"
+    assert any("highest gate score" in r for r in sidecar["reasons"])  # the run has no encoder
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--run", trained_run, "--user-events", log, "--user", "nobody",
+                       "--out-dir", str(out)])
+    assert exit_info.value.code == 1 and "user 'nobody' has no events" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        generate.main(["--run", trained_run, "--user-events", log, "--out-dir", str(out)])
+    assert "--user-events and --user go together" in capsys.readouterr().err
