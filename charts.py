@@ -1,7 +1,5 @@
 """Small PNG charts drawn with Pillow (no plotting library): the CTR report's picture."""
 
-import os
-
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -9,13 +7,6 @@ import fonts
 
 INK, GRID, BAR, BEST, CURVE, OTHER = ((40, 40, 40), (225, 225, 225), (90, 140, 210),
                                       (230, 120, 40), (200, 60, 60), (150, 150, 150))
-
-
-def save_png(image, path):
-    """Save a PIL image as PNG atomically (temporary file, then rename)."""
-    tmp = f"{path}.tmp.png"
-    image.save(tmp)
-    os.replace(tmp, path)
 
 
 def bar_panel(draw, box, labels, values, lows, highs, title, font, highlight=None):

@@ -185,7 +185,8 @@ def accent_color(product):
 
 
 def compose(product, copy, template="hero", size="1080x1080"):
-    """Draw one creative; returns (PIL RGB image, layout dict with the boxes actually used).
+    """Draw one creative; returns (PIL RGB image, layout dict with the boxes actually used
+    and, under "copy", the checked copy as a dict).
 
     product: uint8 RGB [S, S, 3]; copy: a `Copy` (checked here).
     """
@@ -200,7 +201,7 @@ def compose(product, copy, template="hero", size="1080x1080"):
     draw = ImageDraw.Draw(canvas)
     left, top, right, bottom = boxes["product"]
     canvas.paste(upscale(product, right - left), (left, top))
-    used = {"product": boxes["product"], "truncated": []}
+    used = {"product": boxes["product"], "truncated": [], "copy": dataclasses.asdict(copy)}
     base = min(width, height)
     accent = accent_color(product)
     for name, color, max_size, bold in (("headline", INK, base * 0.11, True),
@@ -247,13 +248,13 @@ def draw_lines(draw, lines, font, box, color, center=False, middle=False):
 
 def save_creative(image, sidecar, out_dir, name):
     """Write NAME.png and NAME.json (atomically each); returns the PNG path."""
+    from data_loader import write_json
+    from imaging import save_png
+
     os.makedirs(out_dir, exist_ok=True)
-    png, meta = os.path.join(out_dir, name + ".png"), os.path.join(out_dir, name + ".json")
-    image.save(png + ".tmp.png")
-    os.replace(png + ".tmp.png", png)
-    with open(meta + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(sidecar, f, ensure_ascii=False, indent=2)
-    os.replace(meta + ".tmp", meta)
+    png = os.path.join(out_dir, name + ".png")
+    save_png(image, png)
+    write_json(sidecar, os.path.join(out_dir, name + ".json"))
     return png
 
 
@@ -281,7 +282,7 @@ def compose_with_sidecar(drawn, prompt, copy, seed, template, size, num_candidat
     sidecar = {"prompt": prompt, "seed": int(seed), "num_candidates": int(num_candidates),
                "score": float(drawn["score"]), "accepted": bool(drawn["accepted"]),
                "tries": int(drawn["tries"]), "template": template, "size": size,
-               "copy": dataclasses.asdict(check_copy(copy)), "model": model,
+               "copy": used.pop("copy"), "model": model,
                "layout": used, "font": os.path.basename(fonts.font_path(True))}
     return image, sidecar
 

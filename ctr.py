@@ -79,21 +79,23 @@ def thompson_shares(clicks, impressions, draws=20000, seed=0):
 
 # ----------------------------------------------------------------------------- the log
 
-def read_log(path):
+def read_log(path, name=None):
     """Read an impressions CSV; returns (good rows DataFrame, rejected [{line, reason, row}]).
 
+    `path` is a file path or a file object (then `name` names it in messages).
     Raises `LogError` naming the file and the problem when it is missing, lacks a
     required column, or has no good row.
     """
-    if not os.path.exists(path):
+    name = name or path
+    if isinstance(path, str) and not os.path.exists(path):
         raise LogError(f"{path}: impressions log not found")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as error:
-        raise LogError(f"{path}: cannot parse CSV ({error})") from error
+        raise LogError(f"{name}: cannot parse CSV ({error})") from error
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise LogError(f"{path}: missing column(s) {', '.join(missing)}; "
+        raise LogError(f"{name}: missing column(s) {', '.join(missing)}; "
                        f"found {', '.join(map(str, frame.columns)) or 'none'}")
     good, rejected = [], []
     for index, row in frame.iterrows():
@@ -107,7 +109,7 @@ def read_log(path):
                          "impressions": int(row["impressions"]), "clicks": int(row["clicks"]),
                          "date": row.get("date", "").strip(), "line": line})
     if not good:
-        raise LogError(f"{path}: no usable row ({len(frame)} rows, {len(rejected)} rejected"
+        raise LogError(f"{name}: no usable row ({len(frame)} rows, {len(rejected)} rejected"
                        + (f", e.g. line {rejected[0]['line']}: {rejected[0]['reason']}"
                           if rejected else "") + ")")
     return pd.DataFrame(good), rejected
@@ -239,12 +241,13 @@ def write_text(text, path):
 def write_report(report, out_dir, title="CTR report"):
     """report.json, report.md and report.png in `out_dir`; returns the paths."""
     import charts
+    from imaging import save_png
 
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"report.{name}") for name in ("json", "md", "png")}
     write_text(json.dumps(report, ensure_ascii=False, indent=2), paths["json"])
     write_text(format_markdown(report, title), paths["md"])
-    charts.save_png(charts.ctr_chart(report), paths["png"])
+    save_png(charts.ctr_chart(report), paths["png"])
     return paths
 
 

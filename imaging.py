@@ -25,8 +25,9 @@ def make_grid(images, rows, padding=2):
     return grid
 
 
-def save_png(array, path):
-    """Save a uint8 [H, W, 3] array as PNG atomically (temporary file, then rename)."""
+def save_png(image, path):
+    """Save a uint8 [H, W, 3] array or a PIL image as PNG atomically (temporary file, then
+    rename)."""
     tmp = f"{path}.tmp.png"
-    Image.fromarray(array).save(tmp)
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(tmp)
     os.replace(tmp, path)

@@ -122,22 +122,16 @@ class Studio:
 
     def ctr(self, body):
         """The CTR report (ctr.py) of an uploaded impressions CSV, with its chart."""
-        import tempfile
-
         import charts
         import ctr
 
         text = string(body, "csv")
         if not text.strip():
             raise RequestError("choose an impressions CSV first")
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "impressions.csv")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            try:
-                frame, rejected = ctr.read_log(path)
-            except ctr.LogError as error:
-                raise RequestError(str(error).replace(path, "the uploaded log")) from None
+        try:
+            frame, rejected = ctr.read_log(io.StringIO(text), "the uploaded log")
+        except ctr.LogError as error:
+            raise RequestError(str(error)) from None
         report = ctr.analyse(frame, rejected)
         buffer = io.BytesIO()
         charts.ctr_chart(report).save(buffer, format="PNG")

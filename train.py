@@ -35,7 +35,7 @@ class TrainConfig:
     groups: tuple = ("Food & Drink", "Objects")  # rows of its `group` column; () = all
     styles: tuple = ()  # rows of its `style` column (noto, twemoji); () = all
     # Start from a pretrained text encoder (a dual encoder, evaluate.py train-encoder) and keep
-    # it fixed, as DF-GAN does: seen-prompt R-precision 0.25 -> 0.43, FID 22 -> 16 (README).
+    # it fixed, as DF-GAN does: seen-prompt R-precision 0.24 -> 0.41, FID 25.7 -> 21.0 (README).
     # "auto" first trains the run's own (RUN/text_encoder) on all training rows of the
     # manifest (every group: one trained on the run's groups alone did not help); "" = none.
     text_encoder: str = "auto"
@@ -43,7 +43,7 @@ class TrainConfig:
     text_encoder_epochs: int = 100  # for "auto"
     # Recoloured copies per epoch of each row in the colour subgroups, with the colour word
     # added to the caption (colors.py); makes "红色连衣裙" / "red dress" learnable.
-    # Colour accuracy 0.38 -> 0.88 on seen clothing (README); manifests without a `subgroup`
+    # Colour accuracy 0.35 -> 0.86 on seen clothing (README); manifests without a `subgroup`
     # column are not recoloured.
     color_augment: int = 1
     color_subgroups: tuple = colors.DEFAULT_SUBGROUPS  # values of the manifest's `subgroup`
@@ -68,7 +68,7 @@ class TrainConfig:
     gp_power: float = 6.0
     gp_every: int = 4  # lazy MA-GP: every 4th D step, weighted x4 (the full preset: every step)
     # image-text contrastive loss (XMC-GAN); 0 = pure DF-GAN. 5 (was 1): seen-prompt
-    # R-precision 0.41 -> 0.52 at the quick budget (README)
+    # R-precision 0.41 -> 0.54 at the quick budget, with colour augmentation (README)
     contrastive_weight: float = 5.0
     contrastive_temperature: float = 0.1
     augment_shift: float = 0.125  # DiffAugment translation of D's inputs, fraction of the side
