@@ -4,15 +4,17 @@ As in keras.io's "Conditional GAN" example, the condition is concatenated to the
 noise for G and tiled as extra channels onto D's input image; both nets are plain
 strided (transposed) convolutions with LeakyReLU; the loss is binary
 cross-entropy on real vs fake only (no mismatched pairs, no gradient penalty, no
-EMA, no augmentation); Adam 3e-4 for both. The text encoder (the same BiLSTM as
-ours) learns with D, as our model's does. `train.py --recipe baseline` trains it
-at the same settings and budget as ours, for `evaluate.py`'s reference row.
+EMA, no augmentation); Adam 3e-4 for both. The text encoder is the same BiLSTM
+as ours and is set up the same way (`train.py`: pretrained and frozen by default,
+else learning with D). `train.py --recipe baseline` trains it at the same settings
+and budget as ours, for `evaluate.py`'s reference row.
 """
 
 import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from data_loader import make_text_vectorizer
 from generator import channel_schedule
 from model import TextConditionedGAN, TextEncoder, replica_scale
 
@@ -59,8 +61,6 @@ class BaselineGAN(TextConditionedGAN):
                  embedding_dim=128, text_hidden_units=128, generator_channels=32,
                  discriminator_channels=32, seed=0, **kwargs):
         super().__init__(**kwargs)
-        from data_loader import make_text_vectorizer
-
         self.vocabulary = list(vocabulary)
         self.image_size = image_size
         self.sequence_length = sequence_length

@@ -13,6 +13,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from helpers import HAN_CHARACTERS, has_han
+
 # (English, Chinese, hue in degrees (None = achromatic), saturation of the recoloured product)
 PALETTE = (
     ("red", "红色", 0.0, 0.85),
@@ -31,7 +33,6 @@ DEFAULT_SUBGROUPS = ("clothing", "transport-ground")
 # A pixel darker than this reads as black; one this grey (saturation) reads as no colour.
 BLACK_VALUE = 0.35
 GREY_SATURATION = 0.25
-HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def color_words():
@@ -49,14 +50,14 @@ def mentions_color(text):
 def color_prompt(text, color):
     """"dress", 0 -> "red dress"; "连衣裙", 0 -> "红色连衣裙" (Python strings)."""
     english, chinese, *_ = PALETTE[color]
-    return chinese + text if HAN.search(text) else f"{english} {text}"
+    return chinese + text if has_han(text) else f"{english} {text}"
 
 
 def add_color_word(text, color):
     """`color_prompt` in TensorFlow: a scalar string and a scalar int index."""
     english = tf.gather(tf.constant([p[0] for p in PALETTE]), color)
     chinese = tf.gather(tf.constant([p[1] for p in PALETTE]), color)
-    is_chinese = tf.strings.regex_full_match(text, r".*\p{Han}.*")
+    is_chinese = tf.strings.regex_full_match(text, f"(?s).*[{HAN_CHARACTERS}].*")
     return tf.where(is_chinese, chinese + text, english + " " + text)
 
 

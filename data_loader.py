@@ -1,5 +1,9 @@
 """tf.data input pipeline for (text, image) manifests, and the bilingual tokenizer.
 
+The tokenizer's side also holds the prompt check every command applies before
+drawing (`check_prompts`: empty prompts and prompts with no known token are
+refused, over-long ones truncated with a warning).
+
 A manifest is a CSV or JSONL file with one row per image: an image-path column
 (relative paths are resolved against the manifest's folder) and one or more
 caption columns. Each example samples one non-empty caption of its row per
@@ -23,6 +27,7 @@ import tensorflow as tf
 from PIL import Image
 
 import colors
+from helpers import write_text
 
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "data", "emoji", "captions.csv")
@@ -86,10 +91,7 @@ def examples_vocabulary(examples, max_tokens, color_augment=0):
 
 def save_vocabulary(vocabulary, path):
     """Write one token a line (atomically)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(vocabulary) + "\n")
-    os.replace(tmp, path)
+    write_text("\n".join(vocabulary) + "\n", path)
 
 
 def load_vocabulary(path):
@@ -102,6 +104,26 @@ def count_known_tokens(vectorizer, texts):
     """Number of in-vocabulary tokens per text (int numpy array)."""
     ids = vectorizer(tf.constant(list(texts))).numpy()
     return (ids > 1).sum(axis=1)
+
+
+class PromptError(ValueError):
+    """A prompt a model cannot draw (empty, or no token it knows)."""
+
+
+def check_prompts(prompts, vectorizer, sequence_length):
+    """Raise `PromptError` for unusable prompts; return warnings for truncated ones."""
+    warnings = []
+    for prompt in prompts:
+        if not prompt.strip():
+            raise PromptError("empty prompt: give some words, e.g. \"黑色羽绒服\" or \"red dress\"")
+        if count_known_tokens(vectorizer, [prompt])[0] == 0:
+            raise PromptError(f"no known token in prompt {prompt!r}: the model's vocabulary "
+                              "has none of its words or characters")
+        tokens = split_tokens([prompt])
+        if len(tokens) > sequence_length:
+            warnings.append(f"prompt {prompt!r} has {len(tokens)} tokens; only the first "
+                            f"{sequence_length} are used")
+    return warnings
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -248,15 +270,18 @@ def load_examples(manifest, image_size, image_column="image",
     return good, report
 
 
-def write_json(data, path):
-    """Write JSON (e.g. the data report) atomically: temporary file, then rename."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=2)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- tf.data
+
+def to_float_tensor(images):
+    """uint8 images -> float32 in [-1, 1] inside a graph (`helpers.to_float` for numpy)."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8_tensor(images):
+    """float images in [-1, 1] -> uint8 inside a graph, exactly as `helpers.to_uint8`
+    (round half to even)."""
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
 
 def caption_matrix(captions):
     """Pad lists of captions into a string matrix [N, K] plus counts [N]."""
@@ -308,7 +333,7 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
                               lambda: (colors.recolor(rgba, color),
                                        colors.add_color_word(caption, color)),
                               lambda: (rgba[..., :3], caption))
-        return {"text": text, "images": tf.cast(image, tf.float32) / 127.5 - 1.0}
+        return {"text": text, "images": to_float_tensor(image)}
 
     dataset = tf.data.Dataset.zip(rows, choices).map(pick_caption,
                                                      num_parallel_calls=tf.data.AUTOTUNE)

@@ -5,21 +5,30 @@ image side a small CNN; both map into one space and are trained contrastively
 (symmetric in-batch cross-entropy on sentence-image cosines scaled by gamma = 10,
 AttnGAN's DAMSM) on the training split. It serves
 (a) `evaluate.py`: R-precision, FID / KID in its image-feature space, diversity;
-(b) `train.py --text-encoder ENC`: the GAN starts from its text encoder.
+(b) `train.py --text-encoder ENC|auto`: the GAN starts from its text encoder;
+(c) `ads/personalize.py`: a shopper's interest and the candidate closest to it.
 
-    python evaluate.py train-encoder --out encoders/emoji
+    python evaluate.py train-encoder [--data MANIFEST] --out encoders/emoji
 """
 
+import argparse
+import dataclasses
 import os
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
+import data_loader
+from colors import DEFAULT_SUBGROUPS
+from helpers import add_dataclass_flags, atomic_path, to_float, write_json
+from metrics import r_precision
 from model import TextEncoder, contrastive_loss, random_translate
 
 ENCODER_FILE = "encoder.keras"
+DEFAULT_ENCODER = "encoders/emoji"
 
 
 @keras.saving.register_keras_serializable(package="adgan")
@@ -78,8 +87,6 @@ class DualEncoder(keras.Model):
                  text_hidden_units=128, image_channels=32, temperature=0.1, augment_shift=0.125,
                  seed=0, **kwargs):
         super().__init__(**kwargs)
-        from data_loader import make_text_vectorizer
-
         self.vocabulary = list(vocabulary)
         self.image_size = image_size
         self.sequence_length = sequence_length
@@ -89,7 +96,7 @@ class DualEncoder(keras.Model):
         self.temperature = temperature
         self.augment_shift = augment_shift
         self.seed = seed
-        self.vectorizer = make_text_vectorizer(self.vocabulary, sequence_length)
+        self.vectorizer = data_loader.make_text_vectorizer(self.vocabulary, sequence_length)
         self.text_encoder = TextEncoder(len(self.vocabulary) + 2, embedding_dim,
                                         text_hidden_units, sequence_length, name="text_encoder")
         self.image_encoder = ImageEncoder(image_size, image_channels, 2 * text_hidden_units,
@@ -174,3 +181,108 @@ def load_encoder(path):
         raise FileNotFoundError(f"{path} not found: train one with "
                                 "`python evaluate.py train-encoder --out ENC`")
     return keras.saving.load_model(path)
+
+
+# ----------------------------------------------------------------------------- training
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Settings of `train_encoder` (`python evaluate.py train-encoder`)."""
+
+    data: str = ""  # manifest; "" = the shipped emoji manifest
+    out: str = DEFAULT_ENCODER
+    image_column: str = "image"
+    caption_columns: tuple = data_loader.DEFAULT_CAPTION_COLUMNS
+    split: str = "train"
+    groups: tuple = ()  # rows of the manifest's `group` column; () = all
+    styles: tuple = ()
+    image_size: int = 32  # generated images of any size are resized to this
+    batch_size: int = 64
+    epochs: int = 100
+    learning_rate: float = 1e-3
+    image_channels: int = 32
+    sequence_length: int = 16
+    embedding_dim: int = 128
+    text_hidden_units: int = 128
+    max_vocabulary: int = 8000
+    color_augment: int = 0  # recoloured copies of the colour subgroups' rows (colors.py)
+    color_subgroups: tuple = DEFAULT_SUBGROUPS
+    # 1, not the runs' 0: a GAN whose text encoder is the evaluator's own (`train.py
+    # --text-encoder auto` with the same data and seed) would be judged by itself.
+    seed: int = 1
+    verbose: int = 1
+
+
+def encoder_rows(config, split, caption_columns, recolor=False):
+    """(rows, report) of the encoder's manifest in `split`, in its groups and styles."""
+    manifest = config.data or data_loader.DEFAULT_MANIFEST
+    recolorable = (data_loader.recolor_filter(manifest, config.color_subgroups,
+                                              config.color_augment) if recolor else None)
+    return data_loader.load_examples(manifest, config.image_size, config.image_column,
+                                     caption_columns, split or None,
+                                     {"group": config.groups, "style": config.styles},
+                                     recolorable)
+
+
+def retrieval_report(encoder, config):
+    """Image -> caption retrieval of real images (top-1 among 100), per split."""
+    report = {}
+    for split in ("train", "test"):
+        try:
+            rows, _ = encoder_rows(config, split, config.caption_columns[:2])
+        except data_loader.ManifestError:
+            continue
+        texts = [c[0] for c in rows["captions"]]
+        images = np.stack([data_loader.load_image(p, config.image_size) for p in rows["path"]])
+        # each image's first caption among 99 others (R-precision of real images)
+        report[f"retrieval_top1_{split}"] = r_precision(
+            encoder.embed_images(to_float(images))[1], np.arange(len(texts)),
+            encoder.embed_texts(texts), texts, repeats=1, seed=config.seed)[0]
+    return report
+
+
+def train_encoder(config):
+    """Train a `DualEncoder` on a manifest's split and save it in `config.out`; returns it.
+
+    Raises `data_loader.ManifestError` when the manifest has no usable row.
+    """
+    examples, _ = encoder_rows(config, config.split, config.caption_columns, recolor=True)
+    vocabulary = data_loader.examples_vocabulary(examples, config.max_vocabulary,
+                                                 config.color_augment)
+    keras.utils.set_random_seed(config.seed)
+    encoder = DualEncoder(vocabulary, config.image_size, config.sequence_length,
+                          config.embedding_dim, config.text_hidden_units, config.image_channels,
+                          seed=config.seed)
+    encoder.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    dataset = data_loader.make_dataset(examples, config.image_size,
+                                       min(config.batch_size, len(examples)),
+                                       seed=config.seed, vectorizer=encoder.vectorizer,
+                                       color_augment=config.color_augment)
+    started = time.time()
+    history = encoder.fit(dataset, epochs=config.epochs, verbose=config.verbose)
+    seconds = time.time() - started
+
+    os.makedirs(config.out, exist_ok=True)
+    with atomic_path(os.path.join(config.out, ENCODER_FILE)) as tmp:
+        encoder.save(tmp)
+    data_loader.save_vocabulary(vocabulary, os.path.join(config.out, "vocabulary.txt"))
+    report = {"config": dataclasses.asdict(config), "examples": len(examples),
+              "tokens": len(vocabulary), "seconds": round(seconds, 1),
+              "final_loss": float(history.history["loss"][-1]),
+              "final_batch_top1": float(history.history["top1"][-1]),
+              **retrieval_report(encoder, config)}
+    write_json(report, os.path.join(config.out, "report.json"))
+    return encoder
+
+
+def main(argv=None, prog="encoder.py"):
+    """CLI (`python evaluate.py train-encoder ...`): train and save; returns the folder."""
+    parser = argparse.ArgumentParser(prog=prog, description="Train the dual text-image encoder.",
+                                     argument_default=argparse.SUPPRESS)
+    config = EncoderConfig(**vars(add_dataclass_flags(parser, EncoderConfig).parse_args(argv)))
+    try:
+        train_encoder(config)
+    except data_loader.ManifestError as error:
+        parser.exit(1, f"encoder: {error}\n")
+    print(f"encoder: saved in {config.out}")
+    return config.out

@@ -22,16 +22,16 @@ Bad input raises InvalidArgument naming the problem.
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
 
 import tensorflow as tf
 
-import gate as gating
-
-EXPORT_INFO = "adgan.json"  # in <version>/assets.extra/, which TF Serving ignores
+import runs
+from data_loader import to_float_tensor, to_uint8_tensor
+from helpers import atomic_path, write_json
+from sampling import DEFAULT_MAX_TRIES, Gate, gated_generate, judge_score, ungated_generate
 
 
 def existing_versions(export_dir):
@@ -111,9 +111,9 @@ def build_serving_module(gan, gate, default_candidates, max_candidates):
             budgets = tf.cond(tf.size(num_candidates) > 0,
                               lambda: tf.broadcast_to(num_candidates, [batch]),
                               lambda: tf.fill([batch], tf.constant(default_candidates, tf.int64)))
-            out = gating.gated_generate(gan, token_ids, seeds_or_random(seed, batch), budgets,
+            out = gated_generate(gan, token_ids, seeds_or_random(seed, batch), budgets,
                                         gate)
-            pictures = picture_outputs(gating.to_uint8_tensor(out["images"]))
+            pictures = picture_outputs(to_uint8_tensor(out["images"]))
         return {**pictures, "score": out["score"], "accepted": out["accepted"],
                 "tries": out["tries"]}
 
@@ -124,8 +124,8 @@ def build_serving_module(gan, gate, default_candidates, max_candidates):
         token_ids = gan.vectorizer(text)
         batch = tf.size(text)
         with tf.control_dependencies(text_checks(text, token_ids) + seed_checks(batch, seed)):
-            images = gating.ungated_generate(gan, token_ids, seeds_or_random(seed, batch))
-            return picture_outputs(gating.to_uint8_tensor(images))
+            images = ungated_generate(gan, token_ids, seeds_or_random(seed, batch))
+            return picture_outputs(to_uint8_tensor(images))
 
     @tf.function(input_signature=[text_spec, tf.TensorSpec([None, None, None, None], tf.uint8,
                                                            name="images")])
@@ -139,8 +139,7 @@ def build_serving_module(gan, gate, default_candidates, max_candidates):
             f"images: expected uint8[batch, {size}, {size}, 3] with one image per text; got "
             "shape", shape, "for", tf.size(text), "texts"], summarize=8)]
         with tf.control_dependencies(checks):
-            floats = tf.cast(images, tf.float32) / 127.5 - 1.0
-            return {"score": gating.judge_score(gan, token_ids, floats, gate)}
+            return {"score": judge_score(gan, token_ids, to_float_tensor(images), gate)}
 
     module = tf.Module()
     module.generate = generate
@@ -158,14 +157,9 @@ def build_serving_module(gan, gate, default_candidates, max_candidates):
 
 
 def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
-               num_candidates=gating.DEFAULT_MAX_TRIES, max_candidates=64):
+               num_candidates=DEFAULT_MAX_TRIES, max_candidates=64):
     """Export a finished, calibrated run; returns the new version folder."""
-    from generate import load_run
-
-    calibration = gating.load_calibration(run_dir)
-    if calibration is None:
-        raise FileNotFoundError(f"{run_dir} has no final/{gating.CALIBRATION_FILE}: calibrate "
-                                f"it first with `python gate.py --run {run_dir}`")
+    calibration = runs.load_calibration(run_dir)
     if not 1 <= num_candidates <= max_candidates:
         raise ValueError(f"--num-candidates must be in [1, --max-candidates={max_candidates}], "
                          f"got {num_candidates}")
@@ -176,14 +170,13 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
     if version in used:
         raise FileExistsError(f"{export_dir}/{version} exists; versions are never overwritten "
                               "(leave out --version to take the next free one)")
-    gan = load_run(run_dir)
-    gate = gating.Gate.from_calibration(calibration, gamma, min_score)
+    gan = runs.load_model(run_dir)
+    gate = Gate.from_calibration(calibration, gamma, min_score)
     module = build_serving_module(gan, gate, num_candidates, max_candidates)
 
     os.makedirs(export_dir, exist_ok=True)
     final = os.path.join(export_dir, str(version))
     tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")  # TF Serving skips it
-    keras_tmp = tmp + ".keras"
     try:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
                                                      "draw": module.draw,
@@ -195,16 +188,13 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
                          "gamma": calibration["gamma"] if gamma is None else gamma,
                          "min_score": min_score, "shift": gate.shift},
                 "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"}}
-        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-        with open(os.path.join(tmp, "assets.extra", EXPORT_INFO), "w", encoding="utf-8") as f:
-            json.dump(info, f, ensure_ascii=False, indent=2)
-        shutil.copyfile(os.path.join(run_dir, "final", "model.keras"), keras_tmp)
-        os.replace(keras_tmp, os.path.join(export_dir, f"{version}.keras"))
+        os.makedirs(os.path.dirname(runs.export_info_path(tmp)), exist_ok=True)
+        write_json(info, runs.export_info_path(tmp))
+        with atomic_path(os.path.join(export_dir, f"{version}.keras")) as keras_tmp:
+            shutil.copyfile(runs.path(run_dir, "model"), keras_tmp)
         os.replace(tmp, final)  # last: the folder TF Serving watches appears complete
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        if os.path.exists(keras_tmp):
-            os.remove(keras_tmp)
     return final
 
 
@@ -214,7 +204,7 @@ def make_parser():
     parser.add_argument("--export-dir", required=True,
                         help="TF Serving model base path (versions go in numbered folders)")
     parser.add_argument("--version", type=int, help="version number (default: next free)")
-    parser.add_argument("--num-candidates", type=int, default=gating.DEFAULT_MAX_TRIES,
+    parser.add_argument("--num-candidates", type=int, default=DEFAULT_MAX_TRIES,
                         help="the gate's budget when a request gives none")
     parser.add_argument("--max-candidates", type=int, default=64,
                         help="the largest num_candidates a request may ask for")

@@ -8,6 +8,8 @@
 
 import numpy as np
 
+import colors
+
 
 def frechet_distance(a, b):
     """Fréchet distance between Gaussians fitted to feature sets a [N, D] and b [M, D].
@@ -89,8 +91,6 @@ def distance_features(features):
 def color_scores(images, targets):
     """Colour accuracy of uint8 images [N, S, S, 3] against palette indices [N]: overall
     and per colour (the dominant colour of the product's pixels must be the prompt's)."""
-    import colors
-
     targets = np.asarray(targets)
     hits = colors.dominant_color(images) == targets
     return {"accuracy": float(hits.mean()), "images": len(hits),

@@ -4,16 +4,18 @@ Training follows DF-GAN: hinge loss over real-matched, real-mismatched (the
 batch's sentences rolled by one) and fake pairs; the matching-aware gradient
 penalty (MA-GP) on the real pair's image and sentence; two-timescale Adam; and
 an exponential moving average (EMA) of the generator that is used for sampling.
-The text encoder learns with the discriminator. Because it starts untrained (DF-GAN
-uses a pretrained one), an XMC-GAN-style contrastive loss between the
-discriminator's image code and the sentence teaches it to tell concepts apart,
-and the same loss on fake images makes the generator follow the text.
+The text encoder normally starts from a pretrained dual encoder (encoder.py) and
+stays frozen, as in DF-GAN; when it is trainable it learns with the discriminator.
+An XMC-GAN-style contrastive loss between the discriminator's image code and the
+sentence teaches D (and a trainable text encoder) to tell concepts apart, and the
+same loss on fake images makes the generator follow the text.
 """
 
 import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from data_loader import make_text_vectorizer
 from discriminator import Discriminator
 from generator import Generator
 
@@ -223,8 +225,6 @@ class TextToImageGAN(TextConditionedGAN):
                  gp_weight=2.0, gp_power=6.0, gp_every=1, contrastive_weight=1.0,
                  contrastive_temperature=0.1, augment_shift=0.125, seed=0, **kwargs):
         super().__init__(**kwargs)
-        from data_loader import make_text_vectorizer  # keeps model.py free of pandas at import
-
         self.vocabulary = list(vocabulary)
         self.image_size = image_size
         self.sequence_length = sequence_length
@@ -310,19 +310,17 @@ class TextToImageGAN(TextConditionedGAN):
                                              self.gp_weight * self.gp_every, self.gp_power)
         return features, logits, gp
 
-    def train_step(self, data):
-        """One D step and one G step on {"images", "text" or "token_ids"}."""
-        token_ids = data["token_ids"] if "token_ids" in data else self.vectorizer(data["text"])
-        batch = ops.shape(data["images"])[0]
-        noise = keras.random.normal((batch, self.noise_dim), seed=self.noise_seed)
-        max_shift = int(round(self.augment_shift * self.image_size))
+    def _augment(self, images):
+        """DiffAugment translation of everything D sees (real and fake alike)."""
+        return random_translate(images, int(round(self.augment_shift * self.image_size)),
+                                self.augment_seed)
 
-        def augment(x):
-            return random_translate(x, max_shift, self.augment_seed)
+    def _discriminator_step(self, token_ids, images, noise):
+        """Hinge loss on real-matched, real-mismatched (sentences rolled by one) and fake
+        pairs, plus MA-GP and the contrastive loss; trains D and a trainable text encoder.
 
-        images = augment(data["images"])
-
-        # D step: real-matched, real-mismatched and fake pairs, MA-GP and the contrastive loss.
+        Returns (sentence [B, T], the step's values for the trackers).
+        """
         with tf.GradientTape() as tape:
             sentence = self.text_encoder(token_ids, training=True)[1]
             fake = self.generator([noise, ops.stop_gradient(sentence)], training=True)
@@ -338,37 +336,44 @@ class TextToImageGAN(TextConditionedGAN):
             mismatched_logits = self.discriminator.head(
                 [ops.roll(real_features, 1, axis=0), sentence], training=True)
             fake_logits = self.discriminator.head(
-                [self.discriminator.backbone(augment(ops.stop_gradient(fake)), training=True),
-                 sentence], training=True)
+                [self.discriminator.backbone(self._augment(ops.stop_gradient(fake)),
+                                             training=True), sentence], training=True)
             real_contrastive = contrastive_loss(self.discriminator.projector(real_features),
                                                 sentence, self.contrastive_temperature)
             d_loss = (discriminator_hinge_loss(real_logits, mismatched_logits, fake_logits) + gp
                       + self.contrastive_weight * real_contrastive)
             scaled_loss = self._scaled(self.d_optimizer, d_loss)
         d_vars = self.d_variables
-        grads = tape.gradient(scaled_loss, d_vars)
-        self.d_optimizer.apply(grads, d_vars)
+        self.d_optimizer.apply(tape.gradient(scaled_loss, d_vars), d_vars)
+        return sentence, {"d_loss": d_loss, "gp": gp, "real_score": ops.mean(real_logits),
+                          "contrastive": real_contrastive}
 
-        # G step: fool D on (fake, its sentence) and match the sentence in D's image code;
-        # the text encoder is held fixed here.
+    def _generator_step(self, sentence, noise):
+        """Fool D on (fake, its sentence) and match the sentence in D's image code; the text
+        encoder is held fixed. Updates G and its EMA; returns the step's values."""
         sentence = ops.stop_gradient(sentence)
         with tf.GradientTape() as tape:
             fake = self.generator([noise, sentence], training=True)
-            fake_features = self.discriminator.backbone(augment(fake), training=True)
+            fake_features = self.discriminator.backbone(self._augment(fake), training=True)
             fake_logits = self.discriminator.head([fake_features, sentence], training=True)
             fake_contrastive = contrastive_loss(self.discriminator.projector(fake_features),
                                                 sentence, self.contrastive_temperature)
             g_loss = generator_hinge_loss(fake_logits) + self.contrastive_weight * fake_contrastive
             scaled_loss = self._scaled(self.g_optimizer, g_loss)
         g_vars = self.generator.trainable_variables
-        grads = tape.gradient(scaled_loss, g_vars)
-        self.g_optimizer.apply(grads, g_vars)
+        self.g_optimizer.apply(tape.gradient(scaled_loss, g_vars), g_vars)
         update_moving_average(self.ema_generator.weights, self.generator.weights,
                               ema_decay_at(self.g_optimizer.iterations, self.ema_decay))
+        return {"g_loss": g_loss, "fake_score": ops.mean(fake_logits)}
 
-        values = {"d_loss": d_loss, "g_loss": g_loss, "gp": gp,
-                  "real_score": ops.mean(real_logits), "fake_score": ops.mean(fake_logits),
-                  "contrastive": real_contrastive}
+    def train_step(self, data):
+        """One D step and one G step on {"images", "text" or "token_ids"}."""
+        token_ids = data["token_ids"] if "token_ids" in data else self.vectorizer(data["text"])
+        noise = keras.random.normal((ops.shape(data["images"])[0], self.noise_dim),
+                                    seed=self.noise_seed)
+        sentence, d_values = self._discriminator_step(token_ids, self._augment(data["images"]),
+                                                      noise)
+        values = {**d_values, **self._generator_step(sentence, noise)}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

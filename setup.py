@@ -10,10 +10,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    py_modules=["data_loader", "model", "generator", "discriminator", "train", "training",
-                "generate", "imaging", "tfds_emoji", "gate", "export", "baseline", "encoder",
-                "evaluate", "colors", "fonts", "charts", "ctr", "products", "creative",
-                "personalize", "studio", "studio_page"],
+    # the core: the GAN's rooms, flat at the top level
+    py_modules=["config", "data_loader", "colors", "helpers", "model", "generator",
+                "discriminator", "baseline", "encoder", "checkpoints", "callbacks", "train",
+                "runs", "sampling", "gate", "generate", "export", "metrics", "evaluate",
+                "evaluation_report", "tfds_emoji"],
+    packages=["ads"],  # the ad layer
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",
@@ -29,7 +31,8 @@ setup(
                                     "adgan-generate=generate:console_main",
                                     "adgan-export=export:console_main",
                                     "adgan-calibrate=gate:console_main",
-                                    "adgan-creative=creative:console_main",
-                                    "adgan-ctr=ctr:console_main",
-                                    "adgan-studio=studio:main"]},
+                                    "adgan-creative=ads.creative:console_main",
+                                    "adgan-personalize=ads.personalize:console_main",
+                                    "adgan-ctr=ads.ctr:console_main",
+                                    "adgan-studio=ads.studio:main"]},
 )

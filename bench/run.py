@@ -1,6 +1,7 @@
 """Benchmarks, run by hand: `python bench/run.py [--out bench/results.json]`.
 
-Each part runs in its own process (so its peak memory is its own) and prints JSON:
+Each part runs in its own process (so its peak memory is its own) and prints JSON;
+each imports only what it measures, inside its function, for the same reason:
 - peak: float32 matmul throughput of this CPU (the roof the train step is held to);
 - train: the `full` preset's 64x64 train step (G + D + text encoder, MA-GP every
   step, batch 32) on synthetic data: images/s, and its FLOPs (counted by TF's
@@ -25,6 +26,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from helpers import write_json  # noqa: E402  (light: no TensorFlow)
 
 
 def peak_memory_mb():
@@ -45,6 +47,7 @@ def timed(fn, repeats):
 
 def matmul_peak(size=2048, repeats=20):
     """Best float32 matmul GFLOP/s over `repeats` runs of an n x n product."""
+    # deferred: a part imports only what it measures (its memory is its own)
     import tensorflow as tf
 
     a = tf.random.normal((size, size))
@@ -56,6 +59,7 @@ def matmul_peak(size=2048, repeats=20):
 
 def graph_flops(concrete_function):
     """Float operations of one call of a concrete function, counted by TF's profiler."""
+    # deferred: a part imports only what it measures (its memory is its own)
     import tensorflow as tf
 
     graph = concrete_function.graph
@@ -66,12 +70,14 @@ def graph_flops(concrete_function):
 
 def train_part(steps=10):
     """images/s and FLOP/s of the full preset's train step on synthetic data."""
+    # deferred: a part imports only what it measures (its memory is its own)
     import numpy as np
     import tensorflow as tf
 
     import train
+    from config import resolve_config
 
-    config = train.resolve_config(["--preset", "full"])
+    config = resolve_config(["--preset", "full"])
     vocabulary = [f"w{i}" for i in range(2000)]
     gan = train.build_gan(config, vocabulary)
     batch = {"token_ids": tf.constant(np.random.default_rng(0).integers(
@@ -94,6 +100,7 @@ def train_part(steps=10):
 def pipeline_part(batches=200):
     """Examples/s of the loader alone (decoded and cached, as after the first epoch), plain
     and with one recoloured copy per clothing/vehicle row (`--color-augment 1`)."""
+    # deferred: a part imports only what it measures (its memory is its own)
     import colors
     import data_loader
 
@@ -119,16 +126,18 @@ def pipeline_part(batches=200):
 
 def serve_part(repeats=200):
     """Latency percentiles and batch throughput of the exported SavedModel."""
+    # deferred: a part imports only what it measures (its memory is its own)
     import numpy as np
     import tensorflow as tf
 
     import export
-    import gate as gating
     import train
+    from config import resolve_config
+    from sampling import Gate
 
-    config = train.resolve_config(["--preset", "full"])
+    config = resolve_config(["--preset", "full"])
     gan = train.build_gan(config, ["red", "dress", "手", "机"])
-    neutral = gating.Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=1.0)
+    neutral = Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=1.0)
     module = export.build_serving_module(gan, neutral, default_candidates=1, max_candidates=64)
     folder = tempfile.mkdtemp()
     tf.saved_model.save(module, folder, signatures={"serving_default": module.generate,
@@ -182,6 +191,7 @@ def main(argv=None):
     if args.part:  # child process: one part, JSON on the last line of stdout
         print(json.dumps(PARTS[args.part]()))
         return None
+    # deferred: the parent only reads TensorFlow's version; each part imports its own
     import tensorflow as tf
 
     results = {"machine": machine(), "tensorflow": tf.__version__,
@@ -195,8 +205,6 @@ def main(argv=None):
         min(results["pipeline"]["examples_per_second"],
             results["pipeline"]["examples_per_second_color_augment"])
         / results["train"]["images_per_second"])
-    from data_loader import write_json
-
     write_json(results, args.out)
     print(f"bench: wrote {args.out}")
     return results

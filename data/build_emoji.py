@@ -9,6 +9,7 @@ temporary folder with `apt-get download` + `dpkg-deb -x`):
   * PyPI `emoji`                     -> Chinese names that CLDR lacks
 
 Usage:  python data/build_emoji.py [--out data/emoji] [--debs DIR]
+(in the project's environment: it writes files with the project's `helpers`)
 
 The output is deterministic: the same package versions give the same bytes.
 """
@@ -17,15 +18,15 @@ import argparse
 import csv
 import glob
 import hashlib
-import io
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
 from PIL import Image, ImageDraw, ImageFont
+
+from helpers import atomic_path, save_png
 
 DEBIAN_PACKAGES = ("fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data")
 DROPPED_GROUPS = {"Component", "Flags", "Symbols"}
@@ -166,16 +167,6 @@ def assign_splits(entries):
         e["split"] = "test" if group_key(e["cps"]) in held_out else "train"
 
 
-def save_png(image, path):
-    """Write a PNG atomically (temporary file, then rename)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(buffer.getvalue())
-    os.replace(tmp, path)
-
-
 def build(root, out_dir):
     """Build images and `captions.csv` under `out_dir` from the unpacked packages."""
     unicode_dir = os.path.join(root, "usr/share/unicode")
@@ -219,11 +210,10 @@ def build(root, out_dir):
             rows.append([rel, style] + [e[c] for c in COLUMNS[2:]])
 
     manifest = os.path.join(out_dir, "captions.csv")
-    with open(manifest + ".tmp", "w", newline="", encoding="utf-8") as f:
+    with atomic_path(manifest) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(COLUMNS)
         writer.writerows(rows)
-    os.replace(manifest + ".tmp", manifest)
     n_test = sum(r[-1] == "test" for r in rows)
     print(f"build_emoji: {len(entries)} emoji, {len(rows)} images "
           f"({n_test} held out) -> {manifest}")

@@ -14,7 +14,11 @@ import pytest  # noqa: E402
 
 SHIPPED = os.path.join(ROOT, "data", "emoji")
 TINY_ARGS = ["--preset", "smoke", "--verbose", "0"]
-SERVING_PROMPTS = ["黑色羽绒服", "red dress", "咖啡 and cake"]  # issue 3's prompts
+SERVING_PROMPTS = ["黑色羽绒服", "red dress", "咖啡 and cake"]  # Chinese, English, mixed
+# text sizes equal the smoke preset's, so the encoder can start a smoke run
+TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
+                "--image-channels", "4", "--embedding-dim", "16", "--text-hidden-units", "16",
+                "--sequence-length", "8", "--verbose", "0"]
 
 
 def shipped_rows(count, names=("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop")):
@@ -64,6 +68,18 @@ def trained_run(tmp_path_factory):
              "shortcake")
     manifest = write_manifest(str(folder / "data"), shipped_rows(16, names))
     return train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "run")])
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(trained_run, tmp_path_factory):
+    """A dual encoder trained for one epoch on the trained run's manifest (its folder)."""
+    import encoder
+    import runs
+
+    out = str(tmp_path_factory.mktemp("encoder") / "enc")
+    manifest = runs.load_config(trained_run).manifest
+    assert encoder.main(["--data", manifest, "--out", out] + TINY_ENCODER) == out
+    return out
 
 
 @pytest.fixture(autouse=True)

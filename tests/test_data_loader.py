@@ -7,6 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 import data_loader
+import helpers
 from conftest import shipped_rows, write_manifest
 
 
@@ -92,7 +93,7 @@ def test_bad_rows_are_skipped_counted_and_listed(tmp_path):
     assert (data_loader.load_image(str(folder / "rgba.png"), 16) == 255).all()
     assert data_loader.load_image(str(folder / "gray.png"), 16).shape == (16, 16, 3)
     report_path = str(tmp_path / "report.json")
-    data_loader.write_json(report, report_path)
+    helpers.write_json(report, report_path)
     assert json.load(open(report_path))["skipped"] == 4
 
 

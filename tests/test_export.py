@@ -1,4 +1,3 @@
-import json
 import os
 import re
 import subprocess
@@ -10,12 +9,13 @@ import tensorflow as tf
 from PIL import Image
 
 import export
-import gate as gating
 import generate
+import runs
+import sampling
 from conftest import SERVING_PROMPTS
 
-PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "gate", "export",
-                   "generate", "train", "training", "imaging")
+PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "sampling", "runs",
+                   "export", "generate", "train", "helpers", "config", "encoder")
 
 # Runs in a fresh interpreter that imports only tensorflow (and numpy to save results).
 FRESH_CLIENT = """
@@ -84,7 +84,7 @@ def test_export_layout_and_versions(trained_run, exported, capsys):
     assert first == os.path.join(base, "1")
     assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(first))
     assert os.path.exists(os.path.join(base, "1.keras"))
-    info = json.load(open(os.path.join(first, "assets.extra", export.EXPORT_INFO)))
+    info = runs.read_export_info(first)
     assert info["image_size"] == 16 and info["gate"]["method"] == "drs"
     assert export.main(["--run", trained_run, "--export-dir", base]) == os.path.join(base, "2")
     with pytest.raises(SystemExit) as exit_info:
@@ -115,9 +115,8 @@ def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_pa
     # equal to float tolerance before uint8 rounding: at most one grey level apart
     assert np.abs(drawn.astype(int) - served["images"].astype(int)).max() <= 1
 
-    gan = generate.load_run(trained_run)
-    gate = gating.Gate.from_calibration(gating.load_calibration(trained_run))
-    ours = generate.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8)
+    gan, gate = runs.load_model(trained_run), runs.load_gate(trained_run)
+    ours = sampling.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8)
     np.testing.assert_allclose(ours["score"][:, 0], served["score"], atol=1e-4)
     np.testing.assert_array_equal(ours["accepted"][:, 0], served["accepted"])
     np.testing.assert_array_equal(ours["tries"][:, 0], served["tries"])

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -60,3 +61,30 @@ def test_installed_console_script(trained_run, tmp_path):
                              "-n", "1", "手机"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.exists(tmp_path / "g.png")
+
+
+def test_generate_prints_gate_statistics(trained_run, tmp_path, capsys):
+    generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), "-n", "3",
+                   "--max-tries", "4", "连衣裙"])
+    assert re.search(r"'连衣裙': [0-3]/3 accepted in \d+ tries \(acceptance \d+%\), "
+                     r"scores( \d\.\d\d){3}\n", capsys.readouterr().out)
+    generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), "-n", "2",
+                   "--no-gate", "jeans"])
+    assert re.search(r"'jeans': gate off, scores( \d\.\d\d){2}\n", capsys.readouterr().out)
+
+
+def test_compare_gate_grid_puts_ungated_left_of_gated(trained_run, tmp_path, capsys):
+    out = str(tmp_path / "cmp.png")
+    generate.main(["--run", trained_run, "--out", out, "-n", "2", "--compare-gate",
+                   "连衣裙", "jeans"])
+    assert "mean score ungated" in capsys.readouterr().out
+    # 2 rows x (2 ungated + gap + 2 gated) cells of 16 pixels with 2-pixel padding
+    assert np.asarray(Image.open(out)).shape == (2 * 18 + 2, 5 * 18 + 2, 3)
+    with pytest.raises(SystemExit):
+        generate.main(["--run", trained_run, "--out", out, "--no-gate", "--compare-gate", "x"])
+
+
+def test_user_events_moved_to_the_ad_layer(trained_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--run", trained_run, "--out-dir", str(tmp_path), "--user-events", "e"])
+    assert exit_info.value.code == 2 and "python -m ads.personalize" in capsys.readouterr().err

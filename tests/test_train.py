@@ -9,50 +9,12 @@ import time
 import numpy as np
 import pytest
 
+import model
+import runs
 import train
 from conftest import ROOT, TINY_ARGS
-from training import StopOnNonFinite, TrainingCheckpoint
-
-
-def test_precedence_preset_then_file_then_flags(tmp_path):
-    assert train.resolve_config([]).image_size == 32  # the default is the quick preset
-    smoke = train.resolve_config(["--preset", "smoke"])
-    assert smoke.image_size == 16 and smoke.epochs == 2
-    settings = tmp_path / "c.json"
-    settings.write_text(json.dumps({"epochs": 7, "batch_size": 4, "mixed_precision": True,
-                                    "sample_prompts": ["红色 T恤", "shoe"]}))
-    config = train.resolve_config(["--preset", "smoke", "--config", str(settings),
-                                   "--batch-size", "6", "--no-mixed-precision"])
-    assert (config.image_size, config.epochs, config.batch_size) == (16, 7, 6)
-    assert config.mixed_precision is False and config.sample_prompts == ("红色 T恤", "shoe")
-    assert train.resolve_config(["--caption-columns", "a,b"]).caption_columns == ("a", "b")
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--epoch", "3"], "unrecognized arguments"),
-    (["--epochs", "three"], "invalid int value"),
-    (["--image-size", "48"], "power of two"),
-    (["--image-size", "4"], "power of two"),
-    (["--strategy", "tpu"], "strategy must be one of"),
-    (["--batch-size", "0"], "batch_size must be positive"),
-    (["--color-augment", "-1"], "color_augment must be 0 or more"),
-])
-def test_bad_flags_are_errors(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        train.resolve_config(argv)
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
-
-
-def test_bad_config_file_values_are_errors(tmp_path, capsys):
-    for content, message in [({"epoch": 3}, "unknown setting(s) epoch"),
-                             ({"epochs": "3"}, "epochs: expected an integer"),
-                             ({"mixed_precision": "False"}, "expected true or false"),
-                             (["epochs", 3], "expected a JSON object")]:
-        path = tmp_path / "c.json"
-        path.write_text(json.dumps(content))
-        with pytest.raises(SystemExit):
-            train.resolve_config(["--config", str(path)])
-        assert message in capsys.readouterr().err
+from config import resolve_config
+from encoder import load_encoder
 
 
 def test_smoke_run_writes_the_run_folder(trained_run):
@@ -72,20 +34,26 @@ def test_smoke_run_writes_the_run_folder(trained_run):
 
 
 def test_other_settings_in_the_same_run_folder_are_refused(trained_run):
-    manifest = json.load(open(os.path.join(trained_run, "config.json")))["manifest"]
-    with pytest.raises(SystemExit, match="holds a run with other settings"):
+    manifest = runs.load_config(trained_run).manifest
+    with pytest.raises(SystemExit, match="holds a run with other settings \\(seed\\)"):
         train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", trained_run,
                                 "--seed", "9"])
 
 
 def test_a_run_made_before_a_setting_existed_resumes_as_it_was_trained(tmp_path):
-    config = train.resolve_config(TINY_ARGS + ["--out-dir", str(tmp_path)])
+    config = resolve_config(TINY_ARGS + ["--out-dir", str(tmp_path)])
     saved = dataclasses.asdict(config)
     del saved["color_augment"], saved["color_subgroups"]  # an older run's config.json
     (tmp_path / "config.json").write_text(json.dumps(saved))
     train.check_resumable(dataclasses.replace(config, color_augment=0), str(tmp_path))
     with pytest.raises(SystemExit, match="other settings \\(color_augment\\)"):
         train.check_resumable(dataclasses.replace(config, color_augment=1), str(tmp_path))
+
+
+def test_a_damaged_config_in_the_run_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="config.json: cannot read the run's settings"):
+        train.check_resumable(resolve_config(TINY_ARGS), str(tmp_path))
 
 
 def test_manifest_problems_stop_with_a_clear_message(tmp_path):
@@ -108,26 +76,8 @@ def test_fewer_rows_than_a_batch_is_a_clear_error(tmp_path, tiny_manifest):
                                 "--steps-per-epoch", "0", "--batch-size", "32"])
 
 
-def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tmp_path):
-    class FakeModel:
-        stop_training = False
-
-    guard = StopOnNonFinite()
-    checkpoint = TrainingCheckpoint(str(tmp_path), guard)
-    guard.set_model(FakeModel())
-    guard.on_epoch_begin(4)
-    guard.on_train_batch_end(0, {"d_loss": 1.0, "g_loss": 0.5})
-    assert guard.error is None
-    guard.on_train_batch_end(1, {"d_loss": float("nan"), "g_loss": 0.5})
-    assert guard.model.stop_training and "non-finite d_loss at epoch 5, batch 2" in guard.error
-    checkpoint.on_epoch_end(4)  # would crash on FakeModel if it tried to save
-    assert not os.listdir(tmp_path)
-
-
 def test_non_finite_loss_exits_and_keeps_the_last_good_checkpoint(tmp_path, tiny_manifest,
                                                                 monkeypatch):
-    import model
-
     args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "run"),
                         "--epochs", "1"]
     run = train.main(args)
@@ -193,3 +143,30 @@ def test_mixed_precision_smoke_run(tmp_path, tiny_manifest):
     config = json.load(open(os.path.join(run, "config.json")))
     assert config["mixed_precision"] is True
     assert os.path.exists(os.path.join(run, "final", "model.keras"))
+
+
+def test_gan_starts_from_a_pretrained_frozen_text_encoder(tiny_encoder, tiny_manifest, tmp_path):
+    run = train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
+                                  "--text-encoder", tiny_encoder, "--freeze-text-encoder"])
+    gan, pretrained = runs.load_model(run), load_encoder(tiny_encoder)
+    assert gan.vocabulary == pretrained.vocabulary
+    for ours, theirs in zip(gan.text_encoder.get_weights(), pretrained.text_encoder.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)  # frozen: unchanged by training
+    with pytest.raises(SystemExit, match="other sizes: embedding_dim 16 \\(run: 32\\)"):
+        train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "m"),
+                                "--text-encoder", tiny_encoder, "--embedding-dim", "32"])
+
+
+def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
+    args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
+                        "--text-encoder", "auto", "--freeze-text-encoder",
+                        "--text-encoder-epochs", "1", "--color-augment", "1"]
+    run = train.main(args)
+    saved = os.path.join(runs.path(run, "text_encoder"), "encoder.keras")
+    # colour augmentation reached the encoder: the colour words are in its vocabulary
+    assert {"red", "black", "色", "黑"} <= set(load_encoder(saved).vocabulary)
+    first = os.path.getmtime(saved)
+    train.main(args + ["--epochs", "3"])  # resume: one more epoch, same encoder
+    assert os.path.getmtime(saved) == first
+    assert runs.load_model(run).vocabulary == load_encoder(saved).vocabulary
+    assert runs.load_text_encoder(run).vocabulary == load_encoder(saved).vocabulary

@@ -4,8 +4,7 @@ import os
 import numpy as np
 import pytest
 
-import generate
-import personalize
+from ads import personalize
 
 EVENTS = [
     {"user": "u1", "type": "search", "text": "黑色羽绒服", "ts": "2026-11-20T10:00:00"},
@@ -104,11 +103,11 @@ def test_pick_closest_prefers_the_image_nearest_the_interest():
     assert best == 1 and similarity[1] == pytest.approx(1.0)
 
 
-def test_generate_makes_a_users_creatives(trained_run, tmp_path, capsys):
+def test_the_command_makes_a_users_creatives(trained_run, tmp_path, capsys):
     log = write_log(tmp_path / "e.jsonl", EVENTS, ["{broken"])
     out = tmp_path / "ads"
-    files = generate.main(["--run", trained_run, "--user-events", log, "--user", "u1",
-                           "--out-dir", str(out), "-n", "2", "--user-prompts", "2"])
+    files = personalize.main(["--run", trained_run, "--user-events", log, "--user", "u1",
+                              "--out-dir", str(out), "-n", "2", "--user-prompts", "2"])
     err = capsys.readouterr().err
     assert "skipped 1 malformed line(s)" in err and "line 5" in err
     assert len(files) == 2 and all(os.path.exists(f) for f in files)
@@ -118,9 +117,9 @@ def test_generate_makes_a_users_creatives(trained_run, tmp_path, capsys):
     assert sidecar["user"] == "u1" and sidecar["prompt"] == "red dress"
     assert any("highest gate score" in r for r in sidecar["reasons"])  # the run has no encoder
     with pytest.raises(SystemExit) as exit_info:
-        generate.main(["--run", trained_run, "--user-events", log, "--user", "nobody",
-                       "--out-dir", str(out)])
+        personalize.main(["--run", trained_run, "--user-events", log, "--user", "nobody",
+                          "--out-dir", str(out)])
     assert exit_info.value.code == 1 and "user 'nobody' has no events" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        generate.main(["--run", trained_run, "--user-events", log, "--out-dir", str(out)])
-    assert "--user-events and --user go together" in capsys.readouterr().err
+        personalize.main(["--run", trained_run, "--user-events", log, "--out-dir", str(out)])
+    assert "the following arguments are required: --user" in capsys.readouterr().err

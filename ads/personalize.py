@@ -1,4 +1,10 @@
-"""Personalised prompts from a shopper's behaviour, and the candidate closest to their taste.
+"""Personalised creatives from a shopper's behaviour: ranked prompts, the closest candidate.
+
+    python -m ads.personalize --run RUN --user-events events.jsonl --user u1 --out-dir ADS
+
+Each ranked prompt gets `-n` gated candidates; the one closest to the user's
+interest becomes a finished creative (ads/creative.py) in --out-dir, with a JSON
+sidecar giving the reasons; OUT_DIR/user-U.json summarises them.
 
 An event log is JSONL, one event a line:
 
@@ -15,14 +21,21 @@ catalogue concepts closest to their interest (in the text-image encoder's space)
 `pick_closest` chooses among gated candidates the image nearest that interest.
 """
 
+import argparse
 import datetime
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
 import colors
+import runs
+from ads import creative, sources
+from data_loader import split_tokens
+from helpers import has_han, to_float, write_json
+from sampling import DEFAULT_MAX_TRIES
 
 TYPE_WEIGHTS = {"search": 1.0, "click": 1.5, "purchase": 2.0}
 HALF_LIFE_DAYS = 7.0
@@ -143,9 +156,8 @@ def rank_prompts(events, weights, concepts, encoder=None, known=None, count=5):
     if encoder is not None and concepts:
         interest = interest_vector(encoder, events, weights)
         similarity = encoder.embed_texts(list(concepts)) @ interest
-        chinese = sum(colors.HAN.search(e["text"]) is not None for e in events) * 2 >= len(events)
-        same_language = [i for i, c in enumerate(concepts)
-                         if (colors.HAN.search(c) is not None) == chinese]
+        chinese = sum(has_han(e["text"]) for e in events) * 2 >= len(events)
+        same_language = [i for i, c in enumerate(concepts) if has_han(c) == chinese]
         nearest = sorted(same_language, key=lambda i: -similarity[i])[:count]
         color = max(favourite, key=favourite.get) if favourite else None
         for i in nearest:
@@ -164,42 +176,23 @@ def rank_prompts(events, weights, concepts, encoder=None, known=None, count=5):
 
 def pick_closest(encoder, images, interest):
     """Index of the uint8 image [N, S, S, 3] nearest the interest vector, and all cosines."""
-    codes = encoder.embed_images(np.asarray(images, np.float32) / 127.5 - 1.0)[1]
+    codes = encoder.embed_images(to_float(images))[1]
     similarity = codes @ interest
     return int(np.argmax(similarity)), similarity
 
 
-def catalogue_concepts(run_dir):
-    """The names (first two caption columns) of a run's training rows: what it can draw."""
-    import data_loader
-
-    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
-    frame = data_loader.read_manifest(config["manifest"], config["image_column"],
-                                      tuple(config["caption_columns"][:2]),
-                                      config.get("split") or None,
-                                      {"group": config.get("groups", ()),
-                                       "style": config.get("styles", ())})
-    return list(dict.fromkeys(c for captions in frame["captions"] for c in captions))
-
-
-def load_run_encoder(run_dir, encoder_dir=None):
-    """The dual encoder for interests: `encoder_dir`, else the run's own (RUN/text_encoder,
-    made by --text-encoder auto), else None."""
-    from encoder import ENCODER_FILE, load_encoder
-
-    for folder in (encoder_dir, os.path.join(run_dir, "text_encoder")):
-        if folder and os.path.exists(os.path.join(folder, ENCODER_FILE)):
-            return load_encoder(folder)
-    if encoder_dir:
-        raise EventLogError(f"--encoder {encoder_dir}: no {ENCODER_FILE} there")
-    return None
+def load_interest_encoder(run_dir, encoder_dir=None):
+    """The dual encoder for interests (`runs.load_text_encoder`), or None; an `encoder_dir`
+    that holds none is an `EventLogError`."""
+    try:
+        return runs.load_text_encoder(run_dir, encoder_dir)
+    except (FileNotFoundError, OSError, ValueError) as error:
+        where = f"--encoder {encoder_dir}" if encoder_dir else "the run's text encoder"
+        raise EventLogError(f"{where}: {error}") from None
 
 
 def known_words(vocabulary):
     """text -> True if the model's vocabulary has any of its tokens (it can draw it)."""
-    from data_loader import split_tokens
-
     vocabulary = set(vocabulary)
     return lambda text: any(t.decode("utf-8") in vocabulary for t in split_tokens([text]))
 
@@ -210,14 +203,13 @@ def suggest(events_path, user, run_dir, count=5, encoder_dir=None):
     Returns {"events", "weights", "ranked", "encoder", "skipped"}; raises
     `EventLogError` for an unknown user, an empty log or no drawable prompt.
     """
-    from data_loader import load_vocabulary
-
     events, skipped = read_events(events_path)
     mine = user_events(events, user, events_path)
     weights = weigh(mine)
-    encoder = load_run_encoder(run_dir, encoder_dir)
-    known = known_words(load_vocabulary(os.path.join(run_dir, "final", "vocabulary.txt")))
-    ranked = rank_prompts(mine, weights, catalogue_concepts(run_dir), encoder, known, count)
+    encoder = load_interest_encoder(run_dir, encoder_dir)
+    known = known_words(runs.load_vocabulary(run_dir))
+    concepts = runs.concept_names(runs.load_config(run_dir))
+    ranked = rank_prompts(mine, weights, concepts, encoder, known, count)
     if not ranked:
         raise EventLogError(f"none of user {user!r}'s texts has a word the model knows")
     return {"events": mine, "weights": weights, "ranked": ranked, "encoder": encoder,
@@ -232,9 +224,6 @@ def make_user_creatives(source, run_dir, events_path, user, out_dir, prompts=3, 
 
     Returns the summary dict (also written to OUT_DIR/user-<user>.json).
     """
-    import creative
-    from data_loader import write_json
-
     found = suggest(events_path, user, run_dir, prompts, encoder_dir)
     encoder = found["encoder"]
     interest = (interest_vector(encoder, found["events"], found["weights"])
@@ -267,3 +256,56 @@ def make_user_creatives(source, run_dir, events_path, user, out_dir, prompts=3, 
     safe_user = "".join(ch if ch.isalnum() else "-" for ch in user)[:60]
     write_json(summary, os.path.join(out_dir, f"user-{safe_user}.json"))
     return summary
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, help="training run folder")
+    parser.add_argument("--user-events", required=True, help="a JSONL event log")
+    parser.add_argument("--user", required=True, help="the user whose creatives to make")
+    parser.add_argument("--out-dir", required=True, help="where the creatives go")
+    parser.add_argument("-n", "--num-images", type=int, default=4,
+                        help="candidates per prompt to choose the closest from")
+    parser.add_argument("--user-prompts", type=int, default=3,
+                        help="how many ranked prompts to draw")
+    parser.add_argument("--seed", type=int, default=0, help="candidate k uses SEED+k")
+    parser.add_argument("--max-tries", type=int, default=DEFAULT_MAX_TRIES,
+                        help="the gate's budget per candidate")
+    parser.add_argument("--no-gate", action="store_true", help="keep each seed's first draw")
+    parser.add_argument("--encoder", help="dual encoder for the user's interest (default: the "
+                                          "run's own RUN/text_encoder)")
+    return parser
+
+
+def main(argv=None):
+    """CLI: a shopper's personalised creatives; returns the PNG paths."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    for name in ("num_images", "user_prompts", "max_tries"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        summary = make_user_creatives(
+            sources.RunSource(args.run, gated=not args.no_gate), args.run, args.user_events,
+            args.user, args.out_dir, prompts=args.user_prompts, candidates=args.num_images,
+            seed=args.seed, num_candidates=args.max_tries, encoder_dir=args.encoder)
+    except (EventLogError, sources.SourceError, runs.RunError) as error:
+        parser.exit(1, f"personalize: {error}\n")
+    if summary["skipped_lines"]:
+        print(f"personalize: skipped {summary['skipped_lines']} malformed line(s) of "
+              f"{args.user_events}: " + "; ".join(f"line {s['line']}: {s['reason']}"
+                                                  for s in summary["skipped"][:5]),
+              file=sys.stderr)
+    for item in summary["creatives"]:
+        print(f"personalize: {item['file']}: {item['prompt']!r} because "
+              + "; ".join(item["reasons"]))
+    return [item["file"] for item in summary["creatives"]]
+
+
+def console_main():
+    """Entry point of the installed console script (its exit status is 0 on success)."""
+    main()
+
+
+if __name__ == "__main__":
+    main()

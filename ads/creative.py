@@ -1,8 +1,8 @@
 """Finished ad creatives: a generated product image + headline, price and call to action.
 
-    python creative.py --model exports/adgan/1 --prompt "红色连衣裙" --headline "新款连衣裙"
-                       --price "¥199" --size 1080x1080 --template hero --out-dir ads/
-    python creative.py --from-sidecar ads/creative.json --out-dir again/   # the same PNG
+    python -m ads.creative --model exports/adgan/1 --prompt "红色连衣裙" --headline "新款连衣裙"
+                           --price "¥199" --size 1080x1080 --template hero --out-dir ads/
+    python -m ads.creative --from-sidecar ads/creative.json --out-dir again/   # the same PNG
 
 Standard sizes (1080x1080, 1200x628, 300x250, 728x90) and three layout templates
 ("hero": product above the copy, "split": product beside the copy, "banner": one
@@ -16,20 +16,22 @@ template, size and copy, from which `--from-sidecar` redraws it exactly.
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import re
-import sys
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-import fonts
+from ads import fonts, sources
+from helpers import HAN_CHARACTERS, has_han, save_png, write_json
 
 SIZES = {"1080x1080": (1080, 1080), "1200x628": (1200, 628), "300x250": (300, 250),
          "728x90": (728, 90)}
 TEMPLATES = ("hero", "split", "banner")
-HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# Wrapping units: one Han character, a run of other non-space characters, or white space.
+WRAP_TOKENS = re.compile(f"[{HAN_CHARACTERS}]|[^\\s{HAN_CHARACTERS}]+|\\s+")
 MAX_COPY = {"headline": 200, "price": 40, "cta": 40}
 DEFAULT_CTA = {"zh": "立即购买", "en": "Shop now"}
 INK, MUTED, PAPER = (28, 28, 30), (90, 90, 96), (255, 255, 255)
@@ -50,7 +52,7 @@ class Copy:
 
 def language(text):
     """"zh" if the text has a Han character, else "en"."""
-    return "zh" if HAN.search(text) else "en"
+    return "zh" if has_han(text) else "en"
 
 
 def check_copy(copy):
@@ -82,8 +84,7 @@ def wrap(text, font, width, draw):
 
     A single word wider than the box is split by character.
     """
-    tokens = re.findall(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+|\s+",
-                        text)
+    tokens = WRAP_TOKENS.findall(text)
     lines, line = [], ""
     for token in tokens:
         candidate = line + token
@@ -248,9 +249,6 @@ def draw_lines(draw, lines, font, box, color, center=False, middle=False):
 
 def save_creative(image, sidecar, out_dir, name):
     """Write NAME.png and NAME.json (atomically each); returns the PNG path."""
-    from data_loader import write_json
-    from imaging import save_png
-
     os.makedirs(out_dir, exist_ok=True)
     png = os.path.join(out_dir, name + ".png")
     save_png(image, png)
@@ -260,15 +258,13 @@ def save_creative(image, sidecar, out_dir, name):
 
 def creative_name(prompt, seed, template, size):
     """A file name that is safe on any system and unique per (prompt, seed, template, size)."""
-    import hashlib
-
     digest = hashlib.sha1(f"{prompt}|{seed}|{template}|{size}".encode()).hexdigest()[:10]
     return f"creative-{template}-{size}-{seed}-{digest}"
 
 
 def make_creative(source, prompt, copy, seed=0, template="hero", size="1080x1080",
                   num_candidates=8):
-    """Generate the product for `prompt` with `source` (see `products.load_source`), compose
+    """Generate the product for `prompt` with `source` (see `sources.load_source`), compose
     it; returns (image, sidecar dict)."""
     drawn = source.generate([prompt], [seed], num_candidates)
     return compose_with_sidecar({k: v[0] for k, v in drawn.items()}, prompt, copy, seed,
@@ -297,6 +293,9 @@ def make_parser():
     parser.add_argument("--cta", default="", help="button text (default 立即购买 / Shop now)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-candidates", type=int, default=8, help="the gate's budget")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="with --run: keep each seed's first candidate (needed for an "
+                             "uncalibrated run)")
     parser.add_argument("--template", choices=TEMPLATES, default="hero")
     parser.add_argument("--size", choices=sorted(SIZES), action="append",
                         help="ad size (repeatable; default all four)")
@@ -307,8 +306,6 @@ def make_parser():
 
 def main(argv=None):
     """CLI: returns the PNG paths written."""
-    import products
-
     parser = make_parser()
     args = parser.parse_args(argv)
     if args.from_sidecar:
@@ -329,7 +326,7 @@ def main(argv=None):
                     args.cta)
     try:
         copy = check_copy(copy)
-        source = products.load_source(model=args.model, run=args.run)
+        source = sources.load_source(model=args.model, run=args.run, gated=not args.no_gate)
         paths = []
         for size in args.size or sorted(SIZES):
             image, sidecar = make_creative(source, args.prompt, copy, args.seed, args.template,
@@ -337,7 +334,7 @@ def main(argv=None):
             paths.append(save_creative(image, sidecar, args.out_dir,
                                        creative_name(args.prompt, args.seed, args.template,
                                                      size)))
-    except (CopyError, fonts.FontMissing, products.SourceError) as error:
+    except (CopyError, fonts.FontMissing, sources.SourceError) as error:
         parser.exit(1, f"creative: {error}\n")
     for path in paths:
         print(f"creative: wrote {path} and its .json sidecar")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import export
-import studio
+from ads import studio
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-import ctr
+from ads import ctr
 
 
 def test_wilson_interval_known_values():

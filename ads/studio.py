@@ -1,6 +1,6 @@
 """A local studio page for marketers: keywords -> gated candidates -> a finished creative.
 
-    python studio.py --model exports/adgan/1 [--user-events events.jsonl] [--port 8080]
+    python -m ads.studio --model exports/adgan/1 [--user-events events.jsonl] [--port 8080]
 
 then open http://127.0.0.1:8080/. It serves the exported SavedModel (export.py)
 on 127.0.0.1 by default, and saves every composed creative with its sidecar in
@@ -26,11 +26,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-import creative
-import personalize
-import products
-import studio_page
+import runs
+from ads import charts, creative, ctr, personalize, sources, studio_page
+from data_loader import load_image
 
 MAX_BODY = 8 * 1024 * 1024
 MAX_PROMPT = 1000
@@ -90,7 +90,7 @@ class Studio:
             raise RequestError("pick a user")
         try:
             found = personalize.suggest(self.events_path, user, self.run_dir)
-        except personalize.EventLogError as error:
+        except (personalize.EventLogError, runs.RunError) as error:
             raise RequestError(str(error)) from None
         return {"prompts": [{"prompt": r["prompt"], "reasons": r["reasons"]}
                             for r in found["ranked"]],
@@ -121,10 +121,7 @@ class Studio:
 
 
     def ctr(self, body):
-        """The CTR report (ctr.py) of an uploaded impressions CSV, with its chart."""
-        import charts
-        import ctr
-
+        """The CTR report (ads/ctr.py) of an uploaded impressions CSV, with its chart."""
         text = string(body, "csv")
         if not text.strip():
             raise RequestError("choose an impressions CSV first")
@@ -164,8 +161,6 @@ def integer(body, name, default, low, high):
 
 
 def png_base64(image):
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -173,10 +168,6 @@ def png_base64(image):
 
 def decode_upload(data_url, size):
     """A data URL (or bare base64) of any image -> uint8 RGB [size, size, 3] on white."""
-    from PIL import Image, UnidentifiedImageError
-
-    from data_loader import load_image
-
     if not data_url:
         raise RequestError("choose an image file to score")
     payload = data_url.split(",", 1)[1] if data_url.startswith("data:") else data_url
@@ -247,7 +238,7 @@ class Handler(BaseHTTPRequestHandler):
             result = getattr(self.server.studio, route)(body)
         except json.JSONDecodeError:
             return self.send_json(400, {"error": "the request is not valid JSON"})
-        except (RequestError, creative.CopyError, products.SourceError) as error:
+        except (RequestError, creative.CopyError, sources.SourceError) as error:
             return self.send_json(400, {"error": str(error)})
         self.send_json(200, result)
 
@@ -260,16 +251,14 @@ def serve(studio, host="127.0.0.1", port=8080):
     return server
 
 
-def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, num_candidates=8):
+def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, num_candidates=8,
+                gated=True):
     """A `Studio` over an exported SavedModel (or a run); the run folder for user prompts
-    is --run, else the one the export records in assets.extra/adgan.json."""
-    source = products.load_source(model=model, run=run)
+    is --run, else the one the export records (`runs.read_export_info`)."""
+    source = sources.load_source(model=model, run=run, gated=gated)
     if not run and model:
-        info_path = os.path.join(model, "assets.extra", "adgan.json")
-        if os.path.exists(info_path):
-            with open(info_path, encoding="utf-8") as f:
-                recorded = json.load(f).get("run")
-            run = recorded if recorded and os.path.isdir(recorded) else None
+        recorded = (runs.read_export_info(model) or {}).get("run")
+        run = recorded if recorded and os.path.isdir(recorded) else None
     return Studio(source, out_dir, events, run, num_candidates)
 
 
@@ -281,14 +270,16 @@ def main(argv=None):
     parser.add_argument("--user-events", help="JSONL event log: pick shoppers in the page")
     parser.add_argument("--out-dir", default="studio_creatives", help="composed creatives")
     parser.add_argument("--num-candidates", type=int, default=8, help="the gate's budget")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="with --run: keep each seed's first candidate (an uncalibrated run)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
     try:
         studio = make_studio(args.model, args.run, args.out_dir, args.user_events,
-                             args.num_candidates)
+                             args.num_candidates, gated=not args.no_gate)
         server = serve(studio, args.host, args.port)
-    except (products.SourceError, personalize.EventLogError, OSError) as error:
+    except (sources.SourceError, personalize.EventLogError, runs.RunError, OSError) as error:
         parser.exit(1, f"studio: {error}\n")
     print(f"studio: http://{args.host}:{server.server_address[1]}/ (Ctrl+C stops it); "
           f"creatives go to {args.out_dir}")

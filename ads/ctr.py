@@ -1,7 +1,7 @@
 """Ad-effect analysis: CTR with confidence, A/B significance, and Thompson-sampling allocation.
 
-    python ctr.py --log impressions.csv --out reports/ctr          # analyse a log
-    python ctr.py simulate --ctr 0.020,0.025,0.035 --out reports/sim   # a known-truth check
+    python -m ads.ctr --log impressions.csv --out reports/ctr          # analyse a log
+    python -m ads.ctr simulate --ctr 0.020,0.025,0.035 --out reports/sim   # a known-truth check
 
 The log is a CSV with columns `creative`, `segment`, `impressions`, `clicks`
 (optionally `date`), one row per creative x segment (x date). Rows with a bad
@@ -17,13 +17,15 @@ its Beta(1 + clicks, 1 + misses) posterior), overall and per segment.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
 
 import numpy as np
 import pandas as pd
+
+from ads import charts
+from helpers import atomic_path, save_png, write_json, write_text
 
 REQUIRED_COLUMNS = ("creative", "segment", "impressions", "clicks")
 Z_95 = 1.959963984540054
@@ -230,22 +232,11 @@ def format_markdown(report, title="CTR report"):
     return "\n".join(lines) + "\n"
 
 
-def write_text(text, path):
-    """Write text atomically (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_report(report, out_dir, title="CTR report"):
     """report.json, report.md and report.png in `out_dir`; returns the paths."""
-    import charts
-    from imaging import save_png
-
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"report.{name}") for name in ("json", "md", "png")}
-    write_text(json.dumps(report, ensure_ascii=False, indent=2), paths["json"])
+    write_json(report, paths["json"])
     write_text(format_markdown(report, title), paths["md"])
     save_png(charts.ctr_chart(report), paths["png"])
     return paths
@@ -308,7 +299,7 @@ def main(argv=None):
     """CLI: analyse a log, or `simulate`; returns the report dict."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["simulate"]:
-        parser = argparse.ArgumentParser(prog="ctr.py simulate",
+        parser = argparse.ArgumentParser(prog="python -m ads.ctr simulate",
                                          description="Thompson sampling against known CTRs.")
         parser.add_argument("--ctr", type=parse_ctrs, required=True,
                             help="true CTRs, e.g. 0.02,0.025,0.035 or hero=0.02,sale=0.03")
@@ -322,8 +313,8 @@ def main(argv=None):
         log, simulation = simulate(args.ctr, args.periods, args.impressions, seed=args.seed)
         os.makedirs(args.out, exist_ok=True)
         log_path = os.path.join(args.out, "impressions.csv")
-        log.to_csv(log_path + ".tmp", index=False)
-        os.replace(log_path + ".tmp", log_path)
+        with atomic_path(log_path) as tmp:
+            log.to_csv(tmp, index=False)
         report = {**analyse(log, seed=args.seed), "simulation": simulation}
         paths = write_report(report, args.out, "CTR report (simulated)")
         print(f"ctr: simulated {log_path}; report {paths['md']}, chart {paths['png']}")

@@ -3,11 +3,9 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
-import creative
-import fonts
-import products
+from ads import creative, fonts
 
 LONG_ZH = "夏季新款连衣裙轻盈透气，限时特惠，全场包邮，" * 8  # 176 characters
 LONG_EN = ("Lightweight breathable running shoes with extra cushioning for every day " * 3)[:200]
@@ -42,7 +40,11 @@ def test_copy_fits_its_box_and_never_overlaps_the_product(size, template):
             assert disjoint(used[name], used["product"]), name
         assert inside(used["cta_text"], boxes["cta"])
         assert disjoint(used["headline"], used["price"])
-    assert used["truncated"] == [] or size in ("728x90", "300x250")
+        # short copy is never cut; only the small sizes may cut long copy, and only the headline
+        if headline == "红色连衣裙" or size in ("1080x1080", "1200x628"):
+            assert used["truncated"] == [], (headline[:10], used["truncated"])
+        else:
+            assert set(used["truncated"]) <= {"headline"}, used["truncated"]
 
 
 def test_short_copy_is_not_cut_and_long_copy_is_cut_with_an_ellipsis():
@@ -54,7 +56,6 @@ def test_short_copy_is_not_cut_and_long_copy_is_cut_with_an_ellipsis():
 
 
 def test_wrap_breaks_chinese_by_character_and_english_by_word():
-    from PIL import ImageDraw
     draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
     font = fonts.load(20)
     lines = creative.wrap("running shoes for everyday training", font, 120, draw)
@@ -105,8 +106,6 @@ def test_sidecar_redraws_the_same_png(trained_run, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "c")
 
 
-def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(products.SourceError, match="not an exported SavedModel"):
-        products.load_source(model=str(tmp_path))
-    with pytest.raises(products.SourceError, match="not found"):
-        products.load_source(run=str(tmp_path))
+def test_language_follows_the_han_characters():
+    assert creative.language("红色 dress") == "zh" and creative.language("red dress") == "en"
+    assert creative.language("\U00020000") == "zh"  # an extension-B character

@@ -1,13 +1,18 @@
 """Where product images come from: an exported SavedModel or a training run, one interface.
 
 Both give the same image for the same (prompt, seed, num_candidates): the
-SavedModel's `generate` and `GatedSampler` draw candidates keyed by (seed, k) and
-gate them alike (tested in tests/test_export.py).
+SavedModel's `generate` and `sampling.GatedSampler` draw candidates keyed by
+(seed, k) and gate them alike (tested in tests/test_export.py).
 """
 
 import os
+import re
 
-import numpy as np
+import tensorflow as tf
+
+import runs
+from data_loader import PromptError, check_prompts, to_float_tensor
+from sampling import GatedSampler, judge_score
 
 
 class SourceError(ValueError):
@@ -16,8 +21,6 @@ class SourceError(ValueError):
 
 def assertion_message(error):
     """The readable part of a SavedModel's InvalidArgumentError (its assertion's text)."""
-    import re
-
     found = re.search(r"assertion failed: (.*)", error.message)
     text = found.group(1) if found else error.message.strip().splitlines()[-1]
     return re.sub(r"\] \[", " ", text).strip("[] ")
@@ -27,8 +30,6 @@ class SavedModelSource:
     """Gated generation through an exported SavedModel version folder (export.py)."""
 
     def __init__(self, path):
-        import tensorflow as tf
-
         if not os.path.exists(os.path.join(path, "saved_model.pb")):
             raise SourceError(f"{path} is not an exported SavedModel version folder "
                               "(no saved_model.pb; make one with export.py)")
@@ -37,8 +38,6 @@ class SavedModelSource:
 
     def generate(self, prompts, seeds, num_candidates=8):
         """numpy {"images" uint8 [B, S, S, 3], "score", "accepted", "tries"} for the prompts."""
-        import tensorflow as tf
-
         try:
             out = self.model.generate(tf.constant(list(prompts)),
                                       tf.constant(list(seeds), tf.int64),
@@ -48,9 +47,7 @@ class SavedModelSource:
         return {name: out[name].numpy() for name in ("images", "score", "accepted", "tries")}
 
     def score(self, prompts, images):
-        """The gate's score [B] of uint8 images [B, S, S, 3] against their prompts."""
-        import tensorflow as tf
-
+        """The gate's score in [0, 1] of uint8 images [B, S, S, 3] against their prompts."""
         try:
             out = self.model.signatures["score"](text=tf.constant(list(prompts)),
                                                  images=tf.constant(images, tf.uint8))
@@ -68,39 +65,35 @@ class SavedModelSource:
 
 
 class RunSource:
-    """Gated generation straight from a training run folder (no export needed)."""
+    """Gated generation straight from a training run folder (no export needed).
 
-    def __init__(self, run_dir):
-        import gate as gating
-        from generate import load_run
+    The run must be calibrated (`python gate.py --run RUN`) unless `gated` is False,
+    which keeps each seed's first candidate.
+    """
 
+    def __init__(self, run_dir, gated=True):
         try:
-            self.gan = load_run(run_dir)
-        except (FileNotFoundError, OSError, ValueError) as error:
+            self.gan = runs.load_model(run_dir)
+            self.gate = runs.load_gate(run_dir, gated=gated)
+        except runs.RunError as error:
             raise SourceError(str(error)) from None
-        calibration = gating.load_calibration(run_dir)
-        self.gate = (gating.Gate.from_calibration(calibration) if calibration
-                     else gating.Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0))
-        self.sampler = gating.GatedSampler(self.gan, self.gate)
+        self.gated = gated
+        self.sampler = GatedSampler(self.gan, self.gate)
         self.run_dir = os.path.abspath(run_dir)
 
     def generate(self, prompts, seeds, num_candidates=8):
-        from generate import PromptError, check_prompts
-
+        """numpy {"images" uint8 [B, S, S, 3], "score", "accepted", "tries"} for the prompts."""
         try:
-            check_prompts(self.gan, prompts)
+            check_prompts(prompts, self.gan.vectorizer, self.gan.sequence_length)
         except PromptError as error:
             raise SourceError(str(error)) from None
-        return self.sampler(prompts, seeds, [num_candidates] * len(prompts))
+        budget = num_candidates if self.gated else 1
+        return self.sampler(prompts, seeds, [budget] * len(prompts))
 
     def score(self, prompts, images):
-        import tensorflow as tf
-
-        import gate as gating
-
-        floats = tf.constant(np.asarray(images, np.float32) / 127.5 - 1.0)
-        return gating.judge_score(self.gan, self.gan.vectorizer(tf.constant(list(prompts))),
-                                  floats, self.gate).numpy()
+        """The gate's score in [0, 1] of uint8 images [B, S, S, 3] against their prompts."""
+        token_ids = self.gan.vectorizer(tf.constant(list(prompts)))
+        return judge_score(self.gan, token_ids, to_float_tensor(images), self.gate).numpy()
 
     @property
     def image_size(self):
@@ -110,10 +103,10 @@ class RunSource:
         return {"run": self.run_dir}
 
 
-def load_source(model=None, run=None):
+def load_source(model=None, run=None, gated=True):
     """A `SavedModelSource` for `model`, else a `RunSource` for `run`."""
     if model:
         return SavedModelSource(model)
     if run:
-        return RunSource(run)
+        return RunSource(run, gated)
     raise SourceError("give --model EXPORT/VERSION (an exported SavedModel) or --run RUN")

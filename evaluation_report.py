@@ -1,0 +1,108 @@
+"""The evaluation report's files: report.json, report.md (tables) and its sample pictures."""
+
+import os
+
+import numpy as np
+
+import colors
+from helpers import make_grid, save_png, write_json, write_text
+
+
+def report_picture(prompts, real_prompts, pictures, count=8):
+    """uint8 grid, enlarged 2x: one row per prompt (the first `count`): a real image, then
+    the samples of each generated row of the report."""
+    real = pictures["real"]
+    generated = {k: v for k, v in pictures.items() if k not in ("real", "color")}
+    first_real = {}
+    for image_index, prompt_indices in enumerate(real_prompts):
+        for prompt in prompt_indices:
+            first_real.setdefault(prompt, image_index)
+    shown = [p for p in range(len(prompts)) if p in first_real][:count]
+    cells = []
+    for prompt in shown:
+        cells.append(real[first_real[prompt]])
+        for images in generated.values():
+            cells.extend(images[prompt])
+    grid = make_grid(np.stack(cells), rows=len(shown))
+    return grid.repeat(2, axis=0).repeat(2, axis=1), [prompts[p] for p in shown]
+
+
+def color_picture(prompts, pictures, concepts=2, rows=2):
+    """uint8 grid, enlarged 2x: per palette colour of the first `concepts` concepts, the
+    samples of the first `rows` generated rows (the first run, ungated and gated)."""
+    count = len(colors.PALETTE)
+    shown = list(range(min(concepts, len(prompts) // count) * count))
+    first = list(pictures.values())[:rows]
+    cells = [image for p in shown for images in first for image in images[p]]
+    grid = make_grid(np.stack(cells), rows=len(shown))
+    return grid.repeat(2, axis=0).repeat(2, axis=1), [prompts[p] for p in shown]
+
+
+def format_table(report):
+    """Markdown table of the report's rows (an Inception FID column when it was measured)."""
+    def number(value, digits=3):
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    inception = any("fid_inception" in row for row in report["rows"].values())
+    headers = [f"R-precision (top-1 of {report['r_precision_candidates']})",
+               "FID (in-domain encoder)", "KID ×1000", "diversity", "accepted", "tries / image"]
+    headers += ["FID (Inception)"] if inception else []
+    lines = ["| | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
+    for label, row in report["rows"].items():
+        kid = row.get("kid_in_domain")
+        cells = [f"{row['r_precision']:.3f} ± {row['r_precision_std']:.3f}",
+                 number(row.get("fid_in_domain"), 2),
+                 "–" if kid is None else f"{1000 * kid:.1f} ± {1000 * row['kid_in_domain_std']:.1f}",
+                 number(row["diversity"]), number(row.get("accepted"), 2),
+                 number(row.get("tries_per_image"), 2)]
+        cells += [number(row.get("fid_inception"), 2)] if inception else []
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_color_table(color):
+    """Markdown table of a report's colour section: accuracy overall and per colour."""
+    lines = ["| | colour accuracy | " + " | ".join(color["colors"]) + " |",
+             "|---" * (len(color["colors"]) + 2) + "|"]
+    for label, row in color["rows"].items():
+        lines.append(f"| {label} | {row['accuracy']:.3f} | "
+                     + " | ".join("–" if row["per_color"][c] is None
+                                  else f"{row['per_color'][c]:.2f}" for c in color["colors"])
+                     + " |")
+    return "\n".join(lines)
+
+
+def write_report(report, prompts, real_prompts, pictures, out):
+    """Write report.json, report.md and report.png (atomically each)."""
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.splitext(out)[0]
+    grid, shown = report_picture(prompts, real_prompts, pictures)
+    save_png(grid, stem + ".png")
+    write_json(report, out)
+    samples = report["samples_per_prompt"]
+    labels = [label for label in pictures if label not in ("real", "color")]
+    text = [f"# Evaluation ({report['split']} split)", "",
+            f"{report['prompts']} prompts of {report['concepts']} concepts, "
+            f"{report['real_images']} real images, {samples} samples per prompt; "
+            f"R-precision over {report['repeats']} repeats; encoder `{report['encoder']}`. "
+            "FID and KID are computed on the in-domain encoder's image features, "
+            "not Inception's.", "", format_table(report), "",
+            f"![samples]({os.path.basename(stem)}.png)", "",
+            f"Rows: {', '.join(shown)}. Columns: a real image, then {samples} samples each of "
+            f"{'; '.join(labels)}."]
+    if "color" in report:
+        color_prompts, color_images = pictures["color"]
+        grid, shown = color_picture(color_prompts, color_images)
+        save_png(grid, stem + "_color.png")
+        text += ["", "## Colour accuracy", "",
+                 f"{report['color']['prompts']} prompts (each recolourable concept's names with "
+                 "each colour word), the dominant colour of the product's pixels against the "
+                 f"prompt's; chance {report['color']['chance']:.3f}.", "",
+                 format_color_table(report["color"]), "",
+                 f"![colour samples]({os.path.basename(stem)}_color.png)", "",
+                 f"Rows: {', '.join(shown)}. Columns: {samples} samples each of "
+                 f"{'; '.join(list(color_images)[:2])}."]
+    write_text("\n".join(text) + "\n", stem + ".md")
+
+

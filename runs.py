@@ -1,0 +1,237 @@
+"""A training run folder: its layout, and everything read back from it.
+
+    RUN/
+      config.json            the resolved `TrainConfig` (rebuilds the run)
+      data_report.json       rows read, used and skipped, each bad row with file and reason
+      vocabulary.txt         the tokenizer's vocabulary, one token a line
+      checkpoints/           the resumable training state (checkpoints.py)
+      logs/, samples/        TensorBoard logs and sample grids (callbacks.py)
+      final/model.keras      the trained model (tokenizer + text encoder + EMA G + D)
+      final/vocabulary.txt
+      final/calibration.json the discriminator gate's calibration
+      text_encoder/          with `--text-encoder auto`: the run's own dual encoder
+
+Every other module asks here for a run's settings (typed, as a `TrainConfig`), its
+model, its manifest rows (with the run's group and style filter), its calibration
+and gate, its vocabulary and its text encoder. A run without a calibration has one
+behaviour everywhere: `load_gate` refuses with a `RunError` that says how to
+calibrate it, unless the caller asks for no gate.
+"""
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+
+import baseline  # noqa: F401  (registers BaselineGAN for deserialization)
+import data_loader
+import model  # noqa: F401  (registers TextToImageGAN and its layers)
+from config import FIELDS, LEGACY_SETTINGS, TrainConfig, coerce_settings
+from encoder import ENCODER_FILE, load_encoder
+from helpers import write_json
+from sampling import DEFAULT_GAMMA, Gate, calibrate
+
+LAYOUT = {
+    "config": "config.json",
+    "data_report": "data_report.json",
+    "vocabulary": "vocabulary.txt",
+    "checkpoints": "checkpoints",
+    "logs": "logs",
+    "samples": "samples",
+    "final": "final",
+    "model": os.path.join("final", "model.keras"),
+    "final_vocabulary": os.path.join("final", "vocabulary.txt"),
+    "calibration": os.path.join("final", "calibration.json"),
+    "text_encoder": "text_encoder",
+}
+EXPORT_INFO_FILE = os.path.join("assets.extra", "adgan.json")  # in an export version folder
+MAX_CALIBRATION_PAIRS = 512
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked (a file missing or unreadable, no calibration)."""
+
+
+def path(run_dir, name):
+    """The path of one of a run's files or folders, by its name in `LAYOUT`."""
+    return os.path.join(run_dir, LAYOUT[name])
+
+
+def read_json(file, what):
+    """The JSON in `file`; `RunError` naming the file and `what` it should hold otherwise."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"{file} not found ({what})") from None
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise RunError(f"{file}: cannot read {what} ({error})") from None
+
+
+# ----------------------------------------------------------------------------- settings
+
+def save_config(config, run_dir):
+    """Write the run's settings to RUN/config.json (atomically)."""
+    write_json(dataclasses.asdict(config), path(run_dir, "config"))
+
+
+def load_config(run_dir):
+    """The run's settings as a `TrainConfig`.
+
+    Settings added after the run was made take the values it was trained with
+    (`config.LEGACY_SETTINGS`); any other missing or unknown setting is a `RunError`.
+    """
+    file = path(run_dir, "config")
+    saved = read_json(file, "the run's settings; is this a training run folder?")
+    if not isinstance(saved, dict):
+        raise RunError(f"{file}: expected a JSON object of settings")
+    settings = {**{k: v for k, v in LEGACY_SETTINGS.items() if k not in saved}, **saved}
+    missing = sorted(set(FIELDS) - set(settings))
+    if missing:
+        raise RunError(f"{file}: lacks the setting(s) {', '.join(missing)}")
+    try:
+        return TrainConfig(**coerce_settings(settings))
+    except ValueError as error:
+        raise RunError(f"{file}: {error}") from None
+
+
+def row_filter(config):
+    """The run's filter of its manifest's rows: the `group` and `style` values it trains on."""
+    return {"group": config.groups, "style": config.styles}
+
+
+def manifest_rows(config, split, caption_columns=None, mark_recolorable=False):
+    """(usable rows, data report) of a run's manifest: rows of `split` ("" = all) in the
+    run's groups and styles, read and checked by `data_loader.load_examples`.
+
+    caption_columns: defaults to the run's. mark_recolorable: flag the rows of the run's
+    colour subgroups (`colors.py`) in the rows' `recolorable` column.
+    Raises `data_loader.ManifestError` when no row is usable.
+    """
+    recolorable = (data_loader.recolor_filter(config.manifest, config.color_subgroups, True)
+                   if mark_recolorable else None)
+    return data_loader.load_examples(
+        config.manifest, config.image_size, config.image_column,
+        tuple(caption_columns or config.caption_columns), split or None, row_filter(config),
+        recolorable)
+
+
+def concept_names(config, columns=2):
+    """The names in the first `columns` caption columns of a run's training rows: what it
+    can draw (read without decoding the images)."""
+    frame = data_loader.read_manifest(config.manifest, config.image_column,
+                                      tuple(config.caption_columns[:columns]),
+                                      config.split or None, row_filter(config))
+    return list(dict.fromkeys(c for captions in frame["captions"] for c in captions))
+
+
+# ----------------------------------------------------------------------------- model
+
+def load_model(run_dir):
+    """The run's final `TextToImageGAN` (or `BaselineGAN`)."""
+    file = path(run_dir, "model")
+    if not os.path.exists(file):
+        raise RunError(f"{file} not found: is {run_dir} a finished training run?")
+    try:
+        return keras.saving.load_model(file)
+    except (OSError, ValueError) as error:
+        raise RunError(f"{file}: cannot load the model ({error})") from None
+
+
+def load_vocabulary(run_dir):
+    """The final model's vocabulary (without loading the model)."""
+    return data_loader.load_vocabulary(path(run_dir, "final_vocabulary"))
+
+
+def load_text_encoder(run_dir, encoder_dir=None):
+    """A dual encoder (encoder.py): `encoder_dir`, else the run's own (RUN/text_encoder,
+    made by `--text-encoder auto`), else None."""
+    if encoder_dir:
+        return load_encoder(encoder_dir)
+    folder = path(run_dir, "text_encoder")
+    return load_encoder(folder) if os.path.exists(os.path.join(folder, ENCODER_FILE)) else None
+
+
+# ----------------------------------------------------------------------------- the gate
+
+def load_calibration(run_dir):
+    """The run's gate calibration; a `RunError` saying how to make one if it has none."""
+    file = path(run_dir, "calibration")
+    if not os.path.exists(file):
+        raise RunError(f"{run_dir} has no {LAYOUT['calibration']}: calibrate its discriminator "
+                       f"gate with `python gate.py --run {run_dir}` (or draw without the gate: "
+                       "--no-gate)")
+    return read_json(file, "the gate's calibration")
+
+
+def load_gate(run_dir, gamma=None, min_score=None, gated=True):
+    """The run's calibrated `Gate` (DRS with the calibrated or given `gamma`, or a fixed
+    `min_score`).
+
+    An uncalibrated run is a `RunError`, unless `gated` is False (the caller keeps
+    the first candidate): then its scores are sigmoid(D's raw logit) (`Gate.ungated`).
+    """
+    if not gated and not os.path.exists(path(run_dir, "calibration")):
+        return Gate.ungated()
+    return Gate.from_calibration(load_calibration(run_dir), gamma, min_score)
+
+
+def calibration_pairs(config, vectorizer, split, seed=0):
+    """(texts, uint8 images [N, S, S, 3]) of a run's manifest rows in `split`, or None if none.
+
+    Every caption of each row makes one pair; captions without a known token are
+    left out; at most `MAX_CALIBRATION_PAIRS` pairs, drawn with `seed`.
+    """
+    try:
+        frame, _ = manifest_rows(config, split)
+    except data_loader.ManifestError:
+        return None
+    pairs = [(caption, path) for path, captions in zip(frame["path"], frame["captions"])
+             for caption in captions]
+    known = data_loader.count_known_tokens(vectorizer, [caption for caption, _ in pairs])
+    pairs = [pair for pair, count in zip(pairs, known) if count > 0]
+    if not pairs:
+        return None
+    if len(pairs) > MAX_CALIBRATION_PAIRS:
+        keep = np.random.default_rng(seed).choice(len(pairs), MAX_CALIBRATION_PAIRS, replace=False)
+        pairs = [pairs[i] for i in sorted(keep)]
+    images = np.stack([data_loader.load_image(path, config.image_size) for _, path in pairs])
+    return [caption for caption, _ in pairs], images
+
+
+def calibrate_run(gan, run_dir, gamma=DEFAULT_GAMMA):
+    """Calibrate a run's gate and write RUN/final/calibration.json; returns the calibration.
+
+    The fit uses the training rows: the concepts the model is asked to draw (the
+    shipped `test` split holds unseen concepts, which D has never been taught to
+    judge). D's real-vs-fake AUC on the held-out rows is recorded beside it.
+    """
+    config = load_config(run_dir)
+    pairs = calibration_pairs(config, gan.vectorizer, config.split, config.seed)
+    if pairs is None:
+        raise RunError(f"{config.manifest}: no usable (caption, image) pair to calibrate on")
+    calibration = {"split": config.split or "all",
+                   **calibrate(gan, *pairs, config.seed, gamma)}
+    held_out = (calibration_pairs(config, gan.vectorizer, "test", config.seed)
+                if config.split == "train" else None)
+    if held_out:
+        check = calibrate(gan, *held_out, config.seed, gamma)
+        calibration["held_out"] = {"split": "test", "pairs": check["pairs"],
+                                   "auc_real_vs_fake": check["auc_real_vs_fake"]}
+    write_json(calibration, path(run_dir, "calibration"))
+    return calibration
+
+
+# ----------------------------------------------------------------------------- exports
+
+def export_info_path(version_dir):
+    """Where an export version records its run, gate and calibration."""
+    return os.path.join(version_dir, EXPORT_INFO_FILE)
+
+
+def read_export_info(version_dir):
+    """The record an export version keeps of its run and gate (None if it has none)."""
+    file = export_info_path(version_dir)
+    return read_json(file, "the export's record") if os.path.exists(file) else None

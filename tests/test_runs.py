@@ -1,0 +1,71 @@
+import dataclasses
+import json
+
+import pytest
+
+import runs
+import sampling
+from config import LEGACY_SETTINGS, TrainConfig, resolve_config
+
+
+def test_config_reads_back_typed(trained_run):
+    config = runs.load_config(trained_run)
+    assert isinstance(config, TrainConfig)
+    assert isinstance(config.caption_columns, tuple) and isinstance(config.groups, tuple)
+    saved = json.load(open(runs.path(trained_run, "config"), encoding="utf-8"))
+    assert dataclasses.asdict(config) == {k: tuple(v) if isinstance(v, list) else v
+                                          for k, v in saved.items()}
+
+
+def test_an_older_config_takes_the_legacy_settings_and_a_broken_one_is_refused(tmp_path):
+    config = resolve_config(["--preset", "smoke"])
+    saved = dataclasses.asdict(config)
+    del saved["color_augment"], saved["color_subgroups"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = runs.load_config(str(tmp_path))
+    assert loaded.color_augment == LEGACY_SETTINGS["color_augment"] == 0
+    for content, message in [({**saved, "epochs": "2"}, "epochs: expected an integer"),
+                             ({**saved, "new_knob": 1}, "unknown setting\\(s\\) new_knob"),
+                             ({"seed": 0}, "lacks the setting\\(s\\) affine_hidden_units"),
+                             ([1, 2], "expected a JSON object")]:
+        (tmp_path / "config.json").write_text(json.dumps(content))
+        with pytest.raises(runs.RunError, match=message):
+            runs.load_config(str(tmp_path))
+    with pytest.raises(runs.RunError, match="config.json not found"):
+        runs.load_config(str(tmp_path / "elsewhere"))
+
+
+def test_manifest_rows_apply_the_runs_filter(trained_run):
+    config = runs.load_config(trained_run)
+    rows, report = runs.manifest_rows(config, config.split)
+    assert len(rows) == report["usable"] == 16
+    only_noto = dataclasses.replace(config, styles=("noto",))
+    assert len(runs.manifest_rows(only_noto, config.split)[0]) == 8
+    assert runs.row_filter(only_noto) == {"group": (), "style": ("noto",)}
+    marked, _ = runs.manifest_rows(config, config.split, mark_recolorable=True)
+    assert marked["recolorable"].sum() == 4  # dress and jeans, in both styles
+    assert "dress" in runs.concept_names(config) and "连衣裙" in runs.concept_names(config)
+
+
+def test_gate_of_a_calibrated_and_an_uncalibrated_run(trained_run, tmp_path):
+    calibration = runs.load_calibration(trained_run)
+    gate = runs.load_gate(trained_run)
+    assert gate == sampling.Gate.from_calibration(calibration)
+    assert runs.load_gate(trained_run, min_score=0.7).min_score == 0.7
+    assert runs.load_gate(trained_run, gated=False) == gate  # calibrated: scores stay calibrated
+    with pytest.raises(runs.RunError, match=f"python gate.py --run {tmp_path}"):
+        runs.load_gate(str(tmp_path))
+    assert runs.load_gate(str(tmp_path), gated=False) == sampling.Gate.ungated()
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "calibration.json").write_text("{")
+    with pytest.raises(runs.RunError, match="cannot read the gate's calibration"):
+        runs.load_gate(str(tmp_path))
+
+
+def test_model_vocabulary_and_missing_files(trained_run, tmp_path):
+    gan = runs.load_model(trained_run)
+    assert gan.vocabulary == runs.load_vocabulary(trained_run)
+    assert runs.load_text_encoder(trained_run) is None  # the smoke preset has none
+    with pytest.raises(runs.RunError, match="final/model.keras not found"):
+        runs.load_model(str(tmp_path))
+    assert runs.read_export_info(str(tmp_path)) is None
