@@ -87,7 +87,7 @@ def load_config(run_dir):
     saved = read_json(file, "the run's settings; is this a training run folder?")
     if not isinstance(saved, dict):
         raise RunError(f"{file}: expected a JSON object of settings")
-    settings = {**{k: v for k, v in LEGACY_SETTINGS.items() if k not in saved}, **saved}
+    settings = {**LEGACY_SETTINGS, **saved}
     missing = sorted(set(FIELDS) - set(settings))
     if missing:
         raise RunError(f"{file}: lacks the setting(s) {', '.join(missing)}")

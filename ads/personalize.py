@@ -33,7 +33,7 @@ import numpy as np
 import colors
 import runs
 from ads import creative, sources
-from data_loader import split_tokens
+from data_loader import ManifestError, split_tokens
 from helpers import has_han, to_float, write_json
 from sampling import DEFAULT_MAX_TRIES
 
@@ -289,7 +289,7 @@ def main(argv=None):
             sources.RunSource(args.run, gated=not args.no_gate), args.run, args.user_events,
             args.user, args.out_dir, prompts=args.user_prompts, candidates=args.num_images,
             seed=args.seed, num_candidates=args.max_tries, encoder_dir=args.encoder)
-    except (EventLogError, sources.SourceError, runs.RunError) as error:
+    except (EventLogError, sources.SourceError, runs.RunError, ManifestError) as error:
         parser.exit(1, f"personalize: {error}\n")
     if summary["skipped_lines"]:
         print(f"personalize: skipped {summary['skipped_lines']} malformed line(s) of "

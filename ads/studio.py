@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 import runs
 from ads import charts, creative, ctr, personalize, sources, studio_page
-from data_loader import load_image
+from data_loader import ManifestError, load_image
 
 MAX_BODY = 8 * 1024 * 1024
 MAX_PROMPT = 1000
@@ -90,7 +90,7 @@ class Studio:
             raise RequestError("pick a user")
         try:
             found = personalize.suggest(self.events_path, user, self.run_dir)
-        except (personalize.EventLogError, runs.RunError) as error:
+        except (personalize.EventLogError, runs.RunError, ManifestError) as error:
             raise RequestError(str(error)) from None
         return {"prompts": [{"prompt": r["prompt"], "reasons": r["reasons"]}
                             for r in found["ranked"]],
