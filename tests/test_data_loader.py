@@ -164,7 +164,7 @@ def test_colour_augmentation_adds_recoloured_copies_with_colour_words(tiny_manif
         color = [k for k, (en, zh, *_) in enumerate(colors.PALETTE)
                  if text.startswith(en + " ") or text.startswith(zh)]
         assert len(color) == 1, text
-        image = np.round((batch["images"].numpy() + 1) * 127.5).astype(np.uint8)
+        image = helpers.to_uint8(batch["images"].numpy())
         assert colors.dominant_color(image)[0] == color[0], text
     with pytest.raises(data_loader.ManifestError, match="missing column\\(s\\) category"):
         data_loader.load_examples(tiny_manifest, 16, recolorable={"category": ["shoes"]})
