@@ -300,7 +300,7 @@ def make_parser():
     parser.add_argument("--size", choices=sorted(SIZES), action="append",
                         help="ad size (repeatable; default all four)")
     parser.add_argument("--from-sidecar", help="redraw the creative a sidecar JSON describes")
-    parser.add_argument("--out-dir", default="ads")
+    parser.add_argument("--out-dir", default="creatives", help="where creatives go")
     return parser
 
 

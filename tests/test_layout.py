@@ -3,6 +3,7 @@
 import ast
 import glob
 import os
+import subprocess
 
 import pytest
 
@@ -149,3 +150,15 @@ def test_setup_installs_every_module_and_the_ad_layer():
     top_level = {name for name in FILES if "." not in name and name not in ("setup",
                                                                            "build_emoji")}
     assert set(options["py_modules"]) == top_level and options["packages"] == ["ads"]
+
+
+def test_no_project_file_is_ignored_by_git():
+    # An ignore rule that matches a source folder (say, an output folder named like a package)
+    # would keep new files out of every commit while the working tree still passes.
+    if not os.path.isdir(os.path.join(ROOT, ".git")):
+        pytest.skip("not a git checkout")
+    sources = list(FILES.values()) + glob.glob(os.path.join(ROOT, "tests", "**", "*.py"),
+                                               recursive=True)
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *sources], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert ignored == []

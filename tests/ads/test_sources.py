@@ -1,0 +1,42 @@
+import os
+
+import numpy as np
+import pytest
+
+import export
+from ads import sources
+
+
+def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path):
+    with pytest.raises(sources.SourceError, match="not an exported SavedModel"):
+        sources.load_source(model=str(tmp_path))
+    with pytest.raises(sources.SourceError, match="not found"):
+        sources.load_source(run=str(tmp_path))
+    with pytest.raises(sources.SourceError, match="give --model"):
+        sources.load_source()
+    run = tmp_path / "run"
+    os.makedirs(run / "final")
+    for name in ("config.json", os.path.join("final", "model.keras")):
+        os.link(os.path.join(trained_run, name), run / name)
+    with pytest.raises(sources.SourceError, match="python gate.py --run"):
+        sources.load_source(run=str(run))
+    ungated = sources.load_source(run=str(run), gated=False)
+    drawn = ungated.generate(["dress", "jeans"], [3, 4], num_candidates=8)
+    assert list(drawn["tries"]) == [1, 1] and drawn["accepted"].all()
+
+
+def test_a_run_and_its_export_draw_and_score_alike(trained_run, tmp_path):
+    version = export.main(["--run", trained_run, "--export-dir", str(tmp_path / "e")])
+    served, run = sources.load_source(model=version), sources.load_source(run=trained_run)
+    assert served.image_size == run.image_size == 16
+    assert served.describe() == {"model": os.path.abspath(version)}
+    prompts, seeds = ["dress", "红色 jeans"], [5, 6]
+    a, b = served.generate(prompts, seeds, 4), run.generate(prompts, seeds, 4)
+    np.testing.assert_array_equal(a["tries"], b["tries"])
+    np.testing.assert_array_equal(a["accepted"], b["accepted"])
+    assert np.abs(a["images"].astype(int) - b["images"].astype(int)).max() <= 1
+    np.testing.assert_allclose(served.score(prompts, a["images"]), run.score(prompts, a["images"]),
+                               atol=1e-4)
+    for source in (served, run):
+        with pytest.raises(sources.SourceError, match="no known token"):
+            source.generate(["qqqq zzzz"], [0])
