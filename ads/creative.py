@@ -1,8 +1,8 @@
 """Finished ad creatives: a generated product image + headline, price and call to action.
 
     python -m ads.creative --model exports/adgan/1 --prompt "红色连衣裙" --headline "新款连衣裙"
-                           --price "¥199" --size 1080x1080 --template hero --out-dir ads/
-    python -m ads.creative --from-sidecar ads/creative.json --out-dir again/   # the same PNG
+                           --price "¥199" --size 1080x1080 --template hero --out-dir creatives/
+    python -m ads.creative --from-sidecar creatives/creative.json --out-dir again/   # the same PNG
 
 Standard sizes (1080x1080, 1200x628, 300x250, 728x90) and three layout templates
 ("hero": product above the copy, "split": product beside the copy, "banner": one

@@ -186,7 +186,7 @@ def load_interest_encoder(run_dir, encoder_dir=None):
     that holds none is an `EventLogError`."""
     try:
         return runs.load_text_encoder(run_dir, encoder_dir)
-    except (FileNotFoundError, OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # FileNotFoundError is an OSError
         where = f"--encoder {encoder_dir}" if encoder_dir else "the run's text encoder"
         raise EventLogError(f"{where}: {error}") from None
 
