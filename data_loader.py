@@ -13,8 +13,9 @@ the standardizer turns the bars into spaces).
     image,name_en,name_zh,split
     img/0001.jpg,black down jacket,黑色羽绒服,train
 
-Elements of `make_dataset` are dicts: {"text": string[B], "images": float32[B, H, W, 3]}
-with images scaled to [-1, 1].
+Elements of `make_dataset` are dicts: {"text": string[B], "images": float32[B, H, W, 3],
+"style": string[B]} with images scaled to [-1, 1] ("style" is the row's `style` cell,
+"" when the manifest has none; `styles.py` makes it a word of the caption).
 """
 
 import json
@@ -27,6 +28,7 @@ import tensorflow as tf
 from PIL import Image
 
 import colors
+import styles
 from helpers import write_text
 
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -81,12 +83,19 @@ def build_vocabulary(captions, max_tokens):
     return [t.decode("utf-8") for t in ranked[: max_tokens - 2]]  # 2 = padding + OOV
 
 
-def examples_vocabulary(examples, max_tokens, color_augment=0):
+def examples_vocabulary(examples, max_tokens, color_augment=0, style_words=None):
     """`build_vocabulary` of every caption of checked rows (plus the colour words when
-    colour augmentation will add them)."""
+    colour augmentation will add them, and the style words of `style_words`)."""
     captions = [c for row_captions in examples["captions"] for c in row_captions]
-    return build_vocabulary(captions + (colors.color_words() if color_augment else []),
-                            max_tokens)
+    extra = (colors.color_words() if color_augment else []) + [
+        word for words in (style_words or {}).values() for word in words]
+    return build_vocabulary(captions + extra, max_tokens)
+
+
+def unknown_words(words, vocabulary):
+    """The words of which some token is not in `vocabulary`."""
+    known = {token.encode("utf-8") for token in vocabulary}
+    return [word for word in words if set(split_tokens([word])) - known]
 
 
 def save_vocabulary(vocabulary, path):
@@ -139,7 +148,8 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
     may recolour (those whose captions name no colour yet).
 
     Returns a DataFrame with columns `path` (absolute image path), `captions`
-    (list of non-empty caption strings) and `recolorable` (bool). Raises
+    (list of non-empty caption strings), `recolorable` (bool) and `style` (the
+    manifest's `style` cell, "" without that column). Raises
     `ManifestError` naming the file and the problem when the file or a column is
     missing.
     """
@@ -179,7 +189,18 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
         "captions": captions,
         "recolorable": [bool(m) and not any(colors.mentions_color(c) for c in row_captions)
                         for m, row_captions in zip(marked, captions)],
+        "style": frame["style"].str.strip().tolist() if "style" in frame else [""] * len(frame),
     })
+
+
+def read_style_words(manifest, only=()):
+    """`styles.read_style_words` of the styles in `only` (all when empty), its errors as
+    `ManifestError`."""
+    try:
+        words = styles.read_style_words(manifest)
+    except styles.StyleError as error:
+        raise ManifestError(str(error)) from error
+    return {style: pair for style, pair in words.items() if not only or style in only}
 
 
 def recolor_filter(manifest, subgroups, color_augment):
@@ -290,8 +311,27 @@ def caption_matrix(captions):
     return matrix, np.array([len(c) for c in captions], dtype=np.int64)
 
 
+def epoch_rows(examples, color_augment, style_words):
+    """One epoch's rows (every row, then `color_augment` copies of the recolourable ones):
+    (image paths [N], (captions [N, K], caption counts [N], is-copy flags [N], styles [N],
+    English style words [N], Chinese style words [N], style ids [N]))."""
+    recolored = (np.flatnonzero(examples["recolorable"].to_numpy(bool)) if color_augment
+                 else np.zeros(0, np.int64))
+    rows_used = np.concatenate([np.arange(len(examples)), np.tile(recolored, color_augment)])
+    captions, counts = caption_matrix([examples["captions"].iloc[i] for i in rows_used])
+    is_copy = np.arange(len(rows_used)) >= len(examples)
+    row_styles = examples["style"].to_numpy(dtype=str)[rows_used]
+    words_en, words_zh = (np.array([style_words.get(s, ("", ""))[i] for s in row_styles],
+                                   dtype=object) for i in (0, 1))
+    style_names = sorted(style_words)
+    style_ids = np.array([style_names.index(s) if s in style_words else -1 for s in row_styles],
+                         dtype=np.int32)
+    return (examples["path"].to_numpy(dtype=str)[rows_used],
+            (captions, counts, is_copy, row_styles, words_en, words_zh, style_ids))
+
+
 def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=False,
-                 drop_remainder=True, vectorizer=None, color_augment=0):
+                 drop_remainder=True, vectorizer=None, color_augment=0, style_words=None):
     """A batched tf.data pipeline over checked rows from `load_examples`.
 
     Decoding runs in parallel and is cached; one caption per row is drawn per
@@ -300,14 +340,13 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
     in the pipeline keeps strings out of distributed training steps).
     `color_augment` adds that many copies of every `recolorable` row to each
     epoch, each recoloured with a colour drawn per epoch, its caption prefixed with
-    the colour word ("red dress", "红色连衣裙"; see `colors.py`).
+    the colour word ("red dress", "红色连衣裙"; see `colors.py`). With `style_words`
+    ({style: (English, Chinese)}, `read_style_words`), about half of the captions of
+    rows of a named style start with its word ("3d red dress", "立体 红色连衣裙";
+    `styles.py`). Vectorized batches carry "style_id" (int32 [B]: the index of the row's
+    style in `sorted(style_words)`, -1 for none) in place of "style".
     """
-    recolored = (np.flatnonzero(examples["recolorable"].to_numpy(bool)) if color_augment
-                 else np.zeros(0, np.int64))
-    rows_used = np.concatenate([np.arange(len(examples)), np.tile(recolored, color_augment)])
-    captions, counts = caption_matrix([examples["captions"].iloc[i] for i in rows_used])
-    paths = examples["path"].to_numpy(dtype=str)[rows_used]
-    is_copy = np.arange(len(rows_used)) >= len(examples)
+    paths, columns = epoch_rows(examples, color_augment, style_words or {})
 
     def decode(path):
         image = tf.numpy_function(lambda p: load_image_rgba(p.decode("utf-8"), image_size),
@@ -317,8 +356,7 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
 
     images = tf.data.Dataset.from_tensor_slices(paths).map(
         decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
-    rows = tf.data.Dataset.zip(images,
-                               tf.data.Dataset.from_tensor_slices((captions, counts, is_copy)))
+    rows = tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices(columns))
     if shuffle:
         rows = rows.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -326,19 +364,27 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
     choices = tf.data.Dataset.random(seed=seed)
 
     def pick_caption(row, choice):
-        rgba, (options, count, recolor) = row
+        rgba, (options, count, recolor, style, english, chinese, style_id) = row
         caption = options[choice % count]
         color = (choice // count) % len(colors.PALETTE)
         image, text = tf.cond(recolor,
                               lambda: (colors.recolor(rgba, color),
                                        colors.add_color_word(caption, color)),
                               lambda: (rgba[..., :3], caption))
-        return {"text": text, "images": to_float_tensor(image)}
+        # an independent draw from the same number: its digits above caption and colour
+        draw = (choice // (count * len(colors.PALETTE))) % 1000
+        named = draw < int(1000 * styles.STYLE_WORD_RATE)
+        text = tf.cond(named, lambda: styles.add_style_word(text, english, chinese), lambda: text)
+        example = {"text": text, "images": to_float_tensor(image), "style": style}
+        if vectorizer is not None:
+            example["style_id"] = style_id
+        return example
 
     dataset = tf.data.Dataset.zip(rows, choices).map(pick_caption,
                                                      num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if vectorizer is not None:
-        dataset = dataset.map(lambda b: {"token_ids": vectorizer(b["text"]), "images": b["images"]},
+        dataset = dataset.map(lambda b: {"token_ids": vectorizer(b["text"]), "images": b["images"],
+                                         "style_id": b["style_id"]},
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

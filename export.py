@@ -187,7 +187,9 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
                 "gate": {"method": "min_score" if min_score is not None else "drs",
                          "gamma": calibration["gamma"] if gamma is None else gamma,
                          "min_score": min_score, "shift": gate.shift},
-                "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"}}
+                "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"},
+                # the words a client puts in its text to ask for a drawing style
+                "style_words": {s: list(w) for s, w in runs.load_style_words(run_dir).items()}}
         os.makedirs(os.path.dirname(runs.export_info_path(tmp)), exist_ok=True)
         write_json(info, runs.export_info_path(tmp))
         with atomic_path(os.path.join(export_dir, f"{version}.keras")) as keras_tmp:

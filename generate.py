@@ -9,8 +9,10 @@
 returns the same picture. Each image is the first of up to `--max-tries`
 candidates that passes the gate (DRS with target rate `--gamma`, or
 `--min-score`), else the best-scoring one; `--no-gate` keeps the first candidate.
-A prompt that is empty or has no known token exits with status 2. A shopper's
-personalised creatives are made by `python -m ads.personalize`.
+`--style fluent-3d` asks for a drawing style the run was taught: it puts the style's
+word in front of each prompt in the prompt's language ("3d handbag", "立体 手提包"),
+as typing the word does. A prompt that is empty or has no known token exits with
+status 2. A shopper's personalised creatives are made by `python -m ads.personalize`.
 """
 
 import argparse
@@ -24,6 +26,7 @@ import runs
 from data_loader import PromptError, check_prompts
 from helpers import make_grid, save_png
 from sampling import DEFAULT_MAX_TRIES, generate_images
+from styles import StyleError, style_prompt
 
 EXIT_BAD_PROMPT = 2
 
@@ -59,6 +62,9 @@ def make_parser():
     parser.add_argument("--min-score", type=float,
                         help="accept by a fixed score threshold in [0, 1] instead of DRS")
     parser.add_argument("--no-gate", action="store_true", help="keep the first candidate")
+    parser.add_argument("--style", help="a drawing style the run was taught, by name or word "
+                                        "(fluent-3d or 3d or 立体; the run's style_words.json); "
+                                        "default: any")
     parser.add_argument("--user-events", help=argparse.SUPPRESS)  # moved: see check_flags
     parser.add_argument("--compare-gate", action="store_true",
                         help="with --out: each row shows the ungated images (the first "
@@ -122,6 +128,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_flags(parser, args)
     gan, gate = load(parser, args)
+    try:
+        if args.style:
+            words = runs.load_style_words(args.run)
+            args.prompts = [style_prompt(p, args.style, words) for p in args.prompts]
+    except (runs.RunError, StyleError) as error:
+        parser.exit(1, f"generate: {error}\n")
     try:
         for warning in check_prompts(args.prompts, gan.vectorizer, gan.sequence_length):
             print(f"generate: warning: {warning}", file=sys.stderr)

@@ -45,6 +45,7 @@ LAYOUT = {
     "final_vocabulary": os.path.join("final", "vocabulary.txt"),
     "calibration": os.path.join("final", "calibration.json"),
     "text_encoder": "text_encoder",
+    "style_words": "style_words.json",  # {style: [English, Chinese]} the run was taught
 }
 EXPORT_INFO_FILE = os.path.join("assets.extra", "adgan.json")  # in an export version folder
 MAX_CALIBRATION_PAIRS = 512
@@ -116,6 +117,20 @@ def manifest_rows(config, split, caption_columns=None, mark_recolorable=False):
         config.manifest, config.image_size, config.image_column,
         tuple(caption_columns or config.caption_columns), split or None, row_filter(config),
         recolorable)
+
+
+def style_words(config):
+    """{style: (English, Chinese)} that a run with these settings names in its captions
+    ({} with `style_words` off, or a manifest without `styles.csv`)."""
+    return data_loader.read_style_words(config.manifest, config.styles) if config.style_words else {}
+
+
+def load_style_words(run_dir):
+    """The style words a trained run was taught ({} for a run trained without)."""
+    file = path(run_dir, "style_words")
+    if not os.path.exists(file):
+        return {}
+    return {style: tuple(pair) for style, pair in read_json(file, "the run's style words").items()}
 
 
 def concept_names(config, columns=2):

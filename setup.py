@@ -13,7 +13,7 @@ setup(
     # the core: the GAN's rooms, flat at the top level
     py_modules=["config", "data_loader", "colors", "helpers", "model", "generator",
                 "discriminator", "baseline", "encoder", "checkpoints", "callbacks", "train",
-                "runs", "sampling", "gate", "generate", "export", "metrics", "evaluate",
+                "runs", "sampling", "styles", "gate", "generate", "export", "metrics", "evaluate",
                 "evaluation_report", "tfds_emoji"],
     packages=["ads"],  # the ad layer
     install_requires=[
@@ -25,8 +25,10 @@ setup(
         "pillow",
         "tensorflow-datasets",
     ],
-    # the studio's browser tests drive Debian's chromium through chromedriver
-    extras_require={"test": ["pytest", "selenium>=4.20"]},
+    # the studio's browser tests drive Debian's chromium through chromedriver; `build` is
+    # what data/build_emoji.py needs (the SVG rasteriser and Chinese names CLDR lacks)
+    extras_require={"test": ["pytest", "selenium>=4.20", "resvg-py==0.5.0"],
+                    "build": ["resvg-py==0.5.0", "emoji==2.16.0"]},
     entry_points={"console_scripts": ["adgan-train=train:console_main",
                                     "adgan-generate=generate:console_main",
                                     "adgan-export=export:console_main",

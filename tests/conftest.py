@@ -21,15 +21,17 @@ TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
                 "--sequence-length", "8", "--verbose", "0"]
 
 
-def shipped_rows(count, names=("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop")):
-    """Rows of the shipped manifest for the given English names (both styles)."""
+def shipped_rows(count, names=("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop"),
+                 styles=("noto", "twemoji")):
+    """Rows of the shipped manifest for the given English names in the given styles."""
     with open(os.path.join(SHIPPED, "captions.csv"), encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["name_en"] in names]
+        rows = [r for r in csv.DictReader(f) if r["name_en"] in names and r["style"] in styles]
     return rows[:count]
 
 
-def write_manifest(folder, rows, columns=None):
-    """Copy the rows' images into `folder` and write `folder/captions.csv`."""
+def write_manifest(folder, rows, columns=None, style_words=False):
+    """Copy the rows' images into `folder` and write `folder/captions.csv` (and, with
+    `style_words`, the shipped `styles.csv` beside it)."""
     os.makedirs(os.path.join(folder, "img"), exist_ok=True)
     out = []
     for row in rows:
@@ -46,6 +48,8 @@ def write_manifest(folder, rows, columns=None):
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(out)
+    if style_words:
+        shutil.copy(os.path.join(SHIPPED, "styles.csv"), folder)
     return path
 
 
@@ -59,14 +63,15 @@ def tiny_manifest(tmp_path):
 def trained_run(tmp_path_factory):
     """A finished smoke run on a tiny manifest (trained once per test session).
 
-    Its 16 rows cover a token of each of `SERVING_PROMPTS` (服 of 衣服, dress, 咖啡, cake).
+    Its 16 rows cover a token of each of `SERVING_PROMPTS` (服 of 衣服, dress, 咖啡, cake);
+    the shipped styles table beside them makes it name the styles in its captions.
     """
     import train
 
     folder = tmp_path_factory.mktemp("run")
     names = ("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop", "hot beverage",
              "shortcake")
-    manifest = write_manifest(str(folder / "data"), shipped_rows(16, names))
+    manifest = write_manifest(str(folder / "data"), shipped_rows(16, names), style_words=True)
     return train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "run")])
 
 

@@ -141,7 +141,7 @@ def test_tfds_builder_works_offline(tmp_path, tiny_manifest):
     builder = tfds_emoji.AdganEmoji(manifest=tiny_manifest, data_dir=str(tmp_path / "tfds"))
     builder.download_and_prepare()
     example = next(iter(builder.as_dataset(split="train")))
-    assert example["image"].shape == (64, 64, 3)
+    assert example["image"].shape == (128, 128, 3)
     assert builder.info.splits["train"].num_examples == 12
 
 

@@ -86,6 +86,7 @@ def test_export_layout_and_versions(trained_run, exported, capsys):
     assert os.path.exists(os.path.join(base, "1.keras"))
     info = runs.read_export_info(first)
     assert info["image_size"] == 16 and info["gate"]["method"] == "drs"
+    assert info["style_words"]["fluent-3d"] == ["3d", "立体"]  # what a client may ask for
     assert export.main(["--run", trained_run, "--export-dir", base]) == os.path.join(base, "2")
     with pytest.raises(SystemExit) as exit_info:
         export.main(["--run", trained_run, "--export-dir", base, "--version", "1"])

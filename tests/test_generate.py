@@ -32,6 +32,19 @@ def test_out_dir_and_seed_repeatability(trained_run, tmp_path):
     assert not np.array_equal(pixels[0], pixels[4])
 
 
+def test_style_puts_the_style_word_in_front_of_each_prompt(trained_run, tmp_path, capsys):
+    for style in ("fluent-3d", "3d", "立体"):
+        generate.main(["--run", trained_run, "--out", str(tmp_path / "s.png"), "-n", "1",
+                       "--style", style, "连衣裙", "jeans"])
+        printed = capsys.readouterr().out
+        assert "'立体 连衣裙'" in printed and "'3d jeans'" in printed
+    with pytest.raises(SystemExit) as stop:
+        generate.main(["--run", trained_run, "--out", str(tmp_path / "s.png"), "--style",
+                       "pixel", "jeans"])
+    assert stop.value.code == 1
+    assert "unknown style 'pixel'; this model knows noto (noto / 谷歌)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("prompt, message", [("", "empty prompt"), ("   ", "empty prompt"),
                                              ("zzzz qqqq", "no known token")])
 def test_unusable_prompts_exit_with_status_2(trained_run, tmp_path, prompt, message, capsys):

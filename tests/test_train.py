@@ -20,7 +20,7 @@ from encoder import load_encoder
 def test_smoke_run_writes_the_run_folder(trained_run):
     names = set(os.listdir(trained_run))
     assert {"config.json", "data_report.json", "vocabulary.txt", "checkpoints", "logs",
-            "samples", "final"} <= names
+            "samples", "final", "style_words.json"} <= names
     config = json.load(open(os.path.join(trained_run, "config.json")))
     assert config["image_size"] == 16 and config["epochs"] == 2
     assert sorted(os.listdir(os.path.join(trained_run, "samples"))) == [
@@ -31,6 +31,13 @@ def test_smoke_run_writes_the_run_folder(trained_run):
     assert calibration["split"] == "train" and calibration["pairs"] > 16
     with np.load(os.path.join(trained_run, "checkpoints", "state.npz")) as state:
         assert int(state["epoch"]) == 2
+
+
+def test_the_run_learns_the_style_words_of_its_manifest(trained_run):
+    words = runs.load_style_words(trained_run)
+    assert words["fluent-3d"] == ("3d", "立体") and len(words) == 8
+    vocabulary = open(os.path.join(trained_run, "vocabulary.txt"), encoding="utf-8").read().split()
+    assert {"3d", "立", "体", "flat", "扁", "平"} <= set(vocabulary)
 
 
 def test_other_settings_in_the_same_run_folder_are_refused(trained_run):
