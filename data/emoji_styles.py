@@ -167,6 +167,8 @@ class IconifySource:
         import resvg_py  # imported here: only building the set needs the rasteriser
 
         icon = self.resolve(name)
+        if icon is None:
+            raise BuildError(f"icon {self.name}:{name} is named in chars.json but not in icons.json")
         width = icon.get("width", self.icons.get("width", 16))
         height = icon.get("height", self.icons.get("height", 16))
         document = SVG_HEADER.format(w=width, h=height, left=icon.get("left", 0),

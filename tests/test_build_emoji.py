@@ -133,6 +133,8 @@ def test_an_svg_that_fails_to_render_names_the_icon(tmp_path):
     assert source.render("cup", 32).size == (32, 32)
     with pytest.raises(emoji_styles.BuildError, match="broken:bad"):
         source.render("bad", 32)
+    with pytest.raises(emoji_styles.BuildError, match="broken:gone is named in chars.json"):
+        source.render("gone", 32)
 
 
 def test_a_package_that_cannot_be_fetched_is_named(tmp_path, monkeypatch):
