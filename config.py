@@ -70,7 +70,19 @@ class TrainConfig:
     contrastive_weight: float = 5.0
     contrastive_temperature: float = 0.1
     augment_shift: float = 0.125  # DiffAugment translation of D's inputs, fraction of the side
-    mixed_precision: bool = False
+    augment_color: bool = True  # DiffAugment brightness/saturation/contrast of D's inputs
+    augment_cutout: float = 0.5  # DiffAugment cutout square, fraction of the side; 0 = none
+    # FastGAN (Liu et al. 2021): skip-layer excitation in G, and D redraws real images from
+    # its own 8x8/16x16 features (image_size >= 32) with this weight; 0 = no decoders.
+    skip_excitation: bool = True
+    reconstruction_weight: float = 1.0
+    # MSGAN: reward two noises giving two images for one text (variety within a prompt)
+    mode_seeking_weight: float = 1.0
+    # Compute dtype: auto = bfloat16 where the CPU has AMX-BF16 (several times faster
+    # convolutions; bench/), float16 on a GPU, float32 elsewhere; variables, optimizer state,
+    # EMA, losses and logits stay float32 either way.
+    precision: str = "auto"  # auto | float32 | bfloat16 | float16
+    mixed_precision: bool = False  # (older runs' flag: = --precision bfloat16 or float16)
     strategy: str = "default"  # default | mirrored | multiworker
     sample_every: int = 5  # epochs between sample grids
     sample_prompts: tuple = ("连衣裙", "jeans", "high-heeled shoe", "手提包", "披萨", "hamburger",
@@ -85,6 +97,7 @@ PRESETS = {
                   steps_per_epoch=3, sample_every=1,
                   sequence_length=8, noise_dim=16, embedding_dim=16, text_hidden_units=16,
                   generator_channels=4, discriminator_channels=4, affine_hidden_units=16,
+                  reconstruction_weight=0.0,  # needs image_size >= 32
                   sample_prompts=("连衣裙", "jeans"), samples_per_prompt=2),
     "quick": {},
     "full": dict(out_dir="runs/full", groups=(), image_size=64, batch_size=32, epochs=600,
@@ -94,11 +107,14 @@ PRESETS = {
 # Settings added after runs were first made, with the values that reproduce those runs
 # (a run folder whose config.json lacks them was trained that way).
 LEGACY_SETTINGS = {"color_augment": 0, "color_subgroups": colors.DEFAULT_SUBGROUPS,
-                   "style_words": False}
+                   "style_words": False, "augment_color": False, "augment_cutout": 0.0,
+                   "skip_excitation": False, "reconstruction_weight": 0.0,
+                   "mode_seeking_weight": 0.0, "precision": "float32"}
 # Settings that may change when a run folder is resumed.
 RESUMABLE_CHANGES = ("epochs", "verbose")
 STRATEGIES = ("default", "mirrored", "multiworker")
 RECIPES = ("dfgan", "baseline")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
 
 
@@ -109,6 +125,14 @@ def config_errors(config):
         errors.append(f"recipe must be one of {', '.join(RECIPES)}, got {config.recipe!r}")
     if config.strategy not in STRATEGIES:
         errors.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {config.strategy!r}")
+    if config.precision not in PRECISIONS:
+        errors.append(f"precision must be one of {', '.join(PRECISIONS)}, "
+                      f"got {config.precision!r}")
+    if config.reconstruction_weight > 0 and config.image_size < 32:
+        errors.append(f"reconstruction_weight needs image_size >= 32 (got {config.image_size}); "
+                      "set it to 0")
+    if not 0 <= config.augment_cutout < 1:
+        errors.append(f"augment_cutout must be in [0, 1), got {config.augment_cutout}")
     if config.color_augment < 0:
         errors.append(f"color_augment must be 0 or more, got {config.color_augment}")
     for name in ("image_size", "batch_size", "epochs", "sequence_length", "samples_per_prompt",

@@ -314,7 +314,10 @@ def caption_matrix(captions):
 def epoch_rows(examples, color_augment, style_words):
     """One epoch's rows (every row, then `color_augment` copies of the recolourable ones):
     (image paths [N], (captions [N, K], caption counts [N], is-copy flags [N], styles [N],
-    English style words [N], Chinese style words [N], style ids [N]))."""
+    English style words [N], Chinese style words [N], style ids [N], concept ids [N])).
+
+    A concept is a row's first caption (its product name): the renderings of one product in
+    every style share an id. Recoloured copies get ids of their own (their colour differs)."""
     recolored = (np.flatnonzero(examples["recolorable"].to_numpy(bool)) if color_augment
                  else np.zeros(0, np.int64))
     rows_used = np.concatenate([np.arange(len(examples)), np.tile(recolored, color_augment)])
@@ -326,8 +329,11 @@ def epoch_rows(examples, color_augment, style_words):
     style_names = sorted(style_words)
     style_ids = np.array([style_names.index(s) if s in style_words else -1 for s in row_styles],
                          dtype=np.int32)
+    _, concepts = np.unique([c[0] for c in examples["captions"]], return_inverse=True)
+    concept_ids = np.where(is_copy, concepts.max() + 1 + np.arange(len(rows_used)),
+                           concepts.reshape(-1)[rows_used]).astype(np.int32)
     return (examples["path"].to_numpy(dtype=str)[rows_used],
-            (captions, counts, is_copy, row_styles, words_en, words_zh, style_ids))
+            (captions, counts, is_copy, row_styles, words_en, words_zh, style_ids, concept_ids))
 
 
 def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=False,
@@ -344,8 +350,8 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
     ({style: (English, Chinese)}, `read_style_words`), about half of the captions of
     rows of a named style start with its word ("3d red dress", "立体 红色连衣裙";
     `styles.py`). Vectorized batches carry "style_id" (int32 [B]: the index of the row's
-    style in `sorted(style_words)`, -1 for none) in place of "style".
-    """
+    style in `sorted(style_words)`, -1 for none) in place of "style". Every batch has
+    "concept_id" (int32 [B]; one per product, `epoch_rows`)."""
     paths, columns = epoch_rows(examples, color_augment, style_words or {})
 
     def decode(path):
@@ -364,7 +370,7 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
     choices = tf.data.Dataset.random(seed=seed)
 
     def pick_caption(row, choice):
-        rgba, (options, count, recolor, style, english, chinese, style_id) = row
+        rgba, (options, count, recolor, style, english, chinese, style_id, concept_id) = row
         caption = options[choice % count]
         color = (choice // count) % len(colors.PALETTE)
         image, text = tf.cond(recolor,
@@ -375,7 +381,8 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
         draw = (choice // (count * len(colors.PALETTE))) % 1000
         named = draw < int(1000 * styles.STYLE_WORD_RATE)
         text = tf.cond(named, lambda: styles.add_style_word(text, english, chinese), lambda: text)
-        example = {"text": text, "images": to_float_tensor(image), "style": style}
+        example = {"text": text, "images": to_float_tensor(image), "style": style,
+                   "concept_id": concept_id}
         if vectorizer is not None:
             example["style_id"] = style_id
         return example
@@ -385,6 +392,7 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if vectorizer is not None:
         dataset = dataset.map(lambda b: {"token_ids": vectorizer(b["text"]), "images": b["images"],
-                                         "style_id": b["style_id"]},
+                                         "style_id": b["style_id"],
+                                         "concept_id": b["concept_id"]},
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -3,8 +3,15 @@
 Shapes for a 64x64 image with base_channels=32: a 3x3 convolution gives
 [B, 64, 64, 32]; four down blocks (32 -> 64 -> 128 -> 256 -> 256 channels)
 reach [B, 4, 4, 256]; the head tiles the sentence [B, T] to [B, 4, 4, T],
-concatenates and scores the pair with one logit [B, 1].
+concatenates and scores the pair with one logit [B, 1]. With reconstruction
+(FastGAN) the backbone also returns its 16x16 and 8x8 features, and two small
+decoders must redraw the real image (at half its side) from the 8x8 features
+and a random quadrant of it from an 8x8 crop of the 16x16 features: a
+self-supervised task that makes D learn features that describe the whole object,
+not just the few that tell real from fake on a small data set.
 """
+
+import math
 
 import keras
 from keras import layers, ops
@@ -56,21 +63,26 @@ class DiscriminatorBackbone(keras.Model):
     Args:
         image_size: input side in pixels (power of two >= 8).
         base_channels: channels at full resolution.
+        all_scales: return [features 16x16, 8x8, 4x4] (image_size >= 32) instead of 4x4 only.
     """
 
-    def __init__(self, image_size=64, base_channels=32, **kwargs):
+    def __init__(self, image_size=64, base_channels=32, all_scales=False, **kwargs):
         channels = channel_schedule(image_size, base_channels)[::-1]  # 1x ... 8x base
         image = keras.Input((image_size, image_size, 3), name="images")
         x = layers.Conv2D(channels[0], 3, padding="same", name="from_rgb")(image)
+        by_size = {}
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
             x = DownBlock(c_in, c_out, name=f"down_{i}")(x)
-        super().__init__(inputs=image, outputs=x, **kwargs)
+            by_size[image_size // 2 ** (i + 1)] = x
+        outputs = [by_size[16], by_size[8], x] if all_scales else x
+        super().__init__(inputs=image, outputs=outputs, **kwargs)
         self.image_size = image_size
         self.base_channels = base_channels
+        self.all_scales = all_scales
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "image_size": self.image_size, "base_channels": self.base_channels}
+        return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
+                "base_channels": self.base_channels, "all_scales": self.all_scales}
 
     @classmethod
     def from_config(cls, config):
@@ -142,6 +154,42 @@ class ImageProjector(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="adgan")
+class ReconstructionDecoder(keras.Model):
+    """FastGAN's small decoder: features [B, 8, 8, C] -> image [B, 8 * 2^steps, ., 3] in [-1, 1].
+
+    Each step doubles the side: nearest up-sampling, 3x3 convolution, leaky ReLU.
+
+    Args:
+        feature_channels: C, channels of the features decoded.
+        steps: number of 2x up-sampling steps.
+        channels: channels of every step.
+    """
+
+    def __init__(self, feature_channels=128, steps=2, channels=32, **kwargs):
+        features = keras.Input((8, 8, feature_channels), name="features")
+        x = features
+        for i in range(steps):
+            x = layers.UpSampling2D(2, name=f"up_{i}")(x)
+            x = layers.Conv2D(channels, 3, padding="same", name=f"conv_{i}")(x)
+            x = layers.LeakyReLU(negative_slope=0.2)(x)
+        x = layers.Conv2D(3, 3, padding="same", name="to_rgb")(x)
+        image = layers.Activation("tanh", dtype="float32", name="image")(x)
+        super().__init__(inputs=features, outputs=image, **kwargs)
+        self.feature_channels = feature_channels
+        self.steps = steps
+        self.channels = channels
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "feature_channels": self.feature_channels, "steps": self.steps,
+                "channels": self.channels}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="adgan")
 class Discriminator(keras.Model):
     """DF-GAN discriminator: (images, sentence) -> match logit [B, 1].
 
@@ -153,6 +201,8 @@ class Discriminator(keras.Model):
         image_size: input side in pixels.
         text_dim: length of the sentence vector.
         base_channels: channels at full resolution (see `channel_schedule`).
+        reconstruction: add the decoders `decode_whole` and `decode_part` (FastGAN's
+            self-supervision; image_size >= 32); see `reconstruction_loss` in model.py.
 
     Example:
     >>> d = Discriminator(image_size=16, text_dim=8, base_channels=4)
@@ -160,24 +210,45 @@ class Discriminator(keras.Model):
     (2, 1)
     """
 
-    def __init__(self, image_size=64, text_dim=256, base_channels=32, **kwargs):
-        backbone = DiscriminatorBackbone(image_size, base_channels, name="backbone")
-        feature_channels = channel_schedule(image_size, base_channels)[0]
-        head = JointHead(feature_channels, text_dim, 2 * base_channels, name="head")
+    def __init__(self, image_size=64, text_dim=256, base_channels=32, reconstruction=False,
+                 **kwargs):
+        if reconstruction and image_size < 32:
+            raise ValueError(f"reconstruction needs image_size >= 32, got {image_size}")
+        backbone = DiscriminatorBackbone(image_size, base_channels, all_scales=reconstruction,
+                                         name="backbone")
+        channels = channel_schedule(image_size, base_channels)  # 4x4 first
+        head = JointHead(channels[0], text_dim, 2 * base_channels, name="head")
         image = keras.Input((image_size, image_size, 3), name="images")
         sentence = keras.Input((text_dim,), name="sentence")
-        logit = head([backbone(image), sentence])
+        features = backbone(image)
+        logit = head([features[-1] if reconstruction else features, sentence])
         super().__init__(inputs=[image, sentence], outputs=logit, **kwargs)
         self.backbone = backbone
         self.head = head
-        self.projector = ImageProjector(feature_channels, text_dim, name="projector")
+        self.projector = ImageProjector(channels[0], text_dim, name="projector")
+        if reconstruction:
+            # both decode 8x8 features to half the image side: 8 -> 16 -> 32 for 64x64
+            steps = int(math.log2(image_size // 16))
+            self.decode_whole = ReconstructionDecoder(channels[1], steps, 2 * base_channels,
+                                                      name="decode_whole")
+            self.decode_part = ReconstructionDecoder(channels[2], steps, 2 * base_channels,
+                                                     name="decode_part")
         self.image_size = image_size
         self.text_dim = text_dim
         self.base_channels = base_channels
+        self.reconstruction = reconstruction
+
+    def image_features(self, images, training=False):
+        """images -> (features [B, 4, 4, C], (16x16 features, 8x8 features) or None)."""
+        features = self.backbone(images, training=training)
+        if not self.reconstruction:
+            return features, None
+        return features[-1], (features[0], features[1])
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
-                "text_dim": self.text_dim, "base_channels": self.base_channels}
+                "text_dim": self.text_dim, "base_channels": self.base_channels,
+                "reconstruction": self.reconstruction}
 
     @classmethod
     def from_config(cls, config):

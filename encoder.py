@@ -25,7 +25,9 @@ import data_loader
 from colors import DEFAULT_SUBGROUPS
 from helpers import add_dataclass_flags, atomic_path, to_float, write_json
 from metrics import r_precision
-from model import TextEncoder, contrastive_loss, random_translate
+from augment import random_translate
+from losses import contrastive_loss
+from model import TextEncoder
 
 ENCODER_FILE = "encoder.keras"
 DEFAULT_ENCODER = "encoders/emoji"

@@ -2,6 +2,7 @@
 
     python generate.py --run RUN --out grid.png -n 8 "黑色羽绒服" "coffee and cake"
     python generate.py --run RUN --out-dir images/ -n 4 --seed 7 "running shoes"
+    python generate.py --run RUN --out panel.png -n 8 --panel
 
 `--out` writes one grid (one row a prompt); `--out-dir` writes one PNG per image
 (`NN_prompt-slug_K.png`). Image k of every prompt uses seed SEED+k, so the same
@@ -29,6 +30,13 @@ from sampling import DEFAULT_MAX_TRIES, generate_images
 from styles import StyleError, style_prompt
 
 EXIT_BAD_PROMPT = 2
+# The fixed panel that the model issue judges by eye: 24 products, every other one in Chinese
+# (running shoe and lipstick are held-out concepts of the shipped set; watch, teddy bear and
+# bicycle lie outside the `quick` groups).
+PANEL_PROMPTS = ("dress", "牛仔裤", "T-shirt", "外套", "high-heeled shoe", "跑鞋", "handbag",
+                 "书包", "watch", "眼镜", "lipstick", "手机", "laptop", "耳机", "camera", "热饮",
+                 "shortcake", "披萨", "hamburger", "红苹果", "bread", "葡萄酒", "teddy bear",
+                 "自行车")
 
 
 def gate_report(prompt, result, gated):
@@ -62,6 +70,8 @@ def make_parser():
     parser.add_argument("--min-score", type=float,
                         help="accept by a fixed score threshold in [0, 1] instead of DRS")
     parser.add_argument("--no-gate", action="store_true", help="keep the first candidate")
+    parser.add_argument("--panel", action="store_true",
+                        help="add the fixed panel of 24 products (PANEL_PROMPTS) to the prompts")
     parser.add_argument("--style", help="a drawing style the run was taught, by name or word "
                                         "(fluent-3d or 3d or 立体; the run's style_words.json); "
                                         "default: any")
@@ -87,8 +97,10 @@ def check_flags(parser, args):
     if args.user_events:
         parser.error("a shopper's creatives are made by `python -m ads.personalize --run RUN "
                      "--user-events LOG --user U --out-dir ADS` (adgan-personalize)")
+    if args.panel:
+        args.prompts = [*args.prompts, *PANEL_PROMPTS]
     if not args.prompts:
-        parser.error("give at least one prompt")
+        parser.error("give at least one prompt (or --panel)")
 
 
 def side_by_side(ungated, gated):

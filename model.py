@@ -1,4 +1,5 @@
-"""Text encoder, GAN losses, and `TextToImageGAN`, the trainable text-to-image model.
+"""Text encoder and `TextToImageGAN`, the trainable text-to-image model (losses in losses.py,
+DiffAugment in augment.py).
 
 Training follows DF-GAN: hinge loss over real-matched, real-mismatched (the
 batch's sentences rolled by one) and fake pairs; the matching-aware gradient
@@ -8,16 +9,22 @@ The text encoder normally starts from a pretrained dual encoder (encoder.py) and
 stays frozen, as in DF-GAN; when it is trainable it learns with the discriminator.
 An XMC-GAN-style contrastive loss between the discriminator's image code and the
 sentence teaches D (and a trainable text encoder) to tell concepts apart, and the
-same loss on fake images makes the generator follow the text.
+same loss on fake images makes the generator follow the text. FastGAN's parts (skip-layer
+excitation in G, D's reconstruction decoders), DiffAugment colour and cutout, and MSGAN's
+mode-seeking loss are switched on by constructor arguments (off by default, which keeps
+models saved before them loading unchanged).
 """
 
 import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from augment import random_color, random_cutout, random_translate
 from data_loader import make_text_vectorizer
 from discriminator import Discriminator
 from generator import Generator
+from losses import (contrastive_loss, discriminator_hinge_loss, generator_hinge_loss,
+                    matching_aware_gradient_penalty, mode_seeking_loss, reconstruction_loss)
 
 
 @keras.saving.register_keras_serializable(package="adgan")
@@ -59,65 +66,12 @@ class TextEncoder(keras.Model):
         return cls(**config)
 
 
-# ----------------------------------------------------------------------------- losses
-
-def discriminator_hinge_loss(real_logits, mismatched_logits, fake_logits):
-    """DF-GAN's D loss: real pairs above +1; mismatched and fake pairs below -1."""
-    real = ops.mean(ops.relu(1.0 - real_logits))
-    wrong = ops.mean(ops.relu(1.0 + mismatched_logits))
-    fake = ops.mean(ops.relu(1.0 + fake_logits))
-    return real + (wrong + fake) / 2.0
-
-
-def generator_hinge_loss(fake_logits):
-    """G loss: raise D's score of (fake image, its sentence)."""
-    return -ops.mean(fake_logits)
-
-
-def matching_aware_gradient_penalty(image_grads, sentence_grads, weight=2.0, power=6.0):
-    """MA-GP: weight * mean(||(dD/dimage, dD/dsentence)||^power) on real matched pairs."""
-    squared = (ops.sum(ops.square(ops.reshape(image_grads, (ops.shape(image_grads)[0], -1))), 1)
-               + ops.sum(ops.square(sentence_grads), 1))
-    return weight * ops.mean(ops.power(ops.sqrt(squared + 1e-12), power))
-
+# ----------------------------------------------------------------------------- training helpers
 
 def ema_decay_at(step, decay):
     """EMA decay with warm-up, min(decay, (1 + step) / (10 + step)), so early samples track G."""
     step = ops.cast(step, "float32")
     return ops.minimum(decay, (1.0 + step) / (10.0 + step))
-
-
-def contrastive_loss(image_codes, sentences, temperature=0.1):
-    """Symmetric InfoNCE: each image must pick its own sentence in the batch, and back.
-
-    image_codes, sentences: [B, T]; cosine similarities are divided by `temperature`.
-    """
-    images = image_codes / (ops.norm(image_codes, axis=1, keepdims=True) + 1e-6)
-    texts = sentences / (ops.norm(sentences, axis=1, keepdims=True) + 1e-6)
-    logits = ops.matmul(images, ops.transpose(texts)) / temperature
-    labels = ops.arange(ops.shape(logits)[0])
-    image_to_text = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-    text_to_image = keras.losses.sparse_categorical_crossentropy(
-        labels, ops.transpose(logits), from_logits=True)
-    return (ops.mean(image_to_text) + ops.mean(text_to_image)) / 2.0
-
-
-def random_translate(images, max_shift, seed):
-    """DiffAugment-style translation: shift each image by up to `max_shift` pixels.
-
-    Uncovered pixels become white (+1), the background of product shots. Being a
-    gather, it is differentiable, so it can augment fakes before D as well.
-    """
-    if max_shift <= 0:
-        return images
-    batch, height, width = ops.shape(images)[0], ops.shape(images)[1], ops.shape(images)[2]
-    shifts = keras.random.randint((batch, 2), -max_shift, max_shift + 1, seed=seed)
-    rows = ops.arange(height)[None, :] - shifts[:, :1]  # [B, H] source row of each output row
-    cols = ops.arange(width)[None, :] - shifts[:, 1:]   # [B, W]
-    moved = tf.gather(images, ops.clip(rows, 0, height - 1), axis=1, batch_dims=1)
-    moved = tf.gather(moved, ops.clip(cols, 0, width - 1), axis=2, batch_dims=1)
-    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
-    return ops.where(inside[..., None], moved, ops.ones_like(moved))
 
 
 def update_moving_average(average_vars, model_vars, decay):
@@ -210,6 +164,14 @@ class TextToImageGAN(TextConditionedGAN):
         contrastive_temperature: its softmax temperature.
         augment_shift: largest random translation, as a fraction of the image side, of the
             images D sees (real and fake alike; DiffAugment); 0 = none.
+        augment_color: DiffAugment colour (brightness, saturation, contrast) of D's images.
+        augment_cutout: side of DiffAugment's cutout square, a fraction of the image side;
+            0 = none.
+        skip_excitation: FastGAN's skip-layer excitation in the generator.
+        reconstruction_weight: weight of D's FastGAN reconstruction loss on real images
+            (image_size >= 32); 0 = no decoders.
+        mode_seeking_weight: weight of MSGAN's mode-seeking loss (the first half of the
+            batch's texts drawn once more from other noise); 0 = none.
         seed: seed of the training noise and augmentation.
 
     Example:
@@ -223,7 +185,9 @@ class TextToImageGAN(TextConditionedGAN):
                  embedding_dim=128, text_hidden_units=128, generator_channels=32,
                  discriminator_channels=32, affine_hidden_units=256, ema_decay=0.999,
                  gp_weight=2.0, gp_power=6.0, gp_every=1, contrastive_weight=1.0,
-                 contrastive_temperature=0.1, augment_shift=0.125, seed=0, **kwargs):
+                 contrastive_temperature=0.1, augment_shift=0.125, augment_color=False,
+                 augment_cutout=0.0, skip_excitation=False, reconstruction_weight=0.0,
+                 mode_seeking_weight=0.0, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)
         self.image_size = image_size
@@ -241,6 +205,11 @@ class TextToImageGAN(TextConditionedGAN):
         self.contrastive_weight = contrastive_weight
         self.contrastive_temperature = contrastive_temperature
         self.augment_shift = augment_shift
+        self.augment_color = augment_color
+        self.augment_cutout = augment_cutout
+        self.skip_excitation = skip_excitation
+        self.reconstruction_weight = reconstruction_weight
+        self.mode_seeking_weight = mode_seeking_weight
         self.seed = seed
         text_dim = 2 * text_hidden_units
         self.vectorizer = make_text_vectorizer(self.vocabulary, sequence_length)
@@ -248,18 +217,20 @@ class TextToImageGAN(TextConditionedGAN):
                                         text_hidden_units, sequence_length, name="text_encoder")
         generator_args = dict(image_size=image_size, noise_dim=noise_dim, text_dim=text_dim,
                               base_channels=generator_channels,
-                              hidden_units=affine_hidden_units)
+                              hidden_units=affine_hidden_units,
+                              skip_excitation=skip_excitation)
         self.generator = Generator(**generator_args, name="generator")
         self.ema_generator = Generator(**generator_args, name="ema_generator")
         self.ema_generator.trainable = False
         self.discriminator = Discriminator(image_size, text_dim, discriminator_channels,
+                                           reconstruction=reconstruction_weight > 0,
                                            name="discriminator")
         self.noise_seed = keras.random.SeedGenerator(seed, name="noise_seed")
         self.augment_seed = keras.random.SeedGenerator(seed + 1, name="augment_seed")
         self.ema_generator.set_weights(self.generator.get_weights())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("d_loss", "g_loss", "gp", "real_score", "fake_score",
-                          "contrastive")}
+                          "contrastive", "reconstruction", "mode_seeking")}
         self.built = True  # every sub-model above is already built
 
     def get_config(self):
@@ -273,7 +244,10 @@ class TextToImageGAN(TextConditionedGAN):
                 "gp_weight": self.gp_weight, "gp_power": self.gp_power, "gp_every": self.gp_every,
                 "contrastive_weight": self.contrastive_weight,
                 "contrastive_temperature": self.contrastive_temperature,
-                "augment_shift": self.augment_shift, "seed": self.seed}
+                "augment_shift": self.augment_shift, "augment_color": self.augment_color,
+                "augment_cutout": self.augment_cutout, "skip_excitation": self.skip_excitation,
+                "reconstruction_weight": self.reconstruction_weight,
+                "mode_seeking_weight": self.mode_seeking_weight, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):
@@ -296,28 +270,50 @@ class TextToImageGAN(TextConditionedGAN):
         return optimizer.scale_loss(loss * replica_scale())
 
     def _real_pair(self, images, sentence):
-        """D's features and match logits for the real pairs."""
-        features = self.discriminator.backbone(images, training=True)
-        return features, self.discriminator.head([features, sentence], training=True)
+        """D's features, its (16x16, 8x8) features (() without reconstruction) and match
+        logits for the real pairs."""
+        features, pyramid = self.discriminator.image_features(images, training=True)
+        logits = self.discriminator.head([features, sentence], training=True)
+        return features, pyramid or (), logits
 
     def _real_pair_with_penalty(self, images, sentence):
         """`_real_pair` plus the MA-GP of its logits, weighted for the lazy interval."""
         with tf.GradientTape() as gp_tape:
             gp_tape.watch([images, sentence])
-            features, logits = self._real_pair(images, sentence)
+            features, pyramid, logits = self._real_pair(images, sentence)
         image_grads, sentence_grads = gp_tape.gradient(logits, [images, sentence])
         gp = matching_aware_gradient_penalty(image_grads, sentence_grads,
                                              self.gp_weight * self.gp_every, self.gp_power)
-        return features, logits, gp
+        return features, pyramid, logits, gp
 
     def _augment(self, images):
-        """DiffAugment translation of everything D sees (real and fake alike)."""
-        return random_translate(images, int(round(self.augment_shift * self.image_size)),
-                                self.augment_seed)
+        """DiffAugment of everything D sees (real and fake alike): translation, then colour
+        and cutout where enabled."""
+        images = random_translate(images, int(round(self.augment_shift * self.image_size)),
+                                  self.augment_seed)
+        if self.augment_color:
+            images = random_color(images, self.augment_seed)
+        return random_cutout(images, self.augment_cutout, self.augment_seed)
 
-    def _discriminator_step(self, token_ids, images, noise):
+    def _reconstruction(self, images, pyramid):
+        """FastGAN's D self-supervision on real `images` [B, S, S, 3]: redraw the whole image
+        (at S/2) from the 8x8 features and one random quadrant (the same for the batch) from
+        the matching 8x8 crop of the 16x16 features."""
+        middle, low = pyramid
+        whole = reconstruction_loss(self.discriminator.decode_whole(low, training=True), images)
+        quadrant = keras.random.randint((2,), 0, 2, seed=self.augment_seed)  # (row, column)
+        half = self.image_size // 2
+        zero = ops.zeros((1,), "int32")
+        crop = tf.slice(middle, ops.concatenate([zero, quadrant * 8, zero], 0), [-1, 8, 8, -1])
+        target = tf.slice(images, ops.concatenate([zero, quadrant * half, zero], 0),
+                          [-1, half, half, -1])
+        part = reconstruction_loss(self.discriminator.decode_part(crop, training=True), target)
+        return whole + part
+
+    def _discriminator_step(self, token_ids, images, noise, concept_ids=None):
         """Hinge loss on real-matched, real-mismatched (sentences rolled by one) and fake
-        pairs, plus MA-GP and the contrastive loss; trains D and a trainable text encoder.
+        pairs, plus MA-GP, the contrastive loss (renderings of one concept are all
+        positives) and the reconstruction loss; trains D and a trainable text encoder.
 
         Returns (sentence [B, T], the step's values for the trackers).
         """
@@ -327,53 +323,77 @@ class TextToImageGAN(TextConditionedGAN):
             # Lazy regularisation (StyleGAN2): the penalty every `gp_every` D steps, scaled
             # up by that interval, saves most of its double back-propagation.
             if self.gp_every == 1:
-                real_features, real_logits, gp = self._real_pair_with_penalty(images, sentence)
+                real_features, pyramid, real_logits, gp = self._real_pair_with_penalty(
+                    images, sentence)
             else:
-                real_features, real_logits, gp = tf.cond(
+                real_features, pyramid, real_logits, gp = tf.cond(
                     ops.equal(self.d_optimizer.iterations % self.gp_every, 0),
                     lambda: self._real_pair_with_penalty(images, sentence),
                     lambda: self._real_pair(images, sentence) + (ops.zeros(()),))
             mismatched_logits = self.discriminator.head(
                 [ops.roll(real_features, 1, axis=0), sentence], training=True)
-            fake_logits = self.discriminator.head(
-                [self.discriminator.backbone(self._augment(ops.stop_gradient(fake)),
-                                             training=True), sentence], training=True)
+            fake_features, _ = self.discriminator.image_features(
+                self._augment(ops.stop_gradient(fake)), training=True)
+            fake_logits = self.discriminator.head([fake_features, sentence], training=True)
             real_contrastive = contrastive_loss(self.discriminator.projector(real_features),
-                                                sentence, self.contrastive_temperature)
+                                                sentence, self.contrastive_temperature,
+                                                concept_ids)
+            reconstruction = (self._reconstruction(images, pyramid) if pyramid
+                              else ops.zeros(()))
             d_loss = (discriminator_hinge_loss(real_logits, mismatched_logits, fake_logits) + gp
-                      + self.contrastive_weight * real_contrastive)
+                      + self.contrastive_weight * real_contrastive
+                      + self.reconstruction_weight * reconstruction)
             scaled_loss = self._scaled(self.d_optimizer, d_loss)
         d_vars = self.d_variables
         self.d_optimizer.apply(tape.gradient(scaled_loss, d_vars), d_vars)
         return sentence, {"d_loss": d_loss, "gp": gp, "real_score": ops.mean(real_logits),
-                          "contrastive": real_contrastive}
+                          "contrastive": real_contrastive, "reconstruction": reconstruction}
 
-    def _generator_step(self, sentence, noise):
-        """Fool D on (fake, its sentence) and match the sentence in D's image code; the text
-        encoder is held fixed. Updates G and its EMA; returns the step's values."""
+    def _generator_step(self, sentence, noise, concept_ids=None):
+        """Fool D on (fake, its sentence), match the sentence in D's image code and, with
+        mode seeking, draw the first half of the texts again from other noise and reward the
+        difference; the text encoder is held fixed. Updates G and its EMA; returns the
+        step's values."""
         sentence = ops.stop_gradient(sentence)
+        batch = ops.shape(noise)[0]
+        half = noise.shape[0] // 2 if self.mode_seeking_weight > 0 else 0
+        if half:
+            other_noise = keras.random.normal((half, self.noise_dim), seed=self.noise_seed)
+            noises = ops.concatenate([noise, other_noise], axis=0)
+            sentences = ops.concatenate([sentence, sentence[:half]], axis=0)
+        else:
+            noises, sentences = noise, sentence
         with tf.GradientTape() as tape:
-            fake = self.generator([noise, sentence], training=True)
-            fake_features = self.discriminator.backbone(self._augment(fake), training=True)
+            drawn = self.generator([noises, sentences], training=True)
+            fake = drawn[:batch]
+            fake_features, _ = self.discriminator.image_features(self._augment(fake),
+                                                                 training=True)
             fake_logits = self.discriminator.head([fake_features, sentence], training=True)
             fake_contrastive = contrastive_loss(self.discriminator.projector(fake_features),
-                                                sentence, self.contrastive_temperature)
-            g_loss = generator_hinge_loss(fake_logits) + self.contrastive_weight * fake_contrastive
+                                                sentence, self.contrastive_temperature,
+                                                concept_ids)
+            mode_seeking = (mode_seeking_loss(fake[:half], drawn[batch:], noise[:half],
+                                              other_noise) if half else ops.zeros(()))
+            g_loss = (generator_hinge_loss(fake_logits)
+                      + self.contrastive_weight * fake_contrastive
+                      + self.mode_seeking_weight * mode_seeking)
             scaled_loss = self._scaled(self.g_optimizer, g_loss)
         g_vars = self.generator.trainable_variables
         self.g_optimizer.apply(tape.gradient(scaled_loss, g_vars), g_vars)
         update_moving_average(self.ema_generator.weights, self.generator.weights,
                               ema_decay_at(self.g_optimizer.iterations, self.ema_decay))
-        return {"g_loss": g_loss, "fake_score": ops.mean(fake_logits)}
+        return {"g_loss": g_loss, "fake_score": ops.mean(fake_logits),
+                "mode_seeking": mode_seeking}
 
     def train_step(self, data):
-        """One D step and one G step on {"images", "text" or "token_ids"}."""
+        """One D step and one G step on {"images", "text" or "token_ids"[, "concept_id"]}."""
         token_ids = data["token_ids"] if "token_ids" in data else self.vectorizer(data["text"])
         noise = keras.random.normal((ops.shape(data["images"])[0], self.noise_dim),
                                     seed=self.noise_seed)
+        concept_ids = data.get("concept_id")
         sentence, d_values = self._discriminator_step(token_ids, self._augment(data["images"]),
-                                                      noise)
-        values = {**d_values, **self._generator_step(sentence, noise)}
+                                                      noise, concept_ids)
+        values = {**d_values, **self._generator_step(sentence, noise, concept_ids)}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -11,10 +11,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     # the core: the GAN's rooms, flat at the top level
-    py_modules=["config", "data_loader", "colors", "helpers", "model", "generator",
-                "discriminator", "baseline", "encoder", "checkpoints", "callbacks", "train",
-                "runs", "sampling", "styles", "gate", "generate", "export", "metrics", "evaluate",
-                "evaluation_report", "tfds_emoji"],
+    py_modules=["config", "data_loader", "colors", "helpers", "model", "losses", "augment",
+                "generator", "discriminator", "baseline", "encoder", "checkpoints", "callbacks",
+                "train", "runs", "sampling", "styles", "gate", "generate", "export", "metrics",
+                "evaluate", "evaluation_report", "tfds_emoji"],
     packages=["ads"],  # the ad layer
     install_requires=[
         "tensorflow>=2.21,<2.22",

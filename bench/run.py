@@ -1,11 +1,15 @@
-"""Benchmarks, run by hand: `python bench/run.py [--out bench/results.json]`.
+"""Benchmarks, run by hand: `python bench/run.py [--out FILE] [--only PARTS]`.
 
 Each part runs in its own process (so its peak memory is its own) and prints JSON;
 each imports only what it measures, inside its function, for the same reason:
-- peak: float32 matmul throughput of this CPU (the roof the train step is held to);
+- peak: float32 and bfloat16 throughput of this CPU: a 2048^2 matmul and a 3x3
+  convolution (64 channels, 64x64, batch 32), the roofs the train step is held to;
 - train: the `full` preset's 64x64 train step (G + D + text encoder, MA-GP every
-  step, batch 32) on synthetic data: images/s, and its FLOPs (counted by TF's
-  profiler from the step's graph) per second as a fraction of the matmul peak;
+  step, D's decoders, mode seeking, batch 32) on synthetic data, in float32 and in
+  mixed bfloat16 (`--precision`): images/s, and its FLOPs (counted by TF's profiler
+  from the step's graph) per second as a fraction of the float32 matmul peak and of
+  the same dtype's convolution peak; plus the step without FastGAN's and MSGAN's
+  additions (`dfgan_only`), to show what they cost;
 - pipeline: the tf.data loader alone on the shipped manifest at 64x64, batch 32;
 - serve: the exported SavedModel (64x64, untrained weights: speed does not depend
   on them) for one prompt and for a batch of 64: gate off (the `draw` signature),
@@ -45,16 +49,36 @@ def timed(fn, repeats):
     return times
 
 
-def matmul_peak(size=2048, repeats=20):
-    """Best float32 matmul GFLOP/s over `repeats` runs of an n x n product."""
+def matmul_peak(size=2048, repeats=20, dtype="float32"):
+    """Best matmul GFLOP/s over `repeats` runs of an n x n product in `dtype`."""
     # deferred: a part imports only what it measures (its memory is its own)
     import tensorflow as tf
 
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    a = tf.cast(tf.random.normal((size, size)), dtype)
+    b = tf.cast(tf.random.normal((size, size)), dtype)
+    product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), "float32")))
     best = min(timed(lambda: product().numpy(), repeats))
     return {"matmul_size": size, "gflops": 2 * size ** 3 / best / 1e9}
+
+
+def conv_peak(repeats=10, dtype="float32", batch=32, side=64, channels=64):
+    """Best GFLOP/s of a 3x3 convolution, `channels` in and out, [batch, side, side]."""
+    # deferred: a part imports only what it measures (its memory is its own)
+    import tensorflow as tf
+
+    x = tf.cast(tf.random.normal((batch, side, side, channels)), dtype)
+    kernel = tf.cast(tf.random.normal((3, 3, channels, channels)), dtype)
+    conv = tf.function(lambda: tf.reduce_sum(tf.cast(
+        tf.nn.conv2d(x, kernel, 1, "SAME"), "float32")))
+    best = min(timed(lambda: conv().numpy(), repeats))
+    return {"gflops": 2 * 9 * channels * channels * batch * side * side / best / 1e9}
+
+
+def peak_part():
+    """Matmul and convolution peaks in float32 and bfloat16."""
+    return {dtype: {"matmul_gflops": matmul_peak(dtype=dtype)["gflops"],
+                    "conv3x3_gflops": conv_peak(dtype=dtype)["gflops"]}
+            for dtype in ("float32", "bfloat16")}
 
 
 def graph_flops(concrete_function):
@@ -68,32 +92,53 @@ def graph_flops(concrete_function):
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
 
 
-def train_part(steps=10):
-    """images/s and FLOP/s of the full preset's train step on synthetic data."""
+def train_step_speed(config, steps):
+    """(seconds per step, GFLOPs per step) of a config's train step on synthetic data."""
     # deferred: a part imports only what it measures (its memory is its own)
     import numpy as np
     import tensorflow as tf
 
     import train
-    from config import resolve_config
 
-    config = resolve_config(["--preset", "full"])
+    train.set_precision(config.precision)
     vocabulary = [f"w{i}" for i in range(2000)]
     gan = train.build_gan(config, vocabulary)
     batch = {"token_ids": tf.constant(np.random.default_rng(0).integers(
                  2, 2000, (config.batch_size, config.sequence_length)), tf.int64),
-             "images": tf.random.uniform((config.batch_size, 64, 64, 3), -1.0, 1.0)}
+             "images": tf.random.uniform((config.batch_size, config.image_size,
+                                          config.image_size, 3), -1.0, 1.0),
+             "concept_id": tf.range(config.batch_size, dtype=tf.int32) // 2}
     step = tf.function(gan.train_step)
-    concrete = step.get_concrete_function(batch)
-    flops = graph_flops(concrete)
+    flops = graph_flops(step.get_concrete_function(batch))
     times = timed(lambda: [v.numpy() for v in step(batch).values()], steps)
-    seconds = float(np.median(times))
-    peak = matmul_peak()
-    return {"batch_size": config.batch_size, "image_size": config.image_size,
-            "seconds_per_step": seconds, "images_per_second": config.batch_size / seconds,
-            "gflops_per_step": flops / 1e9, "achieved_gflops": flops / seconds / 1e9,
-            "matmul_peak_gflops": peak["gflops"],
-            "fraction_of_matmul_peak": flops / seconds / 1e9 / peak["gflops"],
+    return float(np.median(times)), flops / 1e9
+
+
+def train_part(precision="float32", steps=5):
+    """images/s and FLOP/s of the full preset's train step in `precision`, and of the same
+    step without the FastGAN/MSGAN additions."""
+    # deferred: a part imports only what it measures (its memory is its own)
+    import dataclasses
+
+    from config import resolve_config
+
+    config = resolve_config(["--preset", "full", "--precision", precision])
+    seconds, gflops = train_step_speed(config, steps)
+    plain = dataclasses.replace(config, augment_color=False, augment_cutout=0.0,
+                                skip_excitation=False, reconstruction_weight=0.0,
+                                mode_seeking_weight=0.0)
+    plain_seconds, _ = train_step_speed(plain, steps)
+    dtype = "bfloat16" if precision == "bfloat16" else "float32"
+    peaks = {"matmul_float32": matmul_peak()["gflops"],
+             f"conv3x3_{dtype}": conv_peak(dtype=dtype)["gflops"]}
+    achieved = gflops / seconds
+    return {"precision": precision, "batch_size": config.batch_size,
+            "image_size": config.image_size, "seconds_per_step": seconds,
+            "images_per_second": config.batch_size / seconds,
+            "gflops_per_step": gflops, "achieved_gflops": achieved, "peaks_gflops": peaks,
+            "fraction_of_matmul_float32_peak": achieved / peaks["matmul_float32"],
+            f"fraction_of_conv3x3_{dtype}_peak": achieved / peaks[f"conv3x3_{dtype}"],
+            "dfgan_only_images_per_second": config.batch_size / plain_seconds,
             "peak_memory_mb": peak_memory_mb()}
 
 
@@ -166,8 +211,12 @@ def serve_part(repeats=200):
     return results
 
 
-PARTS = {"peak": matmul_peak, "train": train_part, "pipeline": pipeline_part,
+PARTS = {"peak": peak_part, "train": train_part, "pipeline": pipeline_part,
          "serve": serve_part}
+# the runs of `main`: (results key, part, --precision)
+RUNS = (("peak", "peak", None), ("train_float32", "train", "float32"),
+        ("train_bfloat16", "train", "bfloat16"), ("pipeline", "pipeline", None),
+        ("serve", "serve", None))
 
 
 def machine():
@@ -187,24 +236,43 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     parser.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--only", help="comma-separated result keys to run (default: all)")
     args = parser.parse_args(argv)
     if args.part:  # child process: one part, JSON on the last line of stdout
-        print(json.dumps(PARTS[args.part]()))
+        kwargs = {"precision": args.precision} if args.precision else {}
+        print(json.dumps(PARTS[args.part](**kwargs)))
         return None
     # deferred: the parent only reads TensorFlow's version; each part imports its own
     import tensorflow as tf
 
-    results = {"machine": machine(), "tensorflow": tf.__version__,
-               "date": time.strftime("%Y-%m-%d"), "command": "python bench/run.py"}
-    for part in ("train", "pipeline", "serve"):
-        output = subprocess.run([sys.executable, os.path.abspath(__file__), "--part", part],
-                                capture_output=True, text=True, check=True).stdout
-        results[part] = json.loads(output.strip().splitlines()[-1])
-        print(f"bench: {part}: {results[part]}", flush=True)
-    results["pipeline"]["times_training_consumption"] = (
-        min(results["pipeline"]["examples_per_second"],
-            results["pipeline"]["examples_per_second_color_augment"])
-        / results["train"]["images_per_second"])
+    keys = [key for key, _, _ in RUNS]
+    only = args.only.split(",") if args.only else keys
+    unknown = sorted(set(only) - set(keys))
+    if unknown:
+        parser.error(f"--only: unknown part(s) {', '.join(unknown)}; known: {', '.join(keys)}")
+    # --only updates those parts of an existing results file and keeps the others, each
+    # part stamped with its own machine and date
+    results = {}
+    if args.only and os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as f:
+            results = {key: value for key, value in json.load(f).items() if key in keys}
+    results.update({"machine": machine(), "tensorflow": tf.__version__,
+                    "date": time.strftime("%Y-%m-%d"), "command": "python bench/run.py"})
+    for key, part, precision in RUNS:
+        if key not in only:
+            continue
+        command = [sys.executable, os.path.abspath(__file__), "--part", part]
+        command += ["--precision", precision] if precision else []
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        results[key] = {**json.loads(output.strip().splitlines()[-1]),
+                        "machine": results["machine"], "date": results["date"]}
+        print(f"bench: {key}: {results[key]}", flush=True)
+    if "pipeline" in results and "train_float32" in results:
+        fastest = max(results[k]["images_per_second"] for k in results if k.startswith("train_"))
+        results["pipeline"]["times_training_consumption"] = (
+            min(results["pipeline"]["examples_per_second"],
+                results["pipeline"]["examples_per_second_color_augment"]) / fastest)
     write_json(results, args.out)
     print(f"bench: wrote {args.out}")
     return results

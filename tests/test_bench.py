@@ -21,3 +21,8 @@ def test_machine_line_and_timing_helper():
     calls = []
     times = bench.timed(lambda: calls.append(1), 3)
     assert len(times) == 3 and len(calls) == 4  # one warm-up call
+
+
+def test_convolution_peak_counts_its_flops():
+    result = bench.conv_peak(repeats=1, batch=1, side=8, channels=4)
+    assert result["gflops"] > 0

@@ -180,3 +180,20 @@ def test_recolor_filter_needs_a_subgroup_column(tmp_path, tiny_manifest):
     jsonl = tmp_path / "shop.jsonl"
     jsonl.write_text('{"image": "a.png", "title": "coat", "subgroup": "clothing"}\n')
     assert data_loader.recolor_filter(str(jsonl), ("clothing",), 1) == {"subgroup": ["clothing"]}
+
+
+def test_concept_ids_join_the_renderings_of_one_product(tiny_manifest):
+    examples, _ = data_loader.load_examples(tiny_manifest, 16,
+                                            recolorable={"subgroup": ["clothing"]})
+    names = [c[0] for c in examples["captions"]]
+    _, columns = data_loader.epoch_rows(examples, 1, {})
+    concept_ids, is_copy = columns[-1], columns[2]
+    plain = concept_ids[~is_copy]
+    # noto and twemoji renderings of one name share an id; different names never do
+    assert all((plain[i] == plain[j]) == (names[i] == names[j])
+               for i in range(len(names)) for j in range(len(names)))
+    copies = concept_ids[is_copy]
+    assert len(copies) > 0 and len(set(copies)) == len(copies)  # each recoloured copy alone
+    assert not set(copies) & set(plain)
+    dataset = data_loader.make_dataset(examples, 16, 4, seed=0, shuffle=False)
+    assert next(iter(dataset))["concept_id"].numpy().tolist() == plain[:4].tolist()

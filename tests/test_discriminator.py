@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from discriminator import Discriminator, DownBlock
 
@@ -41,3 +42,19 @@ def test_config_round_trip_and_save_reload(tmp_path):
     reloaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(discriminator(inputs())),
                                   keras.ops.convert_to_numpy(reloaded(inputs())))
+
+
+def test_reconstruction_decoders_redraw_half_the_side_from_8x8_features():
+    discriminator = Discriminator(image_size=32, text_dim=6, base_channels=2, reconstruction=True)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    features, (middle, low) = discriminator.image_features(images)
+    assert tuple(features.shape) == (2, 4, 4, 16)
+    assert tuple(middle.shape) == (2, 16, 16, 4) and tuple(low.shape) == (2, 8, 8, 8)
+    assert tuple(discriminator.decode_whole(low).shape) == (2, 16, 16, 3)
+    assert tuple(discriminator.decode_part(middle[:, :8, :8]).shape) == (2, 16, 16, 3)
+    plain = Discriminator(image_size=32, text_dim=6, base_channels=2)
+    assert plain.image_features(images)[1] is None
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain.image_features(images)[0]),
+                                  keras.ops.convert_to_numpy(plain.backbone(images)))
+    with pytest.raises(ValueError, match="image_size >= 32"):
+        Discriminator(image_size=16, text_dim=6, base_channels=2, reconstruction=True)

@@ -18,6 +18,23 @@ def test_grid_has_one_row_per_prompt(trained_run, tmp_path):
     assert grid.shape == (2 * 18 + 2, 3 * 18 + 2, 3)
 
 
+def test_panel_is_24_products_half_chinese_all_words_of_the_shipped_captions():
+    import data_loader
+    from conftest import SHIPPED
+
+    parser = generate.make_parser()
+    args = parser.parse_args(["--run", "R", "--out", "p.png", "--panel", "red dress"])
+    generate.check_flags(parser, args)
+    assert args.prompts == ["red dress", *generate.PANEL_PROMPTS]
+    assert len(generate.PANEL_PROMPTS) == 24
+    assert sum(not p.isascii() for p in generate.PANEL_PROMPTS) == 12
+    rows = data_loader.read_manifest(os.path.join(SHIPPED, "captions.csv"))
+    vocabulary = set(data_loader.examples_vocabulary(rows, 100000))
+    unknown = {p: words for p in generate.PANEL_PROMPTS
+               if (words := {t.decode() for t in data_loader.split_tokens([p])} - vocabulary)}
+    assert unknown == {}
+
+
 def test_out_dir_and_seed_repeatability(trained_run, tmp_path):
     first = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / "a"), "-n", "2",
                            "--seed", "7", "红色 dress"])

@@ -53,3 +53,18 @@ def test_keras_save_and_reload_give_equal_outputs(tmp_path):
     reloaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(generator(inputs())),
                                   keras.ops.convert_to_numpy(reloaded(inputs())))
+
+
+def test_skip_excitation_gates_the_32_pixel_block_and_round_trips(tmp_path):
+    generator = Generator(**dict(TINY, image_size=32, skip_excitation=True))
+    names = [layer.name for layer in generator.layers]
+    assert "excite_32" in names and "excite_16" not in names  # 8x8 gates 32x32 only
+    plain = Generator(**dict(TINY, image_size=32))
+    # squeeze: 4x4 conv from the 16 channels at 8x8 to the 4 at 32x32; excite: 1x1 conv 4 -> 4
+    assert generator.count_params() - plain.count_params() == (16 * 16 * 4 + 4) + (4 * 4 + 4)
+    path = str(tmp_path / "g.keras")
+    generator.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.get_config()["skip_excitation"] is True
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(generator(inputs())),
+                                  keras.ops.convert_to_numpy(reloaded(inputs())))

@@ -177,3 +177,24 @@ def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
     assert os.path.getmtime(saved) == first
     assert runs.load_model(run).vocabulary == load_encoder(saved).vocabulary
     assert runs.load_text_encoder(run).vocabulary == load_encoder(saved).vocabulary
+
+
+@pytest.mark.parametrize("precision, mixed, gpu, amx, policy", [
+    ("auto", False, False, False, "float32"),
+    ("auto", False, False, True, "mixed_bfloat16"),
+    ("auto", False, True, False, "mixed_float16"),
+    ("float32", False, False, True, "float32"),
+    ("bfloat16", False, False, False, "mixed_bfloat16"),
+    ("float32", True, False, False, "mixed_bfloat16"),  # the older --mixed-precision flag
+])
+def test_precision_policy(precision, mixed, gpu, amx, policy):
+    assert train.policy_for(precision, mixed, gpu=gpu, amx=amx) == policy
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu avx512f amx_bf16 amx_tile\n")
+    assert train.cpu_has_amx_bf16(str(cpuinfo))
+    cpuinfo.write_text("flags : fpu avx512f avx512_bf16\n")
+    assert not train.cpu_has_amx_bf16(str(cpuinfo))
+    assert not train.cpu_has_amx_bf16(str(tmp_path / "missing"))
