@@ -219,16 +219,25 @@ RUNS = (("peak", "peak", None), ("train_float32", "train", "float32"),
         ("serve", "serve", None))
 
 
-def machine():
-    """A line naming this machine's CPU and core count."""
-    model = platform.processor()
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine(cpuinfo="/proc/cpuinfo"):
+    """A line naming this machine's CPU, core count and the vector/matrix flags that decide
+    float32 and bfloat16 speed (AVX2, AVX-512, AVX512-BF16, AMX)."""
+    model, flags = platform.processor(), []
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name"))
-    except (OSError, StopIteration):
+        with open(cpuinfo, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines
+                      if line.startswith("model name")), model)
+        present = next((line.split(":", 1)[1].split() for line in lines
+                        if line.startswith("flags")), [])
+        flags = [flag for flag in SPEED_FLAGS if flag in present]
+    except OSError:
         pass
-    return f"{model}, {os.cpu_count()} logical CPUs"
+    return (f"{model}, {os.cpu_count()} logical CPUs, "
+            f"flags: {' '.join(flags) if flags else 'none of ' + ' '.join(SPEED_FLAGS)}")
 
 
 def main(argv=None):
@@ -268,7 +277,7 @@ def main(argv=None):
         results[key] = {**json.loads(output.strip().splitlines()[-1]),
                         "machine": results["machine"], "date": results["date"]}
         print(f"bench: {key}: {results[key]}", flush=True)
-    if "pipeline" in results and "train_float32" in results:
+    if "pipeline" in only and "train_float32" in only:  # both measured now, on this machine
         fastest = max(results[k]["images_per_second"] for k in results if k.startswith("train_"))
         results["pipeline"]["times_training_consumption"] = (
             min(results["pipeline"]["examples_per_second"],

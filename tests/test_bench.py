@@ -26,3 +26,10 @@ def test_machine_line_and_timing_helper():
 def test_convolution_peak_counts_its_flops():
     result = bench.conv_peak(repeats=1, batch=1, side=8, channels=4)
     assert result["gflops"] > 0
+
+
+def test_machine_line_names_the_speed_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name : Intel Xeon\nflags : fpu avx2 avx512f amx_bf16 amx_tile\n")
+    assert bench.machine(str(cpuinfo)).endswith("flags: avx2 avx512f amx_bf16 amx_tile")
+    assert bench.machine(str(cpuinfo)).startswith("Intel Xeon, ")
