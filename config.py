@@ -105,6 +105,9 @@ PRESETS = {
                   reconstruction_weight=0.0,  # needs image_size >= 32
                   sample_prompts=("连衣裙", "jeans"), samples_per_prompt=2),
     "quick": {},
+    # The model shipped in models/ (README "The shipped model"): the product groups at 64 px.
+    "shipped": dict(out_dir="runs/shipped", image_size=64, epochs=26,
+                    groups=("Food & Drink", "Objects", "Activities", "Travel & Places")),
     "full": dict(out_dir="runs/full", groups=(), image_size=64, batch_size=32, epochs=600,
                  generator_channels=32, discriminator_channels=32, affine_hidden_units=256,
                  g_learning_rate=1e-4, ema_decay=0.999, gp_every=1),

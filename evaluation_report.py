@@ -8,6 +8,15 @@ import colors
 from helpers import make_grid, save_png, write_json, write_text
 
 
+def same_size(cells):
+    """uint8 images of power-of-two sides (runs of 32 and 64 px in one report) enlarged with
+    nearest-neighbour to the largest side, stacked: [N, S, S, 3]."""
+    side = max(cell.shape[0] for cell in cells)
+    return np.stack([cell.repeat(side // cell.shape[0], axis=0).repeat(side // cell.shape[1],
+                                                                        axis=1)
+                     for cell in cells])
+
+
 def report_picture(prompts, real_prompts, pictures, count=8):
     """uint8 grid, enlarged 2x: one row per prompt (the first `count`): a real image, then
     the samples of each generated row of the report."""
@@ -23,7 +32,7 @@ def report_picture(prompts, real_prompts, pictures, count=8):
         cells.append(real[first_real[prompt]])
         for images in generated.values():
             cells.extend(images[prompt])
-    grid = make_grid(np.stack(cells), rows=len(shown))
+    grid = make_grid(same_size(cells), rows=len(shown))
     return grid.repeat(2, axis=0).repeat(2, axis=1), [prompts[p] for p in shown]
 
 
@@ -34,7 +43,7 @@ def color_picture(prompts, pictures, concepts=2, rows=2):
     shown = list(range(min(concepts, len(prompts) // count) * count))
     first = list(pictures.values())[:rows]
     cells = [image for p in shown for images in first for image in images[p]]
-    grid = make_grid(np.stack(cells), rows=len(shown))
+    grid = make_grid(same_size(cells), rows=len(shown))
     return grid.repeat(2, axis=0).repeat(2, axis=1), [prompts[p] for p in shown]
 
 
@@ -77,9 +86,9 @@ def write_report(report, prompts, real_prompts, pictures, out):
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
     stem = os.path.splitext(out)[0]
+    write_json(report, out)  # first: the numbers outlive a failing picture
     grid, shown = report_picture(prompts, real_prompts, pictures)
     save_png(grid, stem + ".png")
-    write_json(report, out)
     samples = report["samples_per_prompt"]
     labels = [label for label in pictures if label not in ("real", "color")]
     text = [f"# Evaluation ({report['split']} split)", "",

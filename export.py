@@ -1,11 +1,14 @@
 """Export a trained run as a TF Serving SavedModel (raw text in, gated PNG images out).
 
     python export.py --run RUN --export-dir EXPORT [--version N]
+    python export.py --run RUN --release models/adgan   # the slim folder the repository ships
 
 writes EXPORT/<N>/ (the SavedModel; N = the next free version unless given; an
 existing version is never overwritten) and EXPORT/<N>.keras (the Keras model)
 beside it. Both are written under temporary names and renamed, so a crash leaves
-no half version for TF Serving to load.
+no half version for TF Serving to load. Without --run it exports the shipped model
+(models/adgan). `--release DIR` writes instead the slim copy of a run that drawing
+needs (`runs.write_release`): how models/adgan is made.
 
 Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
   serving_default: text string[B], seed int64[B] (optional: random if left out),
@@ -202,9 +205,13 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
 
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="finished training run folder")
-    parser.add_argument("--export-dir", required=True,
+    parser.add_argument("--run", help="finished training run folder (default: the shipped "
+                                      "model, models/adgan)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--export-dir",
                         help="TF Serving model base path (versions go in numbered folders)")
+    target.add_argument("--release", help="write the run's slim copy for drawing here instead "
+                                          "(models/adgan is the shipped one)")
     parser.add_argument("--version", type=int, help="version number (default: next free)")
     parser.add_argument("--num-candidates", type=int, default=DEFAULT_MAX_TRIES,
                         help="the gate's budget when a request gives none")
@@ -224,7 +231,14 @@ def main(argv=None):
     if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
         parser.error(f"--min-score must be in [0, 1], got {args.min_score}")
     try:
-        path = export_run(args.run, args.export_dir, args.version, args.gamma, args.min_score,
+        run = runs.run_or_shipped(args.run)
+        if args.release:
+            path = runs.write_release(run, args.release)
+            size = sum(os.path.getsize(os.path.join(folder, name))
+                       for folder, _, names in os.walk(path) for name in names)
+            print(f"export: wrote {path} ({size / 2**20:.1f} MiB): what drawing needs of {run}")
+            return path
+        path = export_run(run, args.export_dir, args.version, args.gamma, args.min_score,
                           args.num_candidates, args.max_candidates)
     except (FileNotFoundError, FileExistsError, OSError, ValueError) as error:
         parser.exit(1, f"export: {error}\n")

@@ -3,6 +3,7 @@
     python generate.py --run RUN --out grid.png -n 8 "黑色羽绒服" "coffee and cake"
     python generate.py --run RUN --out-dir images/ -n 4 --seed 7 "running shoes"
     python generate.py --run RUN --out panel.png -n 8 --panel
+    python generate.py --out grid.png "连衣裙"      # without --run: the shipped model (models/adgan)
 
 `--out` writes one grid (one row a prompt); `--out-dir` writes one PNG per image
 (`NN_prompt-slug_K.png`). Image k of every prompt uses seed SEED+k, so the same
@@ -57,7 +58,8 @@ def slug(text, limit=40):
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prompts", nargs="*", help="text prompts (Chinese, English or mixed)")
-    parser.add_argument("--run", required=True, help="training run folder")
+    parser.add_argument("--run", help="training run folder (default: the shipped model, "
+                                      "models/adgan)")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", help="write one grid PNG here (one row a prompt)")
     target.add_argument("--out-dir", help="write one PNG per image into this folder")
@@ -112,6 +114,7 @@ def side_by_side(ungated, gated):
 def load(parser, args):
     """The run's model and the gate the flags ask for; exits with a one-line error."""
     try:
+        args.run = runs.run_or_shipped(args.run)
         return runs.load_model(args.run), runs.load_gate(args.run, args.gamma, args.min_score,
                                                         gated=not args.no_gate)
     except runs.RunError as error:

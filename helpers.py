@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -35,7 +36,7 @@ def atomic_path(path):
 
     The temporary name keeps `path`'s extension (savers that pick a format by it,
     such as Keras, NumPy and Pillow, still work), so a crash never leaves a
-    half-written `path`; a failed block removes the temporary file.
+    half-written `path`; a failed block removes the temporary file (or folder).
     """
     folder, name = os.path.split(os.path.abspath(path))
     stem, extension = os.path.splitext(name)
@@ -44,7 +45,9 @@ def atomic_path(path):
         yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+        elif os.path.exists(tmp):
             os.remove(tmp)
 
 

@@ -11,6 +11,11 @@
       final/calibration.json the discriminator gate's calibration
       text_encoder/          with `--text-encoder auto`: the run's own dual encoder
 
+The model the repository ships, models/adgan/ (`SHIPPED_RUN`), is such a folder cut down
+to what drawing needs (`write_release`): config.json, style_words.json
+and final/ with the model saved without its optimizer state. Every command that takes
+`--run` (or `--model`) draws from it when given neither (`run_or_shipped`).
+
 Every other module asks here for a run's settings (typed, as a `TrainConfig`), its
 model, its manifest rows (with the run's group and style filter), its calibration
 and gate, its vocabulary and its text encoder. A run without a calibration has one
@@ -21,6 +26,7 @@ calibrate it, unless the caller asks for no gate.
 import dataclasses
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -30,7 +36,7 @@ import data_loader
 import model  # noqa: F401  (registers TextToImageGAN and its layers)
 from config import FIELDS, LEGACY_SETTINGS, TrainConfig, coerce_settings
 from encoder import ENCODER_FILE, load_encoder
-from helpers import write_json
+from helpers import atomic_path, write_json
 from sampling import DEFAULT_GAMMA, Gate, calibrate
 
 LAYOUT = {
@@ -48,6 +54,9 @@ LAYOUT = {
     "style_words": "style_words.json",  # {style: [English, Chinese]} the run was taught
 }
 EXPORT_INFO_FILE = os.path.join("assets.extra", "adgan.json")  # in an export version folder
+SHIPPED_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "adgan")
+# What a released model keeps of its run besides the model itself (config.json is rewritten)
+RELEASE_FILES = ("style_words", "final_vocabulary", "calibration")
 MAX_CALIBRATION_PAIRS = 512
 
 
@@ -89,6 +98,10 @@ def load_config(run_dir):
     if not isinstance(saved, dict):
         raise RunError(f"{file}: expected a JSON object of settings")
     settings = {**LEGACY_SETTINGS, **saved}
+    if isinstance(settings.get("manifest"), str) and not os.path.isabs(settings["manifest"]):
+        beside = os.path.join(run_dir, settings["manifest"])  # a release names it from its folder
+        if os.path.exists(beside):
+            settings["manifest"] = os.path.normpath(beside)
     missing = sorted(set(FIELDS) - set(settings))
     if missing:
         raise RunError(f"{file}: lacks the setting(s) {', '.join(missing)}")
@@ -143,6 +156,43 @@ def concept_names(config, columns=2):
 
 
 # ----------------------------------------------------------------------------- model
+
+def run_or_shipped(run_dir=None):
+    """`run_dir`, or the shipped model's folder when none is given (a `RunError` saying
+    how to get a model when the checkout has none)."""
+    if run_dir:
+        return run_dir
+    if os.path.exists(path(SHIPPED_RUN, "model")):
+        return SHIPPED_RUN
+    raise RunError(f"no model given and no shipped model in {SHIPPED_RUN}: train one "
+                   "(`python train.py` writes runs/quick) and pass --run runs/quick")
+
+
+def write_release(run_dir, out_dir):
+    """Write the slim copy of a finished, calibrated run that drawing needs to `out_dir`
+    (models/adgan for the shipped model); returns `out_dir`.
+
+    The model is loaded and saved again, which drops the optimizer state (about half of
+    a training run's model.keras); the manifest is named relative to `out_dir`, so the
+    folder works from any checkout. An existing `out_dir` is refused; the folder is
+    written under a temporary name and renamed.
+    """
+    load_calibration(run_dir)  # an uncalibrated run is refused with how to calibrate it
+    if os.path.exists(out_dir):
+        raise RunError(f"{out_dir} exists: remove it first (a release is never overwritten)")
+    settings = dataclasses.asdict(load_config(run_dir))
+    settings["manifest"] = os.path.relpath(settings["manifest"], os.path.abspath(out_dir))
+    gan = load_model(run_dir)
+    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+    with atomic_path(out_dir) as tmp:
+        os.makedirs(path(tmp, "final"))
+        for name in RELEASE_FILES:
+            if os.path.exists(path(run_dir, name)):
+                shutil.copy(path(run_dir, name), path(tmp, name))
+        write_json(settings, path(tmp, "config"))
+        gan.save(path(tmp, "model"))
+    return out_dir
+
 
 def load_model(run_dir):
     """The run's final `TextToImageGAN` (or `BaselineGAN`)."""

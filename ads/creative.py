@@ -3,6 +3,7 @@
     python -m ads.creative --model exports/adgan/1 --prompt "红色连衣裙" --headline "新款连衣裙"
                            --price "¥199" --size 1080x1080 --template hero --out-dir creatives/
     python -m ads.creative --from-sidecar creatives/creative.json --out-dir again/   # the same PNG
+    python -m ads.creative --prompt "红色连衣裙" --price "¥199"   # the shipped model (models/adgan)
 
 Standard sizes (1080x1080, 1200x628, 300x250, 728x90) and three layout templates
 ("hero": product above the copy, "split": product beside the copy, "banner": one
@@ -285,7 +286,8 @@ def compose_with_sidecar(drawn, prompt, copy, seed, template, size, num_candidat
 
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="an exported SavedModel version folder (export.py)")
+    parser.add_argument("--model", help="an exported SavedModel version folder (export.py; "
+                                        "default: the shipped model, models/adgan)")
     parser.add_argument("--run", help="or a training run folder")
     parser.add_argument("--prompt", help="what to draw, e.g. 红色连衣裙")
     parser.add_argument("--headline", help="headline copy (default: the prompt)")

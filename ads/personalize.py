@@ -260,7 +260,8 @@ def make_user_creatives(source, run_dir, events_path, user, out_dir, prompts=3, 
 
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="training run folder")
+    parser.add_argument("--run", help="training run folder (default: the shipped model, "
+                                      "models/adgan)")
     parser.add_argument("--user-events", required=True, help="a JSONL event log")
     parser.add_argument("--user", required=True, help="the user whose creatives to make")
     parser.add_argument("--out-dir", required=True, help="where the creatives go")
@@ -285,6 +286,7 @@ def main(argv=None):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     try:
+        args.run = runs.run_or_shipped(args.run)
         summary = make_user_creatives(
             sources.RunSource(args.run, gated=not args.no_gate), args.run, args.user_events,
             args.user, args.out_dir, prompts=args.user_prompts, candidates=args.num_images,

@@ -104,9 +104,12 @@ class RunSource:
 
 
 def load_source(model=None, run=None, gated=True):
-    """A `SavedModelSource` for `model`, else a `RunSource` for `run`."""
+    """A `SavedModelSource` for `model`, else a `RunSource` for `run`, else for the shipped
+    model (models/adgan)."""
     if model:
         return SavedModelSource(model)
-    if run:
-        return RunSource(run, gated)
-    raise SourceError("give --model EXPORT/VERSION (an exported SavedModel) or --run RUN")
+    try:
+        run = runs.run_or_shipped(run)
+    except runs.RunError as error:
+        raise SourceError(str(error)) from None
+    return RunSource(run, gated)

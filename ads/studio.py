@@ -2,9 +2,10 @@
 
     python -m ads.studio --model exports/adgan/1 [--user-events events.jsonl] [--port 8080]
 
-then open http://127.0.0.1:8080/. It serves the exported SavedModel (export.py)
-on 127.0.0.1 by default, and saves every composed creative with its sidecar in
---out-dir. JSON API (errors are {"error": message} with status 400):
+then open http://127.0.0.1:8080/. It serves the exported SavedModel (export.py), a
+run (--run) or, given neither, the shipped model (models/adgan), on 127.0.0.1 by
+default, and saves every composed creative with its sidecar in --out-dir.
+JSON API (errors are {"error": message} with status 400):
   GET  /api/info                                    templates, sizes, users
   POST /api/generate {text, count, seed}            gated candidates (PNG base64, score)
   POST /api/user {user}                             a shopper's ranked prompts with reasons
@@ -253,10 +254,13 @@ def serve(studio, host="127.0.0.1", port=8080):
 
 def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, num_candidates=8,
                 gated=True):
-    """A `Studio` over an exported SavedModel (or a run); the run folder for user prompts
-    is --run, else the one the export records (`runs.read_export_info`)."""
+    """A `Studio` over an exported SavedModel, a run, or (given neither) the shipped model;
+    the run folder for user prompts is --run, else the one the export records
+    (`runs.read_export_info`)."""
     source = sources.load_source(model=model, run=run, gated=gated)
-    if not run and model:
+    if not model:
+        run = source.run_dir  # the given run, or the shipped model
+    elif not run:
         recorded = (runs.read_export_info(model) or {}).get("run")
         run = recorded if recorded and os.path.isdir(recorded) else None
     return Studio(source, out_dir, events, run, num_candidates)
@@ -265,7 +269,8 @@ def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, n
 def main(argv=None):
     """CLI: serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="exported SavedModel version folder (export.py)")
+    parser.add_argument("--model", help="exported SavedModel version folder (export.py; "
+                                        "default: the shipped model, models/adgan)")
     parser.add_argument("--run", help="training run folder (instead of, or beside, --model)")
     parser.add_argument("--user-events", help="JSONL event log: pick shoppers in the page")
     parser.add_argument("--out-dir", default="studio_creatives", help="composed creatives")

@@ -5,16 +5,19 @@ each imports only what it measures, inside its function, for the same reason:
 - peak: float32 and bfloat16 throughput of this CPU: a 2048^2 matmul and a 3x3
   convolution (64 channels, 64x64, batch 32), the roofs the train step is held to;
 - train: the `full` preset's 64x64 train step (G + D + text encoder, MA-GP every
-  step, D's decoders, mode seeking, batch 32) on synthetic data, in float32 and in
-  mixed bfloat16 (`--precision`): images/s, and its FLOPs (counted by TF's profiler
-  from the step's graph) per second as a fraction of the float32 matmul peak and of
-  the same dtype's convolution peak; plus the step without FastGAN's and MSGAN's
+  step, D's decoders, batch 32) on synthetic data, in float32 and in mixed bfloat16
+  (`--precision`): images/s, and its FLOPs (counted by TF's profiler from the step's
+  graph) per second as a fraction of the float32 matmul peak and of the same dtype's
+  convolution peak; plus the step without FastGAN's and MSGAN's
   additions (`dfgan_only`), to show what they cost;
+- breakdown: where that step's time goes, float32 and bfloat16: the D and G steps,
+  the forward passes of the text encoder, G and D, the real pass with its MA-GP, and
+  the EMA update, each compiled and timed alone, with its FLOPs;
 - pipeline: the tf.data loader alone on the shipped manifest at 64x64, batch 32;
 - serve: the exported SavedModel (64x64, untrained weights: speed does not depend
-  on them) for one prompt and for a batch of 64: gate off (the `draw` signature),
-  one judged candidate (`serving_default`, num_candidates 1) and the gate on
-  (8 candidates, all drawn: the gate's worst case).
+  on them), computing in float32 and in bfloat16, for one prompt and for a batch of
+  64: gate off (the `draw` signature), one judged candidate (`serving_default`,
+  num_candidates 1) and the gate on (8 candidates, all drawn: the gate's worst case).
 """
 
 import argparse
@@ -92,8 +95,8 @@ def graph_flops(concrete_function):
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
 
 
-def train_step_speed(config, steps):
-    """(seconds per step, GFLOPs per step) of a config's train step on synthetic data."""
+def synthetic_gan(config):
+    """(a GAN built from `config` under its precision, one synthetic batch of it)."""
     # deferred: a part imports only what it measures (its memory is its own)
     import numpy as np
     import tensorflow as tf
@@ -108,10 +111,63 @@ def train_step_speed(config, steps):
              "images": tf.random.uniform((config.batch_size, config.image_size,
                                           config.image_size, 3), -1.0, 1.0),
              "concept_id": tf.range(config.batch_size, dtype=tf.int32) // 2}
+    return gan, batch
+
+
+def train_step_speed(config, steps):
+    """(seconds per step, GFLOPs per step) of a config's train step on synthetic data."""
+    # deferred: a part imports only what it measures (its memory is its own)
+    import numpy as np
+    import tensorflow as tf
+
+    gan, batch = synthetic_gan(config)
     step = tf.function(gan.train_step)
     flops = graph_flops(step.get_concrete_function(batch))
     times = timed(lambda: [v.numpy() for v in step(batch).values()], steps)
     return float(np.median(times)), flops / 1e9
+
+
+def breakdown_part(precision="float32", steps=5, preset="full"):
+    """Where a preset's (`full`) train step spends its time: each piece compiled alone and
+    timed (median of `steps` calls), with its GFLOPs and GFLOP/s. The D and G steps sum
+    to the train step; the forward passes and the MA-GP pass show how much of each
+    step is back-propagation and the penalty's double back-propagation."""
+    # deferred: a part imports only what it measures (its memory is its own)
+    import numpy as np
+    import tensorflow as tf
+
+    from config import resolve_config
+    from model import update_moving_average
+
+    config = resolve_config(["--preset", preset, "--precision", precision])
+    gan, batch = synthetic_gan(config)
+    token_ids, images, concepts = batch["token_ids"], batch["images"], batch["concept_id"]
+    noise = tf.random.normal((config.batch_size, config.noise_dim))
+    sentence = gan.text_encoder(token_ids)[1]
+    pieces = {
+        "train_step": lambda: gan.train_step(batch)["d_loss"],
+        "d_step": lambda: gan._discriminator_step(token_ids, images, noise, concepts)[0],
+        "g_step": lambda: gan._generator_step(sentence, noise, concepts)["g_loss"],
+        "text_encoder_forward": lambda: gan.text_encoder(token_ids, training=True)[1],
+        "generator_forward": lambda: gan.generator([noise, sentence], training=True),
+        "discriminator_forward": lambda: gan.discriminator.image_features(
+            images, training=True)[0],
+        "real_pair_with_gradient_penalty": lambda: gan._real_pair_with_penalty(
+            images, sentence)[3],
+        "ema_update": lambda: (update_moving_average(
+            gan.ema_generator.weights, gan.generator.weights, 0.999), tf.zeros(()))[1],
+    }
+    results = {}
+    for name, piece in pieces.items():
+        function = tf.function(piece)
+        flops = graph_flops(function.get_concrete_function()) / 1e9
+        seconds = float(np.median(timed(lambda: function().numpy(), steps)))
+        results[name] = {"seconds": seconds, "gflops": flops, "gflops_per_second": flops / seconds}
+    for name in results:
+        results[name]["fraction_of_train_step"] = (results[name]["seconds"]
+                                                   / results["train_step"]["seconds"])
+    return {"precision": precision, "batch_size": config.batch_size,
+            "image_size": config.image_size, "pieces": results}
 
 
 def train_part(precision="float32", steps=5):
@@ -169,8 +225,9 @@ def pipeline_part(batches=200):
     return results
 
 
-def serve_part(repeats=200):
-    """Latency percentiles and batch throughput of the exported SavedModel."""
+def serve_part(repeats=200, precision="float32", preset="full"):
+    """Latency percentiles and batch throughput of the exported SavedModel of a preset's
+    (`full`) model computing in `precision`."""
     # deferred: a part imports only what it measures (its memory is its own)
     import numpy as np
     import tensorflow as tf
@@ -180,7 +237,8 @@ def serve_part(repeats=200):
     from config import resolve_config
     from sampling import Gate
 
-    config = resolve_config(["--preset", "full"])
+    config = resolve_config(["--preset", preset, "--precision", precision])
+    train.set_precision(config.precision)
     gan = train.build_gan(config, ["red", "dress", "手", "机"])
     neutral = Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=1.0)
     module = export.build_serving_module(gan, neutral, default_candidates=1, max_candidates=64)
@@ -189,7 +247,7 @@ def serve_part(repeats=200):
                                                     "draw": module.draw})
     del gan, module
     loaded = tf.saved_model.load(folder)
-    results = {"image_size": 64}
+    results = {"precision": precision, "image_size": config.image_size}
     for label, signature, candidates in (("gate_off", "draw", None),
                                          ("one_judged_candidate", "serving_default", 1),
                                          ("gate_on_8_candidates", "serving_default", 8)):
@@ -211,12 +269,13 @@ def serve_part(repeats=200):
     return results
 
 
-PARTS = {"peak": peak_part, "train": train_part, "pipeline": pipeline_part,
-         "serve": serve_part}
+PARTS = {"peak": peak_part, "train": train_part, "breakdown": breakdown_part,
+         "pipeline": pipeline_part, "serve": serve_part}
 # the runs of `main`: (results key, part, --precision)
 RUNS = (("peak", "peak", None), ("train_float32", "train", "float32"),
-        ("train_bfloat16", "train", "bfloat16"), ("pipeline", "pipeline", None),
-        ("serve", "serve", None))
+        ("train_bfloat16", "train", "bfloat16"), ("breakdown_float32", "breakdown", "float32"),
+        ("breakdown_bfloat16", "breakdown", "bfloat16"), ("pipeline", "pipeline", None),
+        ("serve", "serve", "float32"), ("serve_bfloat16", "serve", "bfloat16"))
 
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

@@ -33,3 +33,22 @@ def test_machine_line_names_the_speed_flags(tmp_path):
     cpuinfo.write_text("model name : Intel Xeon\nflags : fpu avx2 avx512f amx_bf16 amx_tile\n")
     assert bench.machine(str(cpuinfo)).endswith("flags: avx2 avx512f amx_bf16 amx_tile")
     assert bench.machine(str(cpuinfo)).startswith("Intel Xeon, ")
+
+
+def test_breakdown_times_every_piece_of_the_train_step():
+    result = bench.breakdown_part(steps=1, preset="smoke")
+    pieces = result["pieces"]
+    assert {"train_step", "d_step", "g_step", "text_encoder_forward", "generator_forward",
+            "discriminator_forward", "real_pair_with_gradient_penalty",
+            "ema_update"} == set(pieces)
+    assert pieces["train_step"]["fraction_of_train_step"] == 1.0
+    assert all(piece["seconds"] > 0 for piece in pieces.values())
+    # back-propagation costs FLOPs beyond the forward passes it contains
+    assert pieces["d_step"]["gflops"] > pieces["discriminator_forward"]["gflops"] > 0
+
+
+def test_serving_is_measured_in_bfloat16_too():
+    result = bench.serve_part(repeats=1, precision="bfloat16", preset="smoke")
+    assert result["precision"] == "bfloat16" and result["image_size"] == 16
+    for label in ("gate_off", "one_judged_candidate", "gate_on_8_candidates"):
+        assert result[label]["p50_ms"] > 0 and result[label]["batch64_images_per_second"] > 0

@@ -60,3 +60,12 @@ def test_settings_coerce_from_json_types():
     assert isinstance(settings["g_learning_rate"], float)
     with pytest.raises(ValueError, match="epochs: expected an integer, got True"):
         config.coerce_settings({"epochs": True})
+
+
+def test_every_preset_is_valid_and_the_shipped_one_covers_the_panels_groups():
+    for name in config.PRESETS:
+        assert config.config_errors(config.resolve_config(["--preset", name])) == []
+    shipped = config.resolve_config(["--preset", "shipped"])
+    assert shipped.image_size == 64 and shipped.out_dir == "runs/shipped"
+    # the panel's watch, teddy bear and bicycle lie in Travel & Places and Activities
+    assert {"Food & Drink", "Objects", "Activities", "Travel & Places"} == set(shipped.groups)

@@ -103,3 +103,13 @@ def test_true_fid_needs_a_local_inception_file(trained_run, tiny_encoder, tmp_pa
               "fid_in_domain": 2.0, "kid_in_domain": 0.001, "kid_in_domain_std": 0.0002,
               "fid_inception": 40.0}}})
     assert "FID (Inception)" in table and "| 40.00 |" in table
+
+
+def test_report_picture_puts_runs_of_two_sizes_side_by_side():
+    # a 16 px real image and run beside a 32 px run: every cell enlarged to 32 px
+    pictures = {"real": np.zeros((1, 16, 16, 3), np.uint8),
+                "small (ungated)": np.full((1, 2, 16, 16, 3), 100, np.uint8),
+                "large (ungated)": np.full((1, 2, 32, 32, 3), 200, np.uint8)}
+    grid, shown = evaluation_report.report_picture(["dress"], [[0]], pictures)
+    assert shown == ["dress"]
+    assert grid.shape == (2 * (32 + 4), 2 * (5 * (32 + 2) + 2), 3)  # enlarged 2x

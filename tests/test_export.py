@@ -249,3 +249,18 @@ def test_a_failed_export_leaves_no_version(trained_run, tmp_path, monkeypatch, c
         export.main(["--run", trained_run, "--export-dir", str(tmp_path / "e")])
     assert "disk full" in capsys.readouterr().err
     assert os.listdir(tmp_path / "e") == []
+
+
+def test_release_writes_the_slim_folder_and_exports_default_to_it(trained_run, tmp_path,
+                                                                   monkeypatch, capsys):
+    release = str(tmp_path / "models" / "adgan")
+    assert export.main(["--run", trained_run, "--release", release]) == release
+    assert f"export: wrote {release} (" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(["--run", trained_run, "--release", release])
+    assert exit_info.value.code == 1 and "exists: remove it first" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one of the two targets, not both
+        export.main(["--release", release, "--export-dir", str(tmp_path / "e")])
+    monkeypatch.setattr(runs, "SHIPPED_RUN", release)
+    version = export.main(["--export-dir", str(tmp_path / "e")])  # no --run: the shipped model
+    assert runs.read_export_info(version)["run"] == release

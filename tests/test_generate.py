@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import generate
+import runs
 
 
 def test_grid_has_one_row_per_prompt(trained_run, tmp_path):
@@ -118,3 +119,12 @@ def test_user_events_moved_to_the_ad_layer(trained_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         generate.main(["--run", trained_run, "--out-dir", str(tmp_path), "--user-events", "e"])
     assert exit_info.value.code == 2 and "python -m ads.personalize" in capsys.readouterr().err
+
+
+def test_without_run_it_draws_from_the_shipped_model(trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runs, "SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--out", str(tmp_path / "g.png"), "dress"])
+    assert exit_info.value.code == 1 and "no shipped model" in capsys.readouterr().err
+    monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)
+    assert generate.main(["--out", str(tmp_path / "g.png"), "-n", "1", "dress"])

@@ -1,6 +1,8 @@
 import dataclasses
 import json
+import os
 
+import numpy as np
 import pytest
 
 import runs
@@ -69,3 +71,41 @@ def test_model_vocabulary_and_missing_files(trained_run, tmp_path):
     with pytest.raises(runs.RunError, match="final/model.keras not found"):
         runs.load_model(str(tmp_path))
     assert runs.read_export_info(str(tmp_path)) is None
+
+
+def test_a_release_keeps_what_drawing_needs_and_draws_the_same(trained_run, tmp_path):
+    release = runs.write_release(trained_run, str(tmp_path / "models" / "adgan"))
+    assert sorted(os.listdir(os.path.join(release, "final"))) == [
+        "calibration.json", "model.keras", "vocabulary.txt"]
+    assert not os.path.exists(runs.path(release, "checkpoints"))
+    # the optimizer state is left behind: about half of a training run's model file
+    assert (os.path.getsize(runs.path(release, "model"))
+            < 0.75 * os.path.getsize(runs.path(trained_run, "model")))
+    # the manifest is named from the release's folder, so a moved checkout still finds it
+    with open(runs.path(release, "config"), encoding="utf-8") as f:
+        assert not os.path.isabs(json.load(f)["manifest"])
+    assert runs.load_config(release) == runs.load_config(trained_run)
+    assert runs.load_gate(release) == runs.load_gate(trained_run)
+    texts = ["dress", "jeans"]
+    assert np.array_equal(runs.load_model(release).generate(texts, seed=3),
+                          runs.load_model(trained_run).generate(texts, seed=3))
+    with pytest.raises(runs.RunError, match="exists: remove it first"):
+        runs.write_release(trained_run, release)
+
+
+def test_an_uncalibrated_run_is_not_released(trained_run, tmp_path):
+    os.makedirs(tmp_path / "run" / "final")
+    for name in ("config.json", os.path.join("final", "model.keras")):
+        os.link(os.path.join(trained_run, name), tmp_path / "run" / name)
+    with pytest.raises(runs.RunError, match="python gate.py --run"):
+        runs.write_release(str(tmp_path / "run"), str(tmp_path / "release"))
+    assert not os.path.exists(tmp_path / "release")
+
+
+def test_run_or_shipped(trained_run, tmp_path, monkeypatch):
+    assert runs.run_or_shipped("runs/mine") == "runs/mine"
+    monkeypatch.setattr(runs, "SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
+    with pytest.raises(runs.RunError, match="no shipped model in .*pass --run runs/quick"):
+        runs.run_or_shipped()
+    monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)
+    assert runs.run_or_shipped(None) == trained_run

@@ -4,16 +4,20 @@ import numpy as np
 import pytest
 
 import export
+import runs
 from ads import sources
 
 
-def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path):
+def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, monkeypatch):
     with pytest.raises(sources.SourceError, match="not an exported SavedModel"):
         sources.load_source(model=str(tmp_path))
     with pytest.raises(sources.SourceError, match="not found"):
         sources.load_source(run=str(tmp_path))
-    with pytest.raises(sources.SourceError, match="give --model"):
+    monkeypatch.setattr(runs, "SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
+    with pytest.raises(sources.SourceError, match="no shipped model in .*python train.py"):
         sources.load_source()
+    monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)  # given nothing: the shipped model
+    assert sources.load_source().run_dir == os.path.abspath(trained_run)
     run = tmp_path / "run"
     os.makedirs(run / "final")
     for name in ("config.json", os.path.join("final", "model.keras")):
