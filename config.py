@@ -105,7 +105,8 @@ PRESETS = {
                   reconstruction_weight=0.0,  # needs image_size >= 32
                   sample_prompts=("连衣裙", "jeans"), samples_per_prompt=2),
     "quick": {},
-    # The model shipped in models/ (README "The shipped model"): the product groups at 64 px.
+    # The candidate for the shipped model, models/adgan: the four product groups at 64 px
+    # (README "Results: the 64x64 candidate for the shipped model").
     "shipped": dict(out_dir="runs/shipped", image_size=64, epochs=26,
                     groups=("Food & Drink", "Objects", "Activities", "Travel & Places")),
     "full": dict(out_dir="runs/full", groups=(), image_size=64, batch_size=32, epochs=600,

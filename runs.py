@@ -12,9 +12,9 @@
       text_encoder/          with `--text-encoder auto`: the run's own dual encoder
 
 The model the repository ships, models/adgan/ (`SHIPPED_RUN`), is such a folder cut down
-to what drawing needs (`write_release`): config.json, style_words.json
-and final/ with the model saved without its optimizer state. Every command that takes
-`--run` (or `--model`) draws from it when given neither (`run_or_shipped`).
+to what drawing needs (`write_release`): config.json, style_words.json and final/ with
+the model saved without its optimizer state. Every command that takes `--run` (or
+`--model`) draws from it when given neither (`run_or_shipped`).
 
 Every other module asks here for a run's settings (typed, as a `TrainConfig`), its
 model, its manifest rows (with the run's group and style filter), its calibration

@@ -53,6 +53,16 @@ def write_manifest(folder, rows, columns=None, style_words=False):
     return path
 
 
+def uncalibrated_copy(run_dir, folder):
+    """A copy of a trained run's settings and final model in `folder`, without the gate's
+    calibration; returns `folder`."""
+    os.makedirs(os.path.join(folder, "final"))
+    shutil.copy(os.path.join(run_dir, "config.json"), folder)
+    os.link(os.path.join(run_dir, "final", "model.keras"),
+            os.path.join(folder, "final", "model.keras"))
+    return folder
+
+
 @pytest.fixture
 def tiny_manifest(tmp_path):
     """A clean 12-row manifest of real shipped images."""

@@ -7,6 +7,7 @@ import evaluate
 import evaluation_report
 import runs
 import sampling
+from conftest import uncalibrated_copy
 from encoder import load_encoder
 from helpers import to_float
 from metrics import r_precision
@@ -65,10 +66,7 @@ def test_colour_section_scores_recoloured_real_images_perfectly(report):
 
 
 def test_uncalibrated_runs_need_no_gate(trained_run, tiny_encoder, tmp_path, capsys):
-    run = tmp_path / "run"
-    os.makedirs(run / "final")
-    for name in ("config.json", os.path.join("final", "model.keras")):
-        os.link(os.path.join(trained_run, name), run / name)
+    run = uncalibrated_copy(trained_run, tmp_path / "run")
     args = ["--run", str(run), "--encoder", tiny_encoder, "--split", "train", "--out",
             str(tmp_path / "r.json"), "--samples-per-prompt", "2", "--repeats", "1"]
     with pytest.raises(SystemExit) as exit_info:

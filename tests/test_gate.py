@@ -1,5 +1,4 @@
 import json
-import os
 
 import pytest
 
@@ -7,6 +6,7 @@ import gate
 import generate
 import runs
 import sampling
+from conftest import uncalibrated_copy
 
 
 def test_run_calibration_is_saved_and_reproducible(trained_run):
@@ -19,11 +19,7 @@ def test_run_calibration_is_saved_and_reproducible(trained_run):
 
 
 def test_generate_without_calibration_asks_for_it(trained_run, tmp_path, capsys):
-    run = tmp_path / "run"
-    os.makedirs(run / "final")
-    for name in ("config.json",):
-        (run / name).write_bytes(open(os.path.join(trained_run, name), "rb").read())
-    os.link(os.path.join(trained_run, "final", "model.keras"), run / "final" / "model.keras")
+    run = uncalibrated_copy(trained_run, tmp_path / "run")
     with pytest.raises(SystemExit) as exit_info:
         generate.main(["--run", str(run), "--out", str(tmp_path / "g.png"), "dress"])
     assert exit_info.value.code == 1 and "python gate.py --run" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import pytest
 import runs
 import sampling
 from config import LEGACY_SETTINGS, TrainConfig, resolve_config
+from conftest import uncalibrated_copy
 
 
 def test_config_reads_back_typed(trained_run):
@@ -94,11 +95,9 @@ def test_a_release_keeps_what_drawing_needs_and_draws_the_same(trained_run, tmp_
 
 
 def test_an_uncalibrated_run_is_not_released(trained_run, tmp_path):
-    os.makedirs(tmp_path / "run" / "final")
-    for name in ("config.json", os.path.join("final", "model.keras")):
-        os.link(os.path.join(trained_run, name), tmp_path / "run" / name)
+    run = uncalibrated_copy(trained_run, tmp_path / "run")
     with pytest.raises(runs.RunError, match="python gate.py --run"):
-        runs.write_release(str(tmp_path / "run"), str(tmp_path / "release"))
+        runs.write_release(str(run), str(tmp_path / "release"))
     assert not os.path.exists(tmp_path / "release")
 
 

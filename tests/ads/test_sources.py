@@ -6,6 +6,7 @@ import pytest
 import export
 import runs
 from ads import sources
+from conftest import uncalibrated_copy
 
 
 def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, monkeypatch):
@@ -18,10 +19,7 @@ def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, 
         sources.load_source()
     monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)  # given nothing: the shipped model
     assert sources.load_source().run_dir == os.path.abspath(trained_run)
-    run = tmp_path / "run"
-    os.makedirs(run / "final")
-    for name in ("config.json", os.path.join("final", "model.keras")):
-        os.link(os.path.join(trained_run, name), run / name)
+    run = uncalibrated_copy(trained_run, tmp_path / "run")
     with pytest.raises(sources.SourceError, match="python gate.py --run"):
         sources.load_source(run=str(run))
     ungated = sources.load_source(run=str(run), gated=False)
