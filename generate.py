@@ -31,13 +31,15 @@ from sampling import DEFAULT_MAX_TRIES, generate_images
 from styles import StyleError, style_prompt
 
 EXIT_BAD_PROMPT = 2
-# The fixed panel that the model issue judges by eye: 24 products, every other one in Chinese
-# (running shoe and lipstick are held-out concepts of the shipped set; watch, teddy bear and
-# bicycle lie outside the `quick` groups).
-PANEL_PROMPTS = ("dress", "牛仔裤", "T-shirt", "外套", "high-heeled shoe", "跑鞋", "handbag",
-                 "书包", "watch", "眼镜", "lipstick", "手机", "laptop", "耳机", "camera", "热饮",
-                 "shortcake", "披萨", "hamburger", "红苹果", "bread", "葡萄酒", "teddy bear",
-                 "自行车")
+# The fixed panel that the model issue judges by eye: 24 products, half of them in Chinese.
+# Running shoe and lipstick are held-out concepts of the shipped set, so the shipped model
+# (trained on the `train` split, to keep its held-out figures honest) has never seen the
+# English word "lipstick": it is asked as 口红, whose characters it knows. Watch, teddy bear
+# and bicycle lie outside the `quick` groups.
+PANEL_PROMPTS = ("dress", "牛仔裤", "T-shirt", "外套", "high-heeled shoe", "running shoe",
+                 "handbag", "书包", "watch", "眼镜", "口红", "手机", "laptop", "耳机", "camera",
+                 "热饮", "shortcake", "披萨", "hamburger", "红苹果", "bread", "葡萄酒",
+                 "teddy bear", "自行车")
 
 
 def gate_report(prompt, result, gated):

@@ -8,6 +8,7 @@ calibration of its discriminator gate. Running the same command again resumes
 from the last checkpoint.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -120,24 +121,78 @@ def run_encoder_config(config, out):
         verbose=config.verbose)
 
 
-def load_pretrained_text_encoder(config, run_dir):
-    """The dual encoder of `--text-encoder` (None without one); exits on a size mismatch.
+@dataclasses.dataclass(frozen=True)
+class RunTextEncoder:
+    """The text encoder of a trained GAN (a run or release folder), with the attributes of a
+    dual encoder that `load_pretrained_text_encoder` and `use_pretrained` read."""
 
-    "auto" is RUN/text_encoder, trained here on all of the manifest's training rows
-    (whatever the run's groups) if missing.
+    text_encoder: keras.Model
+    vocabulary: list
+    sequence_length: int
+    embedding_dim: int
+    text_hidden_units: int
+
+
+def load_run_text_encoder(run_dir):
+    """The final model's text encoder and vocabulary of a run (or release) folder."""
+    saved = runs.load_config(run_dir)
+    return RunTextEncoder(runs.load_model(run_dir).text_encoder, runs.load_vocabulary(run_dir),
+                          saved.sequence_length, saved.embedding_dim, saved.text_hidden_units)
+
+
+def shipped_text_encoder_fits(config):
+    """True when the shipped model's text encoder is the one `auto` would train for `config`:
+    trained by `auto` with the same encoder settings (manifest, split, sizes, epochs, colour
+    augmentation, seed) and kept frozen, so a run can start from it instead (~25 minutes)."""
+    if not os.path.exists(runs.path(runs.SHIPPED_RUN, "model")):
+        return False
+    try:
+        shipped = runs.load_config(runs.SHIPPED_RUN)
+    except runs.RunError:
+        return False
+
+    def settings(run_config):  # what decides the encoder `auto` trains
+        return dataclasses.replace(run_encoder_config(run_config, ""), verbose=0,
+                                   data=os.path.realpath(run_config.manifest))
+
+    return (shipped.text_encoder == "auto" and shipped.freeze_text_encoder
+            and settings(shipped) == settings(config))
+
+
+def auto_text_encoder(config, run_dir):
+    """The folder `--text-encoder auto` means: RUN/text_encoder; when missing, the shipped
+    model if its text encoder fits (`shipped_text_encoder_fits`), else RUN/text_encoder
+    trained now on all of the manifest's training rows (whatever the run's groups)."""
+    path = runs.path(run_dir, "text_encoder")
+    if os.path.exists(os.path.join(path, ENCODER_FILE)):
+        return path
+    if shipped_text_encoder_fits(config):
+        print(f"train: starting from the shipped model's text encoder ({runs.SHIPPED_RUN}), "
+              "the one `auto` would train here")
+        return runs.SHIPPED_RUN
+    print(f"train: training the run's text encoder first ({config.text_encoder_epochs} "
+          f"epochs on all training rows; --text-encoder '' skips it) into {path}")
+    train_encoder(run_encoder_config(config, path))
+    return path
+
+
+def load_pretrained_text_encoder(config, run_dir):
+    """The text encoder of `--text-encoder` (None without one); exits on a size mismatch.
+
+    It is a dual encoder's folder (encoder.py), a trained run or release folder (its final
+    model's text encoder), or "auto" (`auto_text_encoder`).
     """
     if not config.text_encoder:
         return None
     path = config.text_encoder
     if path == "auto":
-        path = runs.path(run_dir, "text_encoder")
-        if not os.path.exists(os.path.join(path, ENCODER_FILE)):
-            print(f"train: training the run's text encoder first ({config.text_encoder_epochs} "
-                  f"epochs on all training rows; --text-encoder '' skips it) into {path}")
-            train_encoder(run_encoder_config(config, path))
+        path = auto_text_encoder(config, run_dir)
     try:
-        pretrained = load_encoder(path)
-    except (FileNotFoundError, OSError, ValueError) as error:
+        if os.path.exists(runs.path(path, "model")):
+            pretrained = load_run_text_encoder(path)
+        else:
+            pretrained = load_encoder(path)
+    except (FileNotFoundError, OSError, ValueError, runs.RunError) as error:
         sys.exit(f"train: --text-encoder: {error}")
     mismatched = [f"{name} {getattr(pretrained, name)} (run: {getattr(config, name)})"
                   for name in ("sequence_length", "embedding_dim", "text_hidden_units")
@@ -149,7 +204,7 @@ def load_pretrained_text_encoder(config, run_dir):
 
 
 def use_pretrained(gan, pretrained, freeze):
-    """Start the GAN's text encoder from a dual encoder's (a resume overwrites it later)."""
+    """Start the GAN's text encoder from a pretrained one (a resume overwrites it later)."""
     if pretrained is None:
         return
     gan.text_encoder.set_weights(pretrained.text_encoder.get_weights())

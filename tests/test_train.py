@@ -164,6 +164,43 @@ def test_gan_starts_from_a_pretrained_frozen_text_encoder(tiny_encoder, tiny_man
                                 "--text-encoder", tiny_encoder, "--embedding-dim", "32"])
 
 
+def test_a_text_encoder_can_come_from_a_trained_run(trained_run, tmp_path):
+    config = dataclasses.replace(runs.load_config(trained_run), text_encoder=trained_run,
+                                 out_dir=str(tmp_path / "r"))
+    pretrained = train.load_pretrained_text_encoder(config, config.out_dir)
+    assert pretrained.vocabulary == runs.load_vocabulary(trained_run)
+    for ours, theirs in zip(pretrained.text_encoder.get_weights(),
+                            runs.load_model(trained_run).text_encoder.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(SystemExit, match="other sizes: embedding_dim 16 \\(run: 32\\)"):
+        train.load_pretrained_text_encoder(dataclasses.replace(config, embedding_dim=32),
+                                           config.out_dir)
+
+
+def test_auto_starts_from_the_shipped_text_encoder_only_when_it_is_the_one_auto_trains(
+        trained_run, tmp_path, monkeypatch, capsys):
+    release = runs.write_release(trained_run, str(tmp_path / "models" / "adgan"))
+    settings = json.load(open(os.path.join(release, "config.json")))
+    settings.update(text_encoder="auto", freeze_text_encoder=True)
+    json.dump(settings, open(os.path.join(release, "config.json"), "w"))
+    monkeypatch.setattr(runs, "SHIPPED_RUN", release)
+    # another run of the same encoder settings: other groups, image size and folder
+    config = dataclasses.replace(runs.load_config(release), groups=("Objects",), image_size=32,
+                                 out_dir=str(tmp_path / "mine"))
+    assert train.shipped_text_encoder_fits(config)
+    pretrained = train.load_pretrained_text_encoder(config, config.out_dir)
+    assert pretrained.vocabulary == runs.load_vocabulary(release)
+    assert "starting from the shipped model's text encoder" in capsys.readouterr().out
+    assert not os.path.exists(runs.path(config.out_dir, "text_encoder"))  # none trained
+    for other in (dict(text_encoder_epochs=99), dict(seed=1), dict(split="")):
+        assert not train.shipped_text_encoder_fits(dataclasses.replace(config, **other))
+    settings["freeze_text_encoder"] = False  # fine-tuned by the GAN: not the dual encoder's
+    json.dump(settings, open(os.path.join(release, "config.json"), "w"))
+    assert not train.shipped_text_encoder_fits(config)
+    monkeypatch.setattr(runs, "SHIPPED_RUN", str(tmp_path / "none"))
+    assert not train.shipped_text_encoder_fits(config)
+
+
 def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
     args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
                         "--text-encoder", "auto", "--freeze-text-encoder",
