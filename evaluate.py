@@ -2,7 +2,7 @@
 
     python evaluate.py train-encoder [--data MANIFEST] --out ENC     # the evaluator
     python evaluate.py --run RUN [--encoder ENC] [--split test|train] --out report.json
-                       [--compare OTHER_RUN ...] [--no-gate]
+                       [--compare OTHER_RUN ...] [--no-gate] [--style varied|none]
 
 Metrics (all in the in-domain encoder's space; nothing downloads weights):
 - R-precision: each generated image ranks its prompt against 99 prompts of other
@@ -16,6 +16,9 @@ Metrics (all in the in-domain encoder's space; nothing downloads weights):
   colour of the generated product's pixels must be the prompt's.
 - The gate's effect: each run's rows without and with the discriminator gate (a run
   must be calibrated, or measured with --no-gate).
+- Samples are drawn as generate.py draws them: with `--style varied` (the default) the
+  samples of a prompt name the drawing styles their seeds pick; `--style none` draws
+  the prompts as they are.
 - With `--inception-weights FILE` (a local InceptionV3 weights file), true FID too.
 Reference rows: real images (the ceiling) and real images with shuffled prompts
 (the floor). Writes report.json, report.md and pictures (evaluation_report.py).
@@ -39,6 +42,7 @@ from helpers import to_float
 from metrics import (color_scores, distance_features, diversity, frechet_distance,
                      kernel_inception_distance, r_precision)
 from sampling import generate_images
+from styles import NONE, VARIED
 
 
 def evaluation_set(config, split, caption_columns):
@@ -103,18 +107,21 @@ class InceptionFeatures:
         return np.concatenate(out)
 
 
-def generated_rows(gan, run_dir, prompts, per_prompt, max_tries, seed, gated=True):
+def generated_rows(gan, run_dir, prompts, per_prompt, max_tries, seed, gated=True,
+                   style=VARIED):
     """(label, images [P, K, ...], row extras) for a loaded run: ungated, and gated unless
-    `gated` is False (an uncalibrated run is a `runs.RunError` otherwise)."""
+    `gated` is False (an uncalibrated run is a `runs.RunError` otherwise). With `style`
+    "varied" the draws vary the style as generate.py's do; "none" draws prompts as given."""
     name = os.path.basename(os.path.normpath(run_dir))
     gate = runs.load_gate(run_dir, gated=gated)
+    style_words = runs.load_style_words(run_dir) if style == VARIED else {}
     started = time.time()
-    plain = generate_images(gan, prompts, per_prompt, seed, gate, 1)
+    plain = generate_images(gan, prompts, per_prompt, seed, gate, 1, style_words)
     rows = [(f"{name} (ungated)", plain, {"seconds": round(time.time() - started, 1)})]
     if gated:
         gamma = runs.load_calibration(run_dir)["gamma"]
         started = time.time()
-        result = generate_images(gan, prompts, per_prompt, seed, gate, max_tries)
+        result = generate_images(gan, prompts, per_prompt, seed, gate, max_tries, style_words)
         rows.append((f"{name} (gated: DRS, gamma {gamma}, {max_tries} tries)",
                      result, {"seconds": round(time.time() - started, 1),
                               "accepted": float(result["accepted"].mean()),
@@ -154,7 +161,7 @@ def color_accuracy(config, split, caption_columns, gans, sampling):
     """The colour section of a report (None when the split has no recolourable row), and
     its pictures: {label: uint8 [P, K, S, S, 3]} with the prompts.
 
-    sampling: `generated_rows`' keyword arguments (per_prompt, max_tries, seed, gated).
+    sampling: `generated_rows`' keyword arguments (per_prompt, max_tries, seed, gated, style).
     """
     found = color_set(config, split, caption_columns)
     if found is None:
@@ -227,7 +234,7 @@ def model_rows(gans, prompts, sampling, encoder, real_images, common, inception=
 
 
 def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repeats=5, seed=0,
-                  caption_columns=None, inception_weights=None, gated=True):
+                  caption_columns=None, inception_weights=None, gated=True, style=VARIED):
     """The report dict, plus the prompts and images for its pictures."""
     config = runs.load_config(run_dirs[0])
     caption_columns = tuple(caption_columns or config.caption_columns[:2])
@@ -237,7 +244,8 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     gans, coupled = load_runs(run_dirs, encoder)
     common = dict(prompt_vectors=encoder.embed_texts(prompts), prompt_concept=prompt_concept,
                   repeats=repeats, seed=seed)
-    sampling = dict(per_prompt=per_prompt, max_tries=max_tries, seed=seed, gated=gated)
+    sampling = dict(per_prompt=per_prompt, max_tries=max_tries, seed=seed, gated=gated,
+                    style=style)
     inception = InceptionFeatures(inception_weights) if inception_weights else None
     rows = reference_rows(encoder, real_images, real_prompts, prompt_concept, common, seed)
     generated, pictures = model_rows(gans, prompts, sampling, encoder, real_images, common,
@@ -246,7 +254,7 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     report = {"split": split or "all", "runs": [os.path.abspath(r) for r in run_dirs],
               "encoder": os.path.abspath(encoder_dir), "prompts": len(prompts),
               "concepts": int(len(np.unique(prompt_concept))), "real_images": len(real_images),
-              "samples_per_prompt": per_prompt,
+              "samples_per_prompt": per_prompt, "style": style,
               "r_precision_candidates": int(min(100, 1 + min(
                   np.sum(prompt_concept != c) for c in prompt_concept))),
               "repeats": repeats, "caption_columns": list(caption_columns),
@@ -271,6 +279,9 @@ def evaluate_parser():
     parser.add_argument("--max-tries", type=int, default=8, help="the gate's budget")
     parser.add_argument("--repeats", type=int, default=5, help="R-precision repeats")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", choices=(VARIED, NONE), default=VARIED,
+                        help="varied (default, as generate.py draws): each sample of a prompt "
+                             "names the style its seed picks; none: the prompts as they are")
     parser.add_argument("--no-gate", action="store_true",
                         help="measure only the ungated rows (needed for an uncalibrated run)")
     parser.add_argument("--inception-weights",
@@ -291,7 +302,7 @@ def main(argv=None):
         report, prompts, real_prompts, pictures = evaluate_runs(
             [args.run, *args.compare], args.encoder, args.split, args.samples_per_prompt,
             args.max_tries, args.repeats, args.seed, inception_weights=args.inception_weights,
-            gated=not args.no_gate)
+            gated=not args.no_gate, style=args.style)
     except (FileNotFoundError, ValueError) as error:  # RunError and ManifestError included
         parser.exit(1, f"evaluate: {error}\n")
     write_report(report, prompts, real_prompts, pictures, args.out)

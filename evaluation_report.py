@@ -96,7 +96,12 @@ def write_report(report, prompts, real_prompts, pictures, out):
             f"{report['real_images']} real images, {samples} samples per prompt; "
             f"R-precision over {report['repeats']} repeats; encoder `{report['encoder']}`. "
             "FID and KID are computed on the in-domain encoder's image features, "
-            "not Inception's.", "", format_table(report), "",
+            "not Inception's. "
+            + ("The samples of a prompt name the drawing styles their seeds pick, as "
+               "generate.py draws them (`--style varied`)."
+               if report.get("style", "none") == "varied" else
+               "The prompts are drawn as they are (`--style none`)."),
+            "", format_table(report), "",
             f"![samples]({os.path.basename(stem)}.png)", "",
             f"Rows: {', '.join(shown)}. Columns: a real image, then {samples} samples each of "
             f"{'; '.join(labels)}."]

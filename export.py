@@ -21,7 +21,10 @@ Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
   draw: text string[B], seed int64[B] (optional) -> images, png, png_bytes: no gate (the
       generator alone, fastest; the same image as serving_default's first candidate)
   score: text string[B], images uint8[B, S, S, 3] -> score float32[B]
-Bad input raises InvalidArgument naming the problem.
+A text that names none of the run's drawing styles (export_info.json's
+`style_words`: "3d", "立体", ...) is drawn in the style its seed picks, so the draws
+of one prompt differ in style as real renderings do (styles.vary_style); put a style
+word in the text to fix the style. Bad input raises InvalidArgument naming the problem.
 """
 
 import argparse
@@ -35,6 +38,7 @@ import runs
 from data_loader import to_float_tensor, to_uint8_tensor
 from helpers import atomic_path, write_json
 from sampling import DEFAULT_MAX_TRIES, Gate, gated_generate, judge_score, ungated_generate
+from styles import vary_style
 
 
 def existing_versions(export_dir):
@@ -98,9 +102,17 @@ def picture_outputs(images):
     return {"images": images, "png": standard_base64(png_bytes), "png_bytes": png_bytes}
 
 
-def build_serving_module(gan, gate, default_candidates, max_candidates):
-    """A `tf.Module` with the `generate`, `draw` and `score` functions of the SavedModel."""
+def build_serving_module(gan, gate, default_candidates, max_candidates, style_words=None):
+    """A `tf.Module` with the `generate`, `draw` and `score` functions of the SavedModel.
+
+    With `style_words` (the run's), `generate` and `draw` vary the style of texts that
+    name none, by seed (`styles.vary_style`), as `sampling.GatedSampler` does.
+    """
     size = gan.image_size
+
+    def styled_token_ids(text, seeds):
+        return gan.vectorizer(vary_style(text, seeds, style_words or {}))
+
     text_spec = tf.TensorSpec([None], tf.string, name="text")
     seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
 
@@ -114,8 +126,8 @@ def build_serving_module(gan, gate, default_candidates, max_candidates):
             budgets = tf.cond(tf.size(num_candidates) > 0,
                               lambda: tf.broadcast_to(num_candidates, [batch]),
                               lambda: tf.fill([batch], tf.constant(default_candidates, tf.int64)))
-            out = gated_generate(gan, token_ids, seeds_or_random(seed, batch), budgets,
-                                        gate)
+            seeds = seeds_or_random(seed, batch)
+            out = gated_generate(gan, styled_token_ids(text, seeds), seeds, budgets, gate)
             pictures = picture_outputs(to_uint8_tensor(out["images"]))
         return {**pictures, "score": out["score"], "accepted": out["accepted"],
                 "tries": out["tries"]}
@@ -127,7 +139,8 @@ def build_serving_module(gan, gate, default_candidates, max_candidates):
         token_ids = gan.vectorizer(text)
         batch = tf.size(text)
         with tf.control_dependencies(text_checks(text, token_ids) + seed_checks(batch, seed)):
-            images = ungated_generate(gan, token_ids, seeds_or_random(seed, batch))
+            seeds = seeds_or_random(seed, batch)
+            images = ungated_generate(gan, styled_token_ids(text, seeds), seeds)
             return picture_outputs(to_uint8_tensor(images))
 
     @tf.function(input_signature=[text_spec, tf.TensorSpec([None, None, None, None], tf.uint8,
@@ -175,7 +188,8 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
                               "(leave out --version to take the next free one)")
     gan = runs.load_model(run_dir)
     gate = Gate.from_calibration(calibration, gamma, min_score)
-    module = build_serving_module(gan, gate, num_candidates, max_candidates)
+    style_words = runs.load_style_words(run_dir)
+    module = build_serving_module(gan, gate, num_candidates, max_candidates, style_words)
 
     os.makedirs(export_dir, exist_ok=True)
     final = os.path.join(export_dir, str(version))
@@ -191,8 +205,10 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
                          "gamma": calibration["gamma"] if gamma is None else gamma,
                          "min_score": min_score, "shift": gate.shift},
                 "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"},
-                # the words a client puts in its text to ask for a drawing style
-                "style_words": {s: list(w) for s, w in runs.load_style_words(run_dir).items()}}
+                # the words a client puts in its text to ask for a drawing style; a text
+                # without one is drawn in the style its seed picks (styles.vary_style)
+                "style_words": {s: list(w) for s, w in style_words.items()},
+                "varies_style": bool(style_words)}
         os.makedirs(os.path.dirname(runs.export_info_path(tmp)), exist_ok=True)
         write_json(info, runs.export_info_path(tmp))
         with atomic_path(os.path.join(export_dir, f"{version}.keras")) as keras_tmp:

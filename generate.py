@@ -11,10 +11,12 @@
 returns the same picture. Each image is the first of up to `--max-tries`
 candidates that passes the gate (DRS with target rate `--gamma`, or
 `--min-score`), else the best-scoring one; `--no-gate` keeps the first candidate.
-`--style fluent-3d` asks for a drawing style the run was taught: it puts the style's
-word in front of each prompt in the prompt's language ("3d handbag", "立体 手提包"),
-as typing the word does. A prompt that is empty or has no known token exits with
-status 2. A shopper's personalised creatives are made by `python -m ads.personalize`.
+By default the draws of a prompt that names no drawing style differ in style:
+image k names the style its seed picks, in the prompt's language ("3d handbag",
+"立体 手提包"; styles.vary_style), as the SavedModel does. `--style fluent-3d` (or
+its word, 3d / 立体) asks every image for one style the run was taught; `--style
+none` draws the prompts as typed. A prompt that is empty or has no known token exits
+with status 2. A shopper's personalised creatives are made by `python -m ads.personalize`.
 """
 
 import argparse
@@ -28,7 +30,7 @@ import runs
 from data_loader import PromptError, check_prompts
 from helpers import make_grid, save_png
 from sampling import DEFAULT_MAX_TRIES, generate_images
-from styles import StyleError, style_prompt
+from styles import NONE, VARIED, StyleError, style_prompt
 
 EXIT_BAD_PROMPT = 2
 # The fixed panel that the model issue judges by eye: 24 products, half of them in Chinese.
@@ -76,9 +78,10 @@ def make_parser():
     parser.add_argument("--no-gate", action="store_true", help="keep the first candidate")
     parser.add_argument("--panel", action="store_true",
                         help="add the fixed panel of 24 products (PANEL_PROMPTS) to the prompts")
-    parser.add_argument("--style", help="a drawing style the run was taught, by name or word "
-                                        "(fluent-3d or 3d or 立体; the run's style_words.json); "
-                                        "default: any")
+    parser.add_argument("--style", default=VARIED,
+                        help="a drawing style the run was taught, by name or word (fluent-3d "
+                             "or 3d or 立体; the run's style_words.json); 'varied' (default): "
+                             "each image names the style its seed picks; 'none': as typed")
     parser.add_argument("--user-events", help=argparse.SUPPRESS)  # moved: see check_flags
     parser.add_argument("--compare-gate", action="store_true",
                         help="with --out: each row shows the ungated images (the first "
@@ -146,11 +149,12 @@ def main(argv=None):
     check_flags(parser, args)
     gan, gate = load(parser, args)
     try:
-        if args.style:
-            words = runs.load_style_words(args.run)
+        words = runs.load_style_words(args.run)
+        if args.style not in (VARIED, NONE):
             args.prompts = [style_prompt(p, args.style, words) for p in args.prompts]
     except (runs.RunError, StyleError) as error:
         parser.exit(1, f"generate: {error}\n")
+    style_words = words if args.style == VARIED else {}
     try:
         for warning in check_prompts(args.prompts, gan.vectorizer, gan.sequence_length):
             print(f"generate: warning: {warning}", file=sys.stderr)
@@ -158,13 +162,14 @@ def main(argv=None):
         parser.exit(EXIT_BAD_PROMPT, f"generate: {error}\n")
 
     result = generate_images(gan, args.prompts, args.num_images, args.seed, gate,
-                             1 if args.no_gate else args.max_tries)
+                             1 if args.no_gate else args.max_tries, style_words)
     for i, prompt in enumerate(args.prompts):
         print("generate: " + gate_report(prompt, {k: v[i] for k, v in result.items()},
                                          not args.no_gate))
     images = result["images"]
     if args.compare_gate:
-        first = generate_images(gan, args.prompts, args.num_images, args.seed, gate, 1)
+        first = generate_images(gan, args.prompts, args.num_images, args.seed, gate, 1,
+                                style_words)
         print(f"generate: mean score ungated {first['score'].mean():.3f}, gated "
               f"{result['score'].mean():.3f} (left: ungated, right: gated)")
         images = side_by_side(first["images"], images)

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_loader import to_float_tensor, to_uint8_tensor
+from styles import vary_style
 
 DEFAULT_GAMMA = 0.5  # DRS target acceptance rate per candidate
 DEFAULT_MAX_TRIES = 8
@@ -201,15 +202,20 @@ class GatedSampler:
     `sampler(texts, seeds, budgets)` returns numpy {"images" uint8, "score",
     "accepted", "tries"}, the same numbers the exported SavedModel gives. Prompts
     go through in batches of `batch_size` (each row's draws depend only on its seed).
+    With `style_words` (the run's), a text that names no style is drawn in the style
+    its seed picks (`styles.vary_style`), as the SavedModel does; the gate judges the
+    candidates against that styled text.
     """
 
-    def __init__(self, gan, gate, batch_size=256):
+    def __init__(self, gan, gate, batch_size=256, style_words=None):
         self.gan = gan
         self.gate = gate
         self.batch_size = batch_size
+        self.style_words = dict(style_words or {})
         self._run = tf.function(self._sample, reduce_retracing=True)
 
     def _sample(self, texts, seeds, budgets):
+        texts = vary_style(texts, seeds, self.style_words)
         out = gated_generate(self.gan, self.gan.vectorizer(texts), seeds, budgets, self.gate)
         return {**out, "images": to_uint8_tensor(out["images"])}
 
@@ -224,15 +230,18 @@ class GatedSampler:
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def generate_images(gan, prompts, per_prompt, seed=0, gate=None, max_tries=1):
+def generate_images(gan, prompts, per_prompt, seed=0, gate=None, max_tries=1, style_words=None):
     """Gated images of each prompt; image k of every prompt uses seed `seed + k`.
 
     Returns numpy {"images": uint8 [P, K, H, W, 3], "score", "accepted", "tries": [P, K]}.
     Without a `gate`, the first candidate is kept, scored by sigmoid(D's raw logit).
+    With `style_words`, the draws of a prompt that names no style vary its style
+    (`GatedSampler`).
     """
     texts = [p for p in prompts for _ in range(per_prompt)]
     seeds = [seed + k for _ in prompts for k in range(per_prompt)]
-    out = GatedSampler(gan, gate or Gate.ungated())(texts, seeds, [max_tries] * len(texts))
+    out = GatedSampler(gan, gate or Gate.ungated(), style_words=style_words)(
+        texts, seeds, [max_tries] * len(texts))
     return {name: value.reshape(len(prompts), per_prompt, *value.shape[1:])
             for name, value in out.items()}
 

@@ -7,10 +7,20 @@ word in front of its caption for about half of the examples (`add_style_word`, i
 the caption's language), so the text encoder learns the words while a prompt
 without one still draws any style. `style_prompt` (generate.py --style) does the
 same to a prompt.
+
+A real product comes in every style, so its renderings differ mostly by style; a
+prompt without a style word, though, draws much the same look every time. Drawing
+therefore varies the style by default (`vary_style`): a prompt that names no style
+gets one of the model's style words, chosen from the prompt and its seed so that
+consecutive seeds walk through every style. On the shipped model's seen prompts this
+raised the evaluator's within-prompt diversity from 0.43 to 0.53 (real 0.65) and
+lowered R-precision from 0.75 to 0.72 (ceiling 0.86); README "The shipped model".
 """
 
 import csv
+import math
 import os
+import re
 
 import tensorflow as tf
 
@@ -18,6 +28,8 @@ from helpers import HAN_CHARACTERS, has_han
 
 STYLES_FILE = "styles.csv"  # beside the manifest
 STYLE_WORD_RATE = 0.5  # fraction of training examples whose caption names the style
+VARIED = "varied"  # generate.py --style: each draw names a style in turn (the default)
+NONE = "none"  # generate.py --style: prompts as typed
 
 
 class StyleError(ValueError):
@@ -72,3 +84,42 @@ def add_style_word(text, english, chinese):
     is_chinese = tf.strings.regex_full_match(text, f"(?s).*[{HAN_CHARACTERS}].*")
     word = tf.where(is_chinese, chinese, english)
     return tf.where(tf.strings.length(word) > 0, word + " " + text, text)
+
+
+def names_style_pattern(style_words):
+    """An RE2 pattern that matches a text naming one of the styles: an English word as a
+    whole word, any case ("3D handbag"), a Chinese word anywhere ("立体手提包")."""
+    english = sorted({re.escape(words[0]) for words in style_words.values()})
+    chinese = sorted({re.escape(words[1]) for words in style_words.values()})
+    return f"(?is).*(\\b({'|'.join(english)})\\b|{'|'.join(chinese)}).*"
+
+
+def style_stride(count):
+    """The step through `count` sorted styles between consecutive seeds: about a third of
+    them, coprime with `count` so that `count` seeds visit every style once (8 -> 3)."""
+    return next((step for step in range(max(1, round(count / 3)), count)
+                 if math.gcd(step, count) == 1), 1)
+
+
+def vary_style(texts, seeds, style_words):
+    """Texts string[B] with a style word put in front of each that names none (int64 seeds [B]).
+
+    The style of (text, seed) is style number (hash(text) + seed * stride) mod S of
+    `sorted(style_words)` (`style_stride`), so the draws seed, seed + 1, ... of one
+    prompt name S different styles in turn, and different prompts start at different
+    styles. The stride keeps one family's styles, whose names sort together (fluent,
+    fluent-3d, fluent-flat), from being drawn back to back: four draws from eight
+    styles show at least three families. Texts that already name a style are left
+    alone; with no style words nothing changes.
+    """
+    texts = tf.convert_to_tensor(texts, tf.string)
+    if not style_words:
+        return texts
+    names = sorted(style_words)
+    english = tf.constant([style_words[name][0] for name in names])
+    chinese = tf.constant([style_words[name][1] for name in names])
+    index = tf.math.floormod(tf.strings.to_hash_bucket_fast(texts, len(names))
+                             + tf.cast(seeds, tf.int64) * style_stride(len(names)), len(names))
+    styled = add_style_word(texts, tf.gather(english, index), tf.gather(chinese, index))
+    named = tf.strings.regex_full_match(texts, names_style_pattern(style_words))
+    return tf.where(named, texts, styled)

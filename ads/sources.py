@@ -75,10 +75,12 @@ class RunSource:
         try:
             self.gan = runs.load_model(run_dir)
             self.gate = runs.load_gate(run_dir, gated=gated)
+            style_words = runs.load_style_words(run_dir)
         except runs.RunError as error:
             raise SourceError(str(error)) from None
         self.gated = gated
-        self.sampler = GatedSampler(self.gan, self.gate)
+        # a prompt naming no style is drawn in the style its seed picks, as the SavedModel does
+        self.sampler = GatedSampler(self.gan, self.gate, style_words=style_words)
         self.run_dir = os.path.abspath(run_dir)
 
     def generate(self, prompts, seeds, num_candidates=8):

@@ -117,7 +117,8 @@ def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_pa
     assert np.abs(drawn.astype(int) - served["images"].astype(int)).max() <= 1
 
     gan, gate = runs.load_model(trained_run), runs.load_gate(trained_run)
-    ours = sampling.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8)
+    ours = sampling.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8,
+                                    style_words=runs.load_style_words(trained_run))
     np.testing.assert_allclose(ours["score"][:, 0], served["score"], atol=1e-4)
     np.testing.assert_array_equal(ours["accepted"][:, 0], served["accepted"])
     np.testing.assert_array_equal(ours["tries"][:, 0], served["tries"])
@@ -221,9 +222,10 @@ def test_score_rejects_float_images_and_empty_text(loaded):
 
 
 def test_overlong_text_is_truncated(loaded):
-    # the smoke preset keeps 8 tokens: 2,000 tokens draw the same as their first 8
-    long = loaded.generate(tf.constant(["dress jeans " * 1000]), tf.constant([3], tf.int64))
-    short = loaded.generate(tf.constant(["dress jeans " * 4]), tf.constant([3], tf.int64))
+    # the smoke preset keeps 8 tokens: 2,000 tokens draw the same as their first 8 (the
+    # texts name a style, or the style each seed picks would depend on the whole text)
+    long = loaded.generate(tf.constant(["3d " + "dress jeans " * 1000]), tf.constant([3], tf.int64))
+    short = loaded.generate(tf.constant(["3d " + "dress jeans " * 4]), tf.constant([3], tf.int64))
     np.testing.assert_array_equal(long["images"].numpy(), short["images"].numpy())
 
 

@@ -9,6 +9,8 @@ from PIL import Image
 
 import generate
 import runs
+import sampling
+from styles import vary_style
 
 
 def test_grid_has_one_row_per_prompt(trained_run, tmp_path):
@@ -61,6 +63,26 @@ def test_style_puts_the_style_word_in_front_of_each_prompt(trained_run, tmp_path
                        "pixel", "jeans"])
     assert stop.value.code == 1
     assert "unknown style 'pixel'; this model knows noto (noto / 谷歌)" in capsys.readouterr().err
+
+
+def test_draws_vary_the_style_unless_told_not_to(trained_run, tmp_path):
+    def draw(folder, seed, *args):
+        files = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / folder),
+                               "--seed", str(seed), *args])
+        return [np.asarray(Image.open(path)) for path in files]
+
+    varied = draw("varied", 7, "-n", "2", "jeans")
+    styled = [t.decode() for t in vary_style(["jeans"] * 2, [7, 8],
+                                             runs.load_style_words(trained_run)).numpy()]
+    assert styled[0] != styled[1]  # consecutive seeds name different styles
+    # image k is its seed's style word typed in front of the prompt, drawn as typed
+    for k, text in enumerate(styled):
+        typed = draw(f"typed{k}", 7 + k, "-n", "1", "--style", "none", text)
+        assert np.array_equal(varied[k], typed[0])
+    plain = draw("plain", 7, "-n", "2", "--style", "none", "jeans")
+    as_typed = sampling.generate_images(runs.load_model(trained_run), ["jeans"], 2, seed=7,
+                                        gate=runs.load_gate(trained_run), max_tries=8)
+    assert np.array_equal(np.stack(plain), as_typed["images"][0])
 
 
 @pytest.mark.parametrize("prompt, message", [("", "empty prompt"), ("   ", "empty prompt"),

@@ -28,6 +28,35 @@ def test_add_style_word_matches_style_prompt():
     assert unnamed.numpy().decode() == "handbag"
 
 
+def test_vary_style_walks_through_every_style_seed_by_seed():
+    words = {**WORDS, "noto": ("noto", "谷歌")}
+    texts = ["handbag"] * 3 + ["红色连衣裙"] * 3
+    varied = [t.decode() for t in styles.vary_style(texts, [5, 6, 7] * 2, words).numpy()]
+    assert {t.split()[0] for t in varied[:3]} == {"3d", "flat", "noto"}
+    assert {t.split()[0] for t in varied[3:]} == {"立体", "扁平", "谷歌"}
+    assert [t.split()[1] for t in varied] == ["handbag"] * 3 + ["红色连衣裙"] * 3
+    again = styles.vary_style(texts, [5, 6, 7] * 2, words).numpy()
+    assert [t.decode() for t in again] == varied  # a seed always picks the same style
+    named = ["3D handbag", "a Flat shoe", "立体手提包", "notorious bag"]
+    kept = [t.decode() for t in styles.vary_style(named, [0, 1, 2, 3], words).numpy()]
+    assert kept[:3] == named[:3] and kept[3].endswith(" notorious bag")  # a word, not a prefix
+    assert [t.decode() for t in styles.vary_style(texts, [0] * 6, {}).numpy()] == texts
+
+
+def test_consecutive_seeds_do_not_draw_one_style_family_back_to_back():
+    names = ["emojione", "fluent", "fluent-3d", "fluent-flat", "fxemoji", "noto", "openmoji",
+             "twemoji"]  # the shipped set's styles: three of them are Microsoft's Fluent
+    words = {name: (f"en{i}", f"中{i}") for i, name in enumerate(names)}
+    assert [styles.style_stride(n) for n in (1, 2, 3, 6, 8, 9)] == [1, 1, 1, 5, 3, 4]
+    for prompt in ("handbag", "连衣裙", "running shoe"):
+        drawn = [t.decode().split()[0] for t in
+                 styles.vary_style([prompt] * 8, np.arange(8) + 40, words).numpy()]
+        assert sorted(drawn) == sorted(w for w, _ in words.values()) or \
+            sorted(drawn) == sorted(z for _, z in words.values())  # all eight, once each
+        fluent = [names[int(w[-1])].startswith("fluent") for w in drawn]
+        assert all(sum(fluent[(k + j) % 8] for j in range(4)) <= 2 for k in range(8))
+
+
 def test_the_styles_table_is_read_beside_the_manifest(tmp_path):
     manifest = write_manifest(str(tmp_path / "a"), shipped_rows(4), style_words=True)
     words = styles.read_style_words(manifest)
