@@ -84,6 +84,17 @@ def request_checks(batch, seed, num_candidates, max_candidates):
     ]
 
 
+def image_checks(text, images, size):
+    """Assertions on the `score` signature's images: uint8[batch, size, size, 3], one per text."""
+    shape = tf.shape(images)
+    padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)[:4]  # any rank compares safely
+    well_formed = ((tf.size(shape) == 4) & tf.reduce_all(padded[1:] == [size, size, 3])
+                   & (padded[0] == tf.size(text)))
+    return [tf.debugging.Assert(well_formed, [
+        f"images: expected uint8[batch, {size}, {size}, 3] with one image per text; got "
+        "shape", shape, "for", tf.size(text), "texts"], summarize=8)]
+
+
 def standard_base64(data):
     """Standard (RFC 4648, padded) base64 text of byte strings, as a data: URL wants it."""
     web_safe = tf.io.encode_base64(data, pad=True)  # TF's alphabet uses - and _
@@ -147,25 +158,23 @@ def build_serving_module(gan, gate, default_candidates, max_candidates, style_wo
                                                            name="images")])
     def score(text, images):
         token_ids = gan.vectorizer(text)
-        shape = tf.shape(images)
-        padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)[:4]  # any rank compares safely
-        well_formed = ((tf.size(shape) == 4) & tf.reduce_all(padded[1:] == [size, size, 3])
-                       & (padded[0] == tf.size(text)))
-        checks = text_checks(text, token_ids) + [tf.debugging.Assert(well_formed, [
-            f"images: expected uint8[batch, {size}, {size}, 3] with one image per text; got "
-            "shape", shape, "for", tf.size(text), "texts"], summarize=8)]
-        with tf.control_dependencies(checks):
+        with tf.control_dependencies(text_checks(text, token_ids)
+                                     + image_checks(text, images, size)):
             return {"score": judge_score(gan, token_ids, to_float_tensor(images), gate)}
 
+    return serving_module(gan, {"generate": generate, "draw": draw, "score": score})
+
+
+def serving_module(gan, functions):
+    """A `tf.Module` holding `functions` {name: tf.function} and what their graphs use."""
     module = tf.Module()
-    module.generate = generate
-    module.draw = draw
-    module.score = score
+    for name, function in functions.items():
+        setattr(module, name, function)
     # Keras 3 variables are not tracked through layers by tf.saved_model.save: track the
     # tf.Variables the graphs capture (as keras.export.ExportArchive does), and the
     # tokenizer's lookup table, or TF Serving finds them uninitialised.
-    variables = {id(v): v for fn in (generate, draw, score)
-                 for v in fn.get_concrete_function().variables}
+    variables = {id(v): v for function in functions.values()
+                 for v in function.get_concrete_function().variables}
     module.captured_variables = list(variables.values())
     module.lookup_tables = [t for t in tf.train.TrackableView(gan.vectorizer).descendants()
                             if isinstance(t, tf.saved_model.experimental.TrackableResource)]
