@@ -13,14 +13,21 @@ needs (`runs.write_release`): how models/adgan is made.
 Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
   serving_default: text string[B], seed int64[B] (optional: random if left out),
       num_candidates int64[1 or B] (optional: the gate's budget, default --num-candidates)
-      -> images uint8[B, S, S, 3], png string[B] (base64 text of the PNG file: REST JSON
+      -> images uint8[B, S, S, 3] (S: --size, by default 4N, 256 px for the shipped
+         model, which draws at N = 64), png string[B] (base64 text of the PNG file: REST JSON
          carries it as is, and "data:image/png;base64," + png shows it in a browser),
          png_bytes string[B] (the raw PNG file; TF Serving's REST API turns outputs named
          *_bytes into {"b64": ...}), score float32[B] (the gate's score of the returned
          image, in [0, 1]), accepted bool[B], tries int32[B]
   draw: text string[B], seed int64[B] (optional) -> images, png, png_bytes: no gate (the
       generator alone, fastest; the same image as serving_default's first candidate)
-  score: text string[B], images uint8[B, S, S, 3] -> score float32[B]
+  generate_at_size, draw_at_size: the same with one more input, size int64[1] (optional:
+      the picture side, one of N, 2N, 4N -- 64, 128, 256 for the shipped model)
+  score: text string[B], images uint8[B, S, S, 3] (S any of the output sizes; area-reduced
+      to N for the discriminator) -> score float32[B]
+The model draws at N px; 2N and 4N come from the run's learned up-sampler
+(upsampler.keras, train_upsampler.py) inside the graph, or from Lanczos + an unsharp
+mask for a run without one (export_info.json's `upsampler` says which).
 A text that names none of the run's drawing styles (export_info.json's
 `style_words`: "3d", "立体", ...) is drawn in the style its seed picks, so the draws
 of one prompt differ in style as real renderings do (styles.vary_style); put a style
@@ -39,6 +46,7 @@ from data_loader import to_float_tensor, to_uint8_tensor
 from helpers import atomic_path, write_json
 from sampling import DEFAULT_MAX_TRIES, Gate, gated_generate, judge_score, ungated_generate
 from styles import vary_style
+from upsampler import enlarge, output_sizes
 
 
 def existing_versions(export_dir):
@@ -84,15 +92,31 @@ def request_checks(batch, seed, num_candidates, max_candidates):
     ]
 
 
-def image_checks(text, images, size):
-    """Assertions on the `score` signature's images: uint8[batch, size, size, 3], one per text."""
+def image_checks(text, images, sizes):
+    """Assertions on the `score` signature's images: uint8[batch, s, s, 3], one per text, s one
+    of the model's output `sizes`."""
     shape = tf.shape(images)
     padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)[:4]  # any rank compares safely
-    well_formed = ((tf.size(shape) == 4) & tf.reduce_all(padded[1:] == [size, size, 3])
-                   & (padded[0] == tf.size(text)))
+    well_formed = ((tf.size(shape) == 4) & (padded[1] == padded[2]) & (padded[3] == 3)
+                   & tf.reduce_any(padded[1] == sizes) & (padded[0] == tf.size(text)))
     return [tf.debugging.Assert(well_formed, [
-        f"images: expected uint8[batch, {size}, {size}, 3] with one image per text; got "
-        "shape", shape, "for", tf.size(text), "texts"], summarize=8)]
+        f"images: expected uint8[batch, s, s, 3] with s one of {', '.join(map(str, sizes))} "
+        "and one image per text; got shape", shape, "for", tf.size(text), "texts"],
+        summarize=8)]
+
+
+def size_checks(size, sizes):
+    """Assertions on the optional `size` input: none, or one of the model's output sizes."""
+    return [tf.debugging.Assert((tf.size(size) <= 1) & tf.reduce_all(
+        tf.reduce_any(size[:, None] == tf.constant(sizes, tf.int64)[None], axis=1)), [
+        f"size: give one value, one of {', '.join(map(str, sizes))} (or none for the "
+        "default); got", size], summarize=8)]
+
+
+def requested_size(size, default_size):
+    """The request's `size` (int64[0 or 1]), or the export's default when it gave none."""
+    return tf.cond(tf.size(size) > 0, lambda: size[0],
+                   lambda: tf.constant(default_size, tf.int64))
 
 
 def standard_base64(data):
@@ -113,56 +137,79 @@ def picture_outputs(images):
     return {"images": images, "png": standard_base64(png_bytes), "png_bytes": png_bytes}
 
 
-def build_serving_module(gan, gate, default_candidates, max_candidates, style_words=None):
-    """A `tf.Module` with the `generate`, `draw` and `score` functions of the SavedModel.
+TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+SEED_SPEC = tf.TensorSpec([None], tf.int64, name="seed")
+CANDIDATES_SPEC = tf.TensorSpec([None], tf.int64, name="num_candidates")
+SIZE_SPEC = tf.TensorSpec([None], tf.int64, name="size")
 
-    With `style_words` (the run's), `generate` and `draw` vary the style of texts that
-    name none, by seed (`styles.vary_style`), as `sampling.GatedSampler` does.
-    """
-    size = gan.image_size
+
+def build_serving_module(gan, gate, default_candidates, max_candidates, style_words=None,
+                         upsampler=None, default_size=None):
+    """A `tf.Module` with the functions of the SavedModel's signatures.
+
+    `generate_at_size` and `draw_at_size` vary the style of texts that name none by seed
+    (`style_words`, as `sampling.GatedSampler`) and return the request's `size`
+    (`output_sizes`), enlarged by `upsampler` as `upsampler.enlarge` does; `generate` and
+    `draw` are the same without the size input (`default_size`, else the largest)."""
+    sizes = output_sizes(gan.image_size)
+    none = tf.zeros([0], tf.int64)  # an optional input left out
 
     def styled_token_ids(text, seeds):
         return gan.vectorizer(vary_style(text, seeds, style_words or {}))
 
-    text_spec = tf.TensorSpec([None], tf.string, name="text")
-    seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
+    def sized(images, size):  # the drawing quantised, then enlarged to the size asked for
+        size = requested_size(size, default_size or sizes[-1])
+        return picture_outputs(enlarge(to_uint8_tensor(images), size, upsampler))
 
-    @tf.function(input_signature=[text_spec, seed_spec,
-                                  tf.TensorSpec([None], tf.int64, name="num_candidates")])
-    def generate(text, seed=tf.zeros([0], tf.int64), num_candidates=tf.zeros([0], tf.int64)):
+    @tf.function(input_signature=[TEXT_SPEC, SEED_SPEC, CANDIDATES_SPEC, SIZE_SPEC])
+    def generate_at_size(text, seed=none, num_candidates=none, size=none):
         token_ids = gan.vectorizer(text)  # truncates over-long text to the model's length
         batch = tf.size(text)
-        with tf.control_dependencies(text_checks(text, token_ids) + request_checks(
-                batch, seed, num_candidates, max_candidates)):
+        with tf.control_dependencies(text_checks(text, token_ids) + size_checks(size, sizes)
+                                     + request_checks(batch, seed, num_candidates,
+                                                      max_candidates)):
             budgets = tf.cond(tf.size(num_candidates) > 0,
                               lambda: tf.broadcast_to(num_candidates, [batch]),
                               lambda: tf.fill([batch], tf.constant(default_candidates, tf.int64)))
             seeds = seeds_or_random(seed, batch)
             out = gated_generate(gan, styled_token_ids(text, seeds), seeds, budgets, gate)
-            pictures = picture_outputs(to_uint8_tensor(out["images"]))
+            pictures = sized(out["images"], size)
         return {**pictures, "score": out["score"], "accepted": out["accepted"],
                 "tries": out["tries"]}
 
-    @tf.function(input_signature=[text_spec, seed_spec])
-    def draw(text, seed=tf.zeros([0], tf.int64)):
+    @tf.function(input_signature=[TEXT_SPEC, SEED_SPEC, SIZE_SPEC])
+    def draw_at_size(text, seed=none, size=none):
         # No gate: the generator alone, for the lowest latency (the first candidate
         # `generate` would judge, so the same seed gives the same image).
         token_ids = gan.vectorizer(text)
         batch = tf.size(text)
-        with tf.control_dependencies(text_checks(text, token_ids) + seed_checks(batch, seed)):
+        with tf.control_dependencies(text_checks(text, token_ids) + seed_checks(batch, seed)
+                                     + size_checks(size, sizes)):
             seeds = seeds_or_random(seed, batch)
-            images = ungated_generate(gan, styled_token_ids(text, seeds), seeds)
-            return picture_outputs(to_uint8_tensor(images))
+            return sized(ungated_generate(gan, styled_token_ids(text, seeds), seeds), size)
 
-    @tf.function(input_signature=[text_spec, tf.TensorSpec([None, None, None, None], tf.uint8,
+    return serving_module(gan, {
+        "generate": tf.function(lambda text, seed=none, num_candidates=none: generate_at_size(
+            text, seed, num_candidates), input_signature=[TEXT_SPEC, SEED_SPEC, CANDIDATES_SPEC]),
+        "draw": tf.function(lambda text, seed=none: draw_at_size(text, seed),
+                            input_signature=[TEXT_SPEC, SEED_SPEC]),
+        "generate_at_size": generate_at_size, "draw_at_size": draw_at_size,
+        "score": score_function(gan, gate, sizes)})
+
+
+def score_function(gan, gate, sizes):
+    """The `score` signature's function: (text, uint8 images of any output size) -> score."""
+
+    @tf.function(input_signature=[TEXT_SPEC, tf.TensorSpec([None, None, None, None], tf.uint8,
                                                            name="images")])
     def score(text, images):
         token_ids = gan.vectorizer(text)
         with tf.control_dependencies(text_checks(text, token_ids)
-                                     + image_checks(text, images, size)):
-            return {"score": judge_score(gan, token_ids, to_float_tensor(images), gate)}
+                                     + image_checks(text, images, sizes)):
+            native = tf.image.resize(to_float_tensor(images), (sizes[0], sizes[0]), "area")
+            return {"score": judge_score(gan, token_ids, native, gate)}
 
-    return serving_module(gan, {"generate": generate, "draw": draw, "score": score})
+    return score
 
 
 def serving_module(gan, functions):
@@ -182,8 +229,9 @@ def serving_module(gan, functions):
 
 
 def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
-               num_candidates=DEFAULT_MAX_TRIES, max_candidates=64):
-    """Export a finished, calibrated run; returns the new version folder."""
+               num_candidates=DEFAULT_MAX_TRIES, max_candidates=64, size=None):
+    """Export a finished, calibrated run; returns the new version folder. `size`: the
+    picture size a request that names none gets (default the largest)."""
     calibration = runs.load_calibration(run_dir)
     if not 1 <= num_candidates <= max_candidates:
         raise ValueError(f"--num-candidates must be in [1, --max-candidates={max_candidates}], "
@@ -196,17 +244,22 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
         raise FileExistsError(f"{export_dir}/{version} exists; versions are never overwritten "
                               "(leave out --version to take the next free one)")
     gan = runs.load_model(run_dir)
+    sizes = output_sizes(gan.image_size)
+    if size is not None and size not in sizes:
+        raise ValueError(f"--size must be one of {', '.join(map(str, sizes))}, got {size}")
     gate = Gate.from_calibration(calibration, gamma, min_score)
     style_words = runs.load_style_words(run_dir)
-    module = build_serving_module(gan, gate, num_candidates, max_candidates, style_words)
+    upsampler = runs.load_upsampler(run_dir)
+    module = build_serving_module(gan, gate, num_candidates, max_candidates, style_words,
+                                  upsampler, size)
 
     os.makedirs(export_dir, exist_ok=True)
     final = os.path.join(export_dir, str(version))
     tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")  # TF Serving skips it
     try:
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
-                                                     "draw": module.draw,
-                                                     "score": module.score})
+        tf.saved_model.save(module, tmp, signatures={
+            "serving_default": module.generate, "draw": module.draw, "score": module.score,
+            "generate_at_size": module.generate_at_size, "draw_at_size": module.draw_at_size})
         info = {"run": os.path.abspath(run_dir), "image_size": gan.image_size,
                 "sequence_length": gan.sequence_length, "num_candidates": num_candidates,
                 "max_candidates": max_candidates,
@@ -217,7 +270,11 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
                 # the words a client puts in its text to ask for a drawing style; a text
                 # without one is drawn in the style its seed picks (styles.vary_style)
                 "style_words": {s: list(w) for s, w in style_words.items()},
-                "varies_style": bool(style_words)}
+                "varies_style": bool(style_words),
+                # the `size` a request may ask for, the one it gets by default, and how the
+                # native picture is enlarged ("learned": the run's upsampler.keras)
+                "sizes": list(sizes), "default_size": size or sizes[-1],
+                "upsampler": "learned" if upsampler is not None else "lanczos"}
         os.makedirs(os.path.dirname(runs.export_info_path(tmp)), exist_ok=True)
         write_json(info, runs.export_info_path(tmp))
         with atomic_path(os.path.join(export_dir, f"{version}.keras")) as keras_tmp:
@@ -246,6 +303,9 @@ def make_parser():
                         help="DRS target acceptance rate (default: the run's calibration)")
     parser.add_argument("--min-score", type=float,
                         help="gate by a fixed score threshold in [0, 1] instead of DRS")
+    parser.add_argument("--size", type=int,
+                        help="picture side a request gets when it names none: the model's "
+                             "size or 2x or 4x it (64, 128, 256; default the largest)")
     return parser
 
 
@@ -264,7 +324,7 @@ def main(argv=None):
             print(f"export: wrote {path} ({size / 2**20:.1f} MiB): what drawing needs of {run}")
             return path
         path = export_run(run, args.export_dir, args.version, args.gamma, args.min_score,
-                          args.num_candidates, args.max_candidates)
+                          args.num_candidates, args.max_candidates, args.size)
     except (FileNotFoundError, FileExistsError, OSError, ValueError) as error:
         parser.exit(1, f"export: {error}\n")
     print(f"export: wrote {path} (SavedModel, signatures serving_default, draw and score) and "

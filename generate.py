@@ -4,9 +4,11 @@
     python generate.py --run RUN --out-dir images/ -n 4 --seed 7 "running shoes"
     python generate.py --run RUN --out panel.png -n 8 --panel
     python generate.py --out grid.png "连衣裙"      # without --run: the shipped model (models/adgan)
+    python generate.py --out small.png --size 64 "连衣裙"   # the model's own size, not enlarged
 
 `--out` writes one grid (one row a prompt); `--out-dir` writes one PNG per image
-(`NN_prompt-slug_K.png`). Image k of every prompt uses seed SEED+k, so the same
+(`NN_prompt-slug_K.png`), at `--size` px: the model draws at 64 and its learned up-sampler
+(upsampler.py) gives 256 (the default) and 128. Image k of every prompt uses seed SEED+k, so the same
 `--seed` gives the same images, and the exported SavedModel called with that seed
 returns the same picture. Each image is the first of up to `--max-tries`
 candidates that passes the gate (DRS with target rate `--gamma`, or
@@ -31,6 +33,7 @@ from data_loader import PromptError, check_prompts
 from helpers import make_grid, save_png
 from sampling import DEFAULT_MAX_TRIES, generate_images
 from styles import NONE, VARIED, StyleError, style_prompt
+from upsampler import enlarge, output_sizes
 
 EXIT_BAD_PROMPT = 2
 # The fixed panel that the model issue judges by eye: 24 products, half of them in Chinese.
@@ -82,6 +85,10 @@ def make_parser():
                         help="a drawing style the run was taught, by name or word (fluent-3d "
                              "or 3d or 立体; the run's style_words.json); 'varied' (default): "
                              "each image names the style its seed picks; 'none': as typed")
+    parser.add_argument("--size", type=int,
+                        help="picture side: the model's own (64) or 2x / 4x it (128, 256; the "
+                             "default), enlarged by the run's learned up-sampler "
+                             "(upsampler.keras; Lanczos + unsharp mask without one)")
     parser.add_argument("--user-events", help=argparse.SUPPRESS)  # moved: see check_flags
     parser.add_argument("--compare-gate", action="store_true",
                         help="with --out: each row shows the ungated images (the first "
@@ -117,13 +124,21 @@ def side_by_side(ungated, gated):
 
 
 def load(parser, args):
-    """The run's model and the gate the flags ask for; exits with a one-line error."""
+    """The run's model, the gate the flags ask for and its up-sampler (None: Lanczos); exits
+    with a one-line error, or a usage error for a size the model cannot give."""
     try:
         args.run = runs.run_or_shipped(args.run)
-        return runs.load_model(args.run), runs.load_gate(args.run, args.gamma, args.min_score,
-                                                        gated=not args.no_gate)
+        gan = runs.load_model(args.run)
+        gate = runs.load_gate(args.run, args.gamma, args.min_score, gated=not args.no_gate)
+        upsampler = runs.load_upsampler(args.run)
     except runs.RunError as error:
         parser.exit(1, f"generate: {error}\n")
+    sizes = output_sizes(gan.image_size)
+    args.size = sizes[-1] if args.size is None else args.size
+    if args.size not in sizes:
+        parser.error(f"--size must be one of {', '.join(map(str, sizes))} for this model, "
+                     f"got {args.size}")
+    return gan, gate, upsampler
 
 
 def write_images(images, prompts, out=None, out_dir=None):
@@ -147,7 +162,7 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     check_flags(parser, args)
-    gan, gate = load(parser, args)
+    gan, gate, upsampler = load(parser, args)
     try:
         words = runs.load_style_words(args.run)
         if args.style not in (VARIED, NONE):
@@ -173,8 +188,14 @@ def main(argv=None):
         print(f"generate: mean score ungated {first['score'].mean():.3f}, gated "
               f"{result['score'].mean():.3f} (left: ungated, right: gated)")
         images = side_by_side(first["images"], images)
+    side = images.shape[2]
+    images = enlarge(images.reshape(-1, side, side, 3), args.size, upsampler).numpy()
+    images = images.reshape(len(args.prompts), -1, args.size, args.size, 3)
     written = write_images(images, args.prompts, args.out, args.out_dir)
-    print(f"generate: wrote {', '.join(written) if len(written) <= 3 else f'{len(written)} files'}")
+    how = ("" if args.size == side else ", learned up-sampler" if upsampler is not None
+           else ", Lanczos + unsharp mask")
+    print(f"generate: wrote {', '.join(written) if len(written) <= 3 else f'{len(written)} files'}"
+          f" ({args.size} px{how})")
     return written
 
 

@@ -61,3 +61,17 @@ def mode_seeking_loss(first, second, first_noise, second_noise):
     images = ops.mean(ops.abs(first - second), axis=(1, 2, 3))
     noises = ops.mean(ops.abs(first_noise - second_noise), axis=1)
     return 1.0 / (ops.mean(images / noises) + 1e-5)
+
+
+def pixel_l1_loss(upsampled, target):
+    """Mean absolute pixel error of an up-sampled picture against the real one."""
+    return ops.mean(ops.abs(upsampled - target))
+
+
+def feature_l1_loss(upsampled_features, target_features):
+    """Perceptual loss: mean absolute error of image-encoder feature maps, each layer's
+    divided by the target's mean magnitude so every layer weighs alike."""
+    total = 0.0
+    for fake, real in zip(upsampled_features, target_features):
+        total += ops.mean(ops.abs(fake - real)) / (ops.mean(ops.abs(real)) + 1e-6)
+    return total / len(upsampled_features)

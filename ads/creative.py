@@ -10,9 +10,11 @@ Standard sizes (1080x1080, 1200x628, 300x250, 728x90) and three layout templates
 row of product, headline and button, for wide strips). Copy in Chinese or English
 is wrapped (by word, or by character for Chinese) and shrunk to fit its box, and
 cut with an ellipsis only if even the smallest size cannot hold it; the copy box
-never overlaps the product. The product (32x32 or 64x64) is upscaled with Lanczos
-and an unsharp mask. Every PNG gets a JSON sidecar with the prompt, seed, score,
-template, size and copy, from which `--from-sidecar` redraws it exactly.
+never overlaps the product. The product is drawn at `--product-size` (default the
+largest the model gives: 256 px, the shipped model's 64 px drawing through its learned
+up-sampler, upsampler.py) and fitted to its box with Lanczos and an unsharp mask. Every
+PNG gets a JSON sidecar with the prompt, seed, score, template, size, product size (and
+how it was enlarged) and copy, from which `--from-sidecar` redraws it exactly.
 """
 
 import argparse
@@ -23,10 +25,11 @@ import os
 import re
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from ads import fonts, sources
 from helpers import HAN_CHARACTERS, has_han, save_png, write_json
+from upsampler import pil_lanczos_unsharp
 
 SIZES = {"1080x1080": (1080, 1080), "1200x628": (1200, 628), "300x250": (300, 250),
          "728x90": (728, 90)}
@@ -169,15 +172,6 @@ def layout(template, size):
                     width // 2 + int(width * 0.2), height - margin)}
 
 
-def upscale(product, side):
-    """uint8 RGB [S, S, 3] -> PIL image side x side: Lanczos, then an unsharp mask."""
-    image = Image.fromarray(np.asarray(product, np.uint8))
-    while image.width * 2 < side:  # in doubling steps: smoother edges than one big jump
-        image = image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)
-    image = image.resize((side, side), Image.Resampling.LANCZOS)
-    return image.filter(ImageFilter.UnsharpMask(radius=max(1, side // 200), percent=60))
-
-
 def accent_color(product):
     """A darkened version of the product's mean non-white colour (for the button)."""
     pixels = np.asarray(product, np.float32).reshape(-1, 3)
@@ -202,7 +196,7 @@ def compose(product, copy, template="hero", size="1080x1080"):
     canvas = Image.new("RGB", (width, height), PAPER)
     draw = ImageDraw.Draw(canvas)
     left, top, right, bottom = boxes["product"]
-    canvas.paste(upscale(product, right - left), (left, top))
+    canvas.paste(pil_lanczos_unsharp(product, right - left), (left, top))
     used = {"product": boxes["product"], "truncated": [], "copy": dataclasses.asdict(copy)}
     base = min(width, height)
     accent = accent_color(product)
@@ -264,10 +258,10 @@ def creative_name(prompt, seed, template, size):
 
 
 def make_creative(source, prompt, copy, seed=0, template="hero", size="1080x1080",
-                  num_candidates=8):
-    """Generate the product for `prompt` with `source` (see `sources.load_source`), compose
-    it; returns (image, sidecar dict)."""
-    drawn = source.generate([prompt], [seed], num_candidates)
+                  num_candidates=8, product_size=None):
+    """Generate the product for `prompt` with `source` (see `sources.load_source`) at
+    `product_size` (default the largest it gives), compose it; returns (image, sidecar)."""
+    drawn = source.generate([prompt], [seed], num_candidates, product_size)
     return compose_with_sidecar({k: v[0] for k, v in drawn.items()}, prompt, copy, seed,
                                 template, size, num_candidates, source.describe())
 
@@ -276,9 +270,13 @@ def compose_with_sidecar(drawn, prompt, copy, seed, template, size, num_candidat
     """`compose` one drawn product ({"images": [S, S, 3], "score", "accepted", "tries"});
     returns (image, sidecar dict: everything `--from-sidecar` needs to redraw it)."""
     image, used = compose(drawn["images"], copy, template, size)
+    side = int(drawn["images"].shape[0])
     sidecar = {"prompt": prompt, "seed": int(seed), "num_candidates": int(num_candidates),
                "score": float(drawn["score"]), "accepted": bool(drawn["accepted"]),
                "tries": int(drawn["tries"]), "template": template, "size": size,
+               # the product's side as drawn, and what enlarged it from the model's own size
+               "product_size": side, "product_upsampler": (
+                   "none" if side == model.get("image_size") else model.get("upsampler")),
                "copy": used.pop("copy"), "model": model,
                "layout": used, "font": os.path.basename(fonts.font_path(True))}
     return image, sidecar
@@ -301,6 +299,9 @@ def make_parser():
     parser.add_argument("--template", choices=TEMPLATES, default="hero")
     parser.add_argument("--size", choices=sorted(SIZES), action="append",
                         help="ad size (repeatable; default all four)")
+    parser.add_argument("--product-size", type=int,
+                        help="the product's side before it is fitted to its box: the model's "
+                             "own (64) or 2x / 4x it (128, 256: the default)")
     parser.add_argument("--from-sidecar", help="redraw the creative a sidecar JSON describes")
     parser.add_argument("--out-dir", default="creatives", help="where creatives go")
     return parser
@@ -316,6 +317,8 @@ def main(argv=None):
                 saved = json.load(f)
             args.prompt, args.seed, args.template = saved["prompt"], saved["seed"], saved["template"]
             args.size, args.num_candidates = [saved["size"]], saved["num_candidates"]
+            # a sidecar from before the up-sampler drew the product at the model's own size
+            args.product_size = saved.get("product_size", "native")
             copy = Copy(**saved["copy"])
             args.model = args.model or saved["model"].get("model")
             args.run = args.run or saved["model"].get("run")
@@ -329,10 +332,12 @@ def main(argv=None):
     try:
         copy = check_copy(copy)
         source = sources.load_source(model=args.model, run=args.run, gated=not args.no_gate)
+        if args.product_size == "native":
+            args.product_size = source.image_size
         paths = []
         for size in args.size or sorted(SIZES):
             image, sidecar = make_creative(source, args.prompt, copy, args.seed, args.template,
-                                           size, args.num_candidates)
+                                           size, args.num_candidates, args.product_size)
             paths.append(save_creative(image, sidecar, args.out_dir,
                                        creative_name(args.prompt, args.seed, args.template,
                                                      size)))

@@ -29,6 +29,7 @@ import os
 import sys
 
 import numpy as np
+import tensorflow as tf
 
 import colors
 import runs
@@ -235,7 +236,11 @@ def make_user_creatives(source, run_dir, events_path, user, out_dir, prompts=3, 
         seeds = [seed + k for k in range(candidates)]
         drawn = source.generate([entry["prompt"]] * candidates, seeds, num_candidates)
         if interest is not None:
-            best, similarity = pick_closest(encoder, drawn["images"], interest)
+            # judged at the model's own size: the encoder's bilinear resize of an enlarged
+            # 256 px picture straight to its 32 px would alias
+            native = tf.image.resize(drawn["images"], [source.image_size] * 2, "area")
+            best, similarity = pick_closest(encoder, np.round(native.numpy()).astype(np.uint8),
+                                            interest)
             why = (f"candidate {best + 1} of {candidates}: the closest to the user's interest "
                    f"(cosine {similarity[best]:.2f}; others "
                    f"{', '.join(f'{s:.2f}' for i, s in enumerate(similarity) if i != best)})")

@@ -1,5 +1,8 @@
 """Where product images come from: an exported SavedModel or a training run, one interface.
 
+Each has `image_size` (the model's, N), `sizes` (what `generate` can return: N, 2N, 4N)
+and `upsampler` ("learned" or "lanczos": how 2N and 4N are made, upsampler.py).
+
 Both give the same image for the same (prompt, seed, num_candidates): the
 SavedModel's `generate` and `sampling.GatedSampler` draw candidates keyed by
 (seed, k) and gate them alike (tested in tests/test_export.py).
@@ -13,6 +16,7 @@ import tensorflow as tf
 import runs
 from data_loader import PromptError, check_prompts, to_float_tensor
 from sampling import GatedSampler, judge_score
+from upsampler import enlarge, output_sizes
 
 
 class SourceError(ValueError):
@@ -35,13 +39,21 @@ class SavedModelSource:
                               "(no saved_model.pb; make one with export.py)")
         self.path = os.path.abspath(path)
         self.model = tf.saved_model.load(path)
+        info = runs.read_export_info(path) or {}
+        self.image_size = info.get("image_size") or int(
+            self.model.generate.concrete_functions[0].structured_outputs["images"].shape[1])
+        self.sizes = tuple(info.get("sizes", [self.image_size]))  # older exports: one size
+        self.upsampler = info.get("upsampler")
 
-    def generate(self, prompts, seeds, num_candidates=8):
-        """numpy {"images" uint8 [B, S, S, 3], "score", "accepted", "tries"} for the prompts."""
+    def generate(self, prompts, seeds, num_candidates=8, size=None):
+        """numpy {"images" uint8 [B, size, size, 3], "score", "accepted", "tries"} for the
+        prompts (`size` one of `sizes`, default the largest)."""
+        request = [tf.constant(list(prompts)), tf.constant(list(seeds), tf.int64),
+                   tf.constant([num_candidates], tf.int64)]
         try:
-            out = self.model.generate(tf.constant(list(prompts)),
-                                      tf.constant(list(seeds), tf.int64),
-                                      tf.constant([num_candidates], tf.int64))
+            out = (self.model.generate_at_size(*request, tf.constant([size or self.sizes[-1]],
+                                                                     tf.int64))
+                   if len(self.sizes) > 1 else self.model.generate(*request))
         except tf.errors.InvalidArgumentError as error:
             raise SourceError(assertion_message(error)) from None
         return {name: out[name].numpy() for name in ("images", "score", "accepted", "tries")}
@@ -55,13 +67,8 @@ class SavedModelSource:
             raise SourceError(assertion_message(error)) from None
         return out["score"].numpy()
 
-    @property
-    def image_size(self):
-        return int(self.model.generate.concrete_functions[0].structured_outputs["images"]
-                   .shape[1])
-
     def describe(self):
-        return {"model": self.path}
+        return {"model": self.path, "image_size": self.image_size, "upsampler": self.upsampler}
 
 
 class RunSource:
@@ -76,33 +83,39 @@ class RunSource:
             self.gan = runs.load_model(run_dir)
             self.gate = runs.load_gate(run_dir, gated=gated)
             style_words = runs.load_style_words(run_dir)
+            self.upsampler_model = runs.load_upsampler(run_dir)
         except runs.RunError as error:
             raise SourceError(str(error)) from None
         self.gated = gated
         # a prompt naming no style is drawn in the style its seed picks, as the SavedModel does
         self.sampler = GatedSampler(self.gan, self.gate, style_words=style_words)
         self.run_dir = os.path.abspath(run_dir)
+        self.image_size = self.gan.image_size
+        self.sizes = output_sizes(self.image_size)
+        self.upsampler = "learned" if self.upsampler_model is not None else "lanczos"
 
-    def generate(self, prompts, seeds, num_candidates=8):
-        """numpy {"images" uint8 [B, S, S, 3], "score", "accepted", "tries"} for the prompts."""
+    def generate(self, prompts, seeds, num_candidates=8, size=None):
+        """numpy {"images" uint8 [B, size, size, 3], "score", "accepted", "tries"} for the
+        prompts (`size` one of `sizes`, default the largest)."""
+        size = size or self.sizes[-1]
+        if size not in self.sizes:
+            raise SourceError(f"size must be one of {', '.join(map(str, self.sizes))}, "
+                              f"got {size}")
         try:
             check_prompts(prompts, self.gan.vectorizer, self.gan.sequence_length)
         except PromptError as error:
             raise SourceError(str(error)) from None
         budget = num_candidates if self.gated else 1
-        return self.sampler(prompts, seeds, [budget] * len(prompts))
+        drawn = self.sampler(prompts, seeds, [budget] * len(prompts))
+        return {**drawn, "images": enlarge(drawn["images"], size, self.upsampler_model).numpy()}
 
     def score(self, prompts, images):
         """The gate's score in [0, 1] of uint8 images [B, S, S, 3] against their prompts."""
         token_ids = self.gan.vectorizer(tf.constant(list(prompts)))
         return judge_score(self.gan, token_ids, to_float_tensor(images), self.gate).numpy()
 
-    @property
-    def image_size(self):
-        return self.gan.image_size
-
     def describe(self):
-        return {"run": self.run_dir}
+        return {"run": self.run_dir, "image_size": self.image_size, "upsampler": self.upsampler}
 
 
 def load_source(model=None, run=None, gated=True):

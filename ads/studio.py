@@ -65,7 +65,8 @@ class Studio:
 
     def info(self, _body):
         return {"templates": list(creative.TEMPLATES), "sizes": list(creative.SIZES),
-                "users": self.users, "image_size": self.source.image_size}
+                "users": self.users, "image_size": self.source.image_size,
+                "product_size": self.source.sizes[-1], "upsampler": self.source.upsampler}
 
     def generate(self, body):
         text = prompt_of(body, "text")

@@ -14,10 +14,13 @@ each imports only what it measures, inside its function, for the same reason:
   the forward passes of the text encoder, G and D, the real pass with its MA-GP, and
   the EMA update, each compiled and timed alone, with its FLOPs;
 - pipeline: the tf.data loader alone on the shipped manifest at 64x64, batch 32;
-- serve: the exported SavedModel (64x64, untrained weights: speed does not depend
-  on them), computing in float32 and in bfloat16, for one prompt and for a batch of
-  64: gate off (the `draw` signature), one judged candidate (`serving_default`,
-  num_candidates 1) and the gate on (8 candidates, all drawn: the gate's worst case).
+- serve: the exported SavedModel (drawn at 64x64 and returned at 256x256 through an
+  up-sampler, untrained weights: speed does not depend on them), computing in float32
+  and in bfloat16, for one prompt and for a batch of 64: gate off (the `draw`
+  signature), one judged candidate (`serving_default`, num_candidates 1) and the gate
+  on (8 candidates, all drawn: the gate's worst case);
+- upsample: the learned 64 -> 256 up-sampler alone at batch 1 (and 16), float32 and
+  bfloat16, beside Lanczos + unsharp mask in PIL.
 """
 
 import argparse
@@ -236,12 +239,14 @@ def serve_part(repeats=200, precision="float32", preset="full"):
     import train
     from config import resolve_config
     from sampling import Gate
+    from upsampler import Upsampler
 
     config = resolve_config(["--preset", preset, "--precision", precision])
     train.set_precision(config.precision)
     gan = train.build_gan(config, ["red", "dress", "手", "机"])
     neutral = Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=1.0)
-    module = export.build_serving_module(gan, neutral, default_candidates=1, max_candidates=64)
+    module = export.build_serving_module(gan, neutral, default_candidates=1, max_candidates=64,
+                                         upsampler=Upsampler())  # 256 px out, as shipped
     folder = tempfile.mkdtemp()
     tf.saved_model.save(module, folder, signatures={"serving_default": module.generate,
                                                     "draw": module.draw})
@@ -269,13 +274,41 @@ def serve_part(repeats=200, precision="float32", preset="full"):
     return results
 
 
+def upsample_part(precision="float32", repeats=200):
+    """Milliseconds of one 64 -> 256 px up-sample at batch 1 (the shipped `Upsampler`'s shape,
+    untrained weights: speed does not depend on them), compiled, computing in `precision`;
+    pictures/s at batch 16; and Lanczos + unsharp mask in PIL on the same picture."""
+    # deferred: a part imports only what it measures (its memory is its own)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import upsampler
+
+    if precision == "bfloat16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = upsampler.Upsampler()
+    step = tf.function(lambda x: model(x, training=False))
+    one, sixteen = tf.random.uniform([1, 64, 64, 3], -1, 1), tf.random.uniform([16, 64, 64, 3])
+    latencies = np.array(timed(lambda: step(one).numpy(), repeats)) * 1000
+    picture = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    lanczos = np.array(timed(lambda: upsampler.pil_lanczos_unsharp(picture, 256), repeats)) * 1000
+    return {"precision": precision, "parameters": model.count_params(),
+            "p50_ms": float(np.percentile(latencies, 50)),
+            "p95_ms": float(np.percentile(latencies, 95)),
+            "batch16_pictures_per_second": float(
+                16 / np.median(timed(lambda: step(sixteen).numpy(), 10))),
+            "lanczos_unsharp_pil_p50_ms": float(np.percentile(lanczos, 50))}
+
+
 PARTS = {"peak": peak_part, "train": train_part, "breakdown": breakdown_part,
-         "pipeline": pipeline_part, "serve": serve_part}
+         "pipeline": pipeline_part, "serve": serve_part, "upsample": upsample_part}
 # the runs of `main`: (results key, part, --precision)
 RUNS = (("peak", "peak", None), ("train_float32", "train", "float32"),
         ("train_bfloat16", "train", "bfloat16"), ("breakdown_float32", "breakdown", "float32"),
         ("breakdown_bfloat16", "breakdown", "bfloat16"), ("pipeline", "pipeline", None),
-        ("serve", "serve", "float32"), ("serve_bfloat16", "serve", "bfloat16"))
+        ("serve", "serve", "float32"), ("serve_bfloat16", "serve", "bfloat16"),
+        ("upsample_float32", "upsample", "float32"), ("upsample_bfloat16", "upsample", "bfloat16"))
 
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

@@ -1,5 +1,6 @@
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import export
 import generate
 import runs
 import sampling
+import upsampler
 from conftest import SERVING_PROMPTS
 
 PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "sampling", "runs",
@@ -34,7 +36,8 @@ first, second = serve(**request), serve(**request)
 decoded = np.stack([tf.io.decode_png(base64.b64decode(png.numpy())).numpy()
                     for png in first["png"]])
 raw = np.stack([tf.io.decode_png(png).numpy() for png in first["png_bytes"]])
-rescored = loaded.signatures["score"](text=tf.constant(prompts), images=first["images"])
+native = loaded.signatures["generate_at_size"](**request, size=tf.constant([16], tf.int64))
+rescored = loaded.signatures["score"](text=tf.constant(prompts), images=native["images"])
 defaults = loaded.generate(tf.constant(prompts))  # seed and num_candidates left out
 drawn = loaded.signatures["draw"](text=request["text"], seed=request["seed"])
 single = serve(text=request["text"], seed=request["seed"],
@@ -66,10 +69,22 @@ with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run, tmp_path_factory):
-    """(export base dir, version folder) of the tiny trained run."""
+def upsampled_run(trained_run, tmp_path_factory):
+    """A copy of the tiny trained run with a (random, so not nearest-neighbour) up-sampler."""
+    run = str(tmp_path_factory.mktemp("upsampled") / "run")
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+    model = upsampler.Upsampler(channels=4, num_convs=1)
+    model.set_weights([np.random.default_rng(i).normal(size=w.shape) * 0.05
+                       for i, w in enumerate(model.get_weights())])
+    model.save(runs.path(run, "upsampler"))
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(upsampled_run, tmp_path_factory):
+    """(export base dir, version folder) of the tiny trained run with its up-sampler."""
     base = str(tmp_path_factory.mktemp("export") / "adgan")
-    return base, export.main(["--run", trained_run, "--export-dir", base])
+    return base, export.main(["--run", upsampled_run, "--export-dir", base])
 
 
 def run_python(code, *args):
@@ -79,7 +94,7 @@ def run_python(code, *args):
     return result.stdout
 
 
-def test_export_layout_and_versions(trained_run, exported, capsys):
+def test_export_layout_and_versions(upsampled_run, exported, capsys):
     base, first = exported
     assert first == os.path.join(base, "1")
     assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(first))
@@ -87,20 +102,25 @@ def test_export_layout_and_versions(trained_run, exported, capsys):
     info = runs.read_export_info(first)
     assert info["image_size"] == 16 and info["gate"]["method"] == "drs"
     assert info["style_words"]["fluent-3d"] == ["3d", "立体"]  # what a client may ask for
-    assert export.main(["--run", trained_run, "--export-dir", base]) == os.path.join(base, "2")
+    assert info["sizes"] == [16, 32, 64] and info["default_size"] == 64
+    assert info["upsampler"] == "learned"
+    assert export.main(["--run", upsampled_run, "--export-dir", base, "--size", "16"]) == \
+        os.path.join(base, "2")
+    assert runs.read_export_info(os.path.join(base, "2"))["default_size"] == 16
     with pytest.raises(SystemExit) as exit_info:
-        export.main(["--run", trained_run, "--export-dir", base, "--version", "1"])
+        export.main(["--run", upsampled_run, "--export-dir", base, "--version", "1"])
     assert exit_info.value.code == 1 and "never overwritten" in capsys.readouterr().err
     assert sorted(os.listdir(base)) == ["1", "1.keras", "2", "2.keras"]  # no temporary left
 
 
-def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_path):
+def test_fresh_tensorflow_process_matches_generate(upsampled_run, exported, tmp_path):
     _, version = exported
     out = tmp_path / "served.npz"
     run_python(FRESH_CLIENT, version, "|".join(SERVING_PROMPTS), 7, out, ",".join(PROJECT_MODULES))
     served = np.load(out)
     assert list(served["project_modules"]) == []
-    assert served["images"].shape == (3, 16, 16, 3) and served["images"].dtype == np.uint8
+    # 64 px by default: the 16 px drawing through the run's up-sampler, in the graph
+    assert served["images"].shape == (3, 64, 64, 3) and served["images"].dtype == np.uint8
     np.testing.assert_array_equal(served["images"], served["again"])
     np.testing.assert_array_equal(served["images"], served["png"])
     np.testing.assert_array_equal(served["images"], served["png_bytes"])
@@ -110,15 +130,15 @@ def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_pa
     np.testing.assert_array_equal(served["drawn"], served["single"])
     np.testing.assert_array_equal(served["drawn"], served["drawn_png"])
 
-    files = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / "cli"), "-n", "1",
+    files = generate.main(["--run", upsampled_run, "--out-dir", str(tmp_path / "cli"), "-n", "1",
                            "--seed", "7", *SERVING_PROMPTS])
     drawn = np.stack([np.asarray(Image.open(path)) for path in files])
     # equal to float tolerance before uint8 rounding: at most one grey level apart
     assert np.abs(drawn.astype(int) - served["images"].astype(int)).max() <= 1
 
-    gan, gate = runs.load_model(trained_run), runs.load_gate(trained_run)
+    gan, gate = runs.load_model(upsampled_run), runs.load_gate(upsampled_run)
     ours = sampling.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8,
-                                    style_words=runs.load_style_words(trained_run))
+                                    style_words=runs.load_style_words(upsampled_run))
     np.testing.assert_allclose(ours["score"][:, 0], served["score"], atol=1e-4)
     np.testing.assert_array_equal(ours["accepted"][:, 0], served["accepted"])
     np.testing.assert_array_equal(ours["tries"][:, 0], served["tries"])
@@ -127,7 +147,7 @@ def test_fresh_tensorflow_process_matches_generate(trained_run, exported, tmp_pa
 def test_loads_like_tf_serving_with_only_text(exported):
     _, version = exported
     printed = run_python(SESSION_CLIENT, version, "红色 dress|jeans")
-    assert printed.startswith("(2, 16, 16, 3) uint8 [")
+    assert printed.startswith("(2, 64, 64, 3) uint8 [")
 
 
 def test_saved_model_cli_lists_the_signatures(exported):
@@ -142,7 +162,8 @@ def test_saved_model_cli_lists_the_signatures(exported):
     serving = shown[shown.index("signature_def['serving_default']"):]
     scoring = shown[shown.index("signature_def['score']"):shown.index(
         "signature_def['serving_default']")]
-    drawing = shown[shown.index("signature_def['draw']"):shown.index("signature_def['score']")]
+    drawing = shown[shown.index("signature_def['draw']"):shown.index(
+        "signature_def['draw_at_size']")]
 
     def tensor(block, kind, name):
         found = re.search(rf"{kind}\['{name}'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))",
@@ -152,7 +173,8 @@ def test_saved_model_cli_lists_the_signatures(exported):
     assert tensor(serving, "inputs", "text") == "DT_STRING (-1)"
     assert tensor(serving, "inputs", "seed") == "DT_INT64 (-1)"
     assert tensor(serving, "inputs", "num_candidates") == "DT_INT64 (-1)"
-    assert tensor(serving, "outputs", "images") == "DT_UINT8 (-1, 16, 16, 3)"
+    assert "'size'" not in serving[:serving.index("outputs")]  # its inputs are as they were
+    assert tensor(serving, "outputs", "images") == "DT_UINT8 (-1, -1, -1, 3)"
     assert tensor(serving, "outputs", "png") == "DT_STRING (-1)"
     assert tensor(serving, "outputs", "png_bytes") == "DT_STRING (-1)"
     assert tensor(serving, "outputs", "tries") == "DT_INT32 (-1)"
@@ -162,6 +184,10 @@ def test_saved_model_cli_lists_the_signatures(exported):
     assert tensor(scoring, "inputs", "images") == "DT_UINT8 (-1, -1, -1, -1)"
     assert tensor(scoring, "outputs", "score") == "DT_FLOAT (-1)"
     assert tensor(drawing, "inputs", "seed") == "DT_INT64 (-1)"
+    sized = shown[shown.index("signature_def['draw_at_size']"):shown.index(
+        "signature_def['generate_at_size']")]
+    assert tensor(sized, "inputs", "size") == "DT_INT64 (-1)"
+    assert tensor(sized, "outputs", "images") == "DT_UINT8 (-1, -1, -1, 3)"
     assert tensor(drawing, "outputs", "png_bytes") == "DT_STRING (-1)"
     assert "score" not in drawing and "num_candidates" not in drawing
 
@@ -183,15 +209,17 @@ GOOD_TEXT = ["red dress", "jeans"]
     (dict(text=GOOD_TEXT, num_candidates=[0]), "num_candidates: must be between 1 and 64"),
     (dict(text=GOOD_TEXT, num_candidates=[65]), "num_candidates: must be between 1 and 64"),
     (dict(text=GOOD_TEXT, num_candidates=[1, 2, 3]), "one value, or one per prompt"),
+    (dict(text=GOOD_TEXT, size=[100]), "size: give one value, one of 16, 32, 64"),
+    (dict(text=GOOD_TEXT, size=[16, 32]), "size: give one value, one of 16, 32, 64"),
 ])
 def test_bad_generate_requests_are_invalid_argument(loaded, request_args, message):
     args = {"text": tf.constant(request_args["text"], tf.string)}
-    for name in ("seed", "num_candidates"):
+    for name in ("seed", "num_candidates", "size"):
         if name in request_args:
             args[name] = tf.constant(request_args[name], tf.int64)
     with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("[", r"\[")
                        .replace("]", r"\]")):
-        loaded.generate(**args)
+        loaded.generate_at_size(**args)
 
 
 def test_bad_draw_requests_are_invalid_argument(loaded):
@@ -201,13 +229,31 @@ def test_bad_draw_requests_are_invalid_argument(loaded):
         loaded.draw(tf.constant(GOOD_TEXT), tf.constant([1, 2, 3], tf.int64))
     with pytest.raises(tf.errors.InvalidArgumentError, match="no known token"):
         loaded.draw(tf.constant(["zzzz"]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="size: give one value"):
+        loaded.draw_at_size(tf.constant(GOOD_TEXT), size=tf.constant([0], tf.int64))
 
 
-@pytest.mark.parametrize("images", [np.zeros((2, 32, 32, 3)), np.zeros((3, 16, 16, 3)),
-                                    np.zeros((2, 16, 16)), np.zeros((2, 16, 16, 4))])
+def test_raw_text_gets_every_documented_size(loaded, upsampled_run):
+    text, seed = tf.constant(GOOD_TEXT), tf.constant([5, 6], tf.int64)
+    pictures = {}
+    for size in (16, 32, 64):
+        for name, call in (("generate", lambda s: loaded.generate_at_size(text, seed, size=s)),
+                           ("draw", lambda s: loaded.draw_at_size(text, seed, size=s))):
+            images = call(tf.constant([size], tf.int64))["images"].numpy()
+            assert images.shape == (2, size, size, 3) and images.dtype == np.uint8, name
+            pictures[name, size] = images
+    # no size: the largest; each size is the one drawing (16 px -> its up-sampled 64 px)
+    np.testing.assert_array_equal(loaded.draw(text, seed)["images"].numpy(), pictures["draw", 64])
+    np.testing.assert_array_equal(pictures["draw", 64], upsampler.enlarge(
+        pictures["draw", 16], 64, runs.load_upsampler(upsampled_run)).numpy())
+
+
+@pytest.mark.parametrize("images", [np.zeros((2, 24, 24, 3)), np.zeros((3, 16, 16, 3)),
+                                    np.zeros((2, 16, 16)), np.zeros((2, 16, 16, 4)),
+                                    np.zeros((2, 16, 32, 3))])
 def test_bad_score_images_are_invalid_argument(loaded, images):
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"images: expected uint8\[batch, 16, 16, 3\]"):
+                       match=r"images: expected uint8\[batch, s, s, 3\] with s one of 16, 32, 64"):
         loaded.signatures["score"](text=tf.constant(GOOD_TEXT),
                                    images=tf.constant(images, tf.uint8))
 

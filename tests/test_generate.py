@@ -10,15 +10,34 @@ from PIL import Image
 import generate
 import runs
 import sampling
+import upsampler
 from styles import vary_style
 
 
 def test_grid_has_one_row_per_prompt(trained_run, tmp_path):
     out = str(tmp_path / "grid.png")
-    generate.main(["--run", trained_run, "--out", out, "-n", "3", "连衣裙", "jeans"])
+    generate.main(["--run", trained_run, "--out", out, "-n", "3", "--size", "16", "连衣裙",
+                   "jeans"])
     grid = np.asarray(Image.open(out))
     # 16-pixel images with 2-pixel padding: 2 rows x 3 columns
     assert grid.shape == (2 * 18 + 2, 3 * 18 + 2, 3)
+
+
+def test_size_enlarges_the_same_drawing(trained_run, tmp_path, capsys):
+    def draw(*size):
+        files = generate.main(["--run", trained_run, "--out-dir", str(tmp_path / "s"), "-n", "1",
+                               "--seed", "3", *size, "jeans"])
+        return np.asarray(Image.open(files[0]))
+
+    native, default = draw("--size", "16"), draw()  # no --size: the largest, 4 x 16
+    assert native.shape == (16, 16, 3) and default.shape == (64, 64, 3)
+    assert "(64 px, Lanczos + unsharp mask)" in capsys.readouterr().out  # no up-sampler here
+    np.testing.assert_array_equal(default, upsampler.enlarge(native[None], 64).numpy()[0])
+    assert draw("--size", "32").shape == (32, 32, 3)
+    with pytest.raises(SystemExit) as exit_info:
+        draw("--size", "48")
+    assert exit_info.value.code == 2
+    assert "--size must be one of 16, 32, 64 for this model, got 48" in capsys.readouterr().err
 
 
 def test_panel_is_24_products_half_chinese_all_words_of_the_shipped_captions():
@@ -47,7 +66,7 @@ def test_out_dir_and_seed_repeatability(trained_run, tmp_path):
                            "--seed", "8", "红色 dress"])
     assert [os.path.basename(p) for p in first] == ["00_红色-dress_0.png", "00_红色-dress_1.png"]
     pixels = [np.asarray(Image.open(p)) for p in first + again + other]
-    assert pixels[0].shape == (16, 16, 3)
+    assert pixels[0].shape == (64, 64, 3)
     assert np.array_equal(pixels[0], pixels[2]) and np.array_equal(pixels[1], pixels[3])
     assert not np.array_equal(pixels[0], pixels[4])
 
@@ -71,15 +90,15 @@ def test_draws_vary_the_style_unless_told_not_to(trained_run, tmp_path):
                                "--seed", str(seed), *args])
         return [np.asarray(Image.open(path)) for path in files]
 
-    varied = draw("varied", 7, "-n", "2", "jeans")
+    varied = draw("varied", 7, "-n", "2", "--size", "16", "jeans")
     styled = [t.decode() for t in vary_style(["jeans"] * 2, [7, 8],
                                              runs.load_style_words(trained_run)).numpy()]
     assert styled[0] != styled[1]  # consecutive seeds name different styles
     # image k is its seed's style word typed in front of the prompt, drawn as typed
     for k, text in enumerate(styled):
-        typed = draw(f"typed{k}", 7 + k, "-n", "1", "--style", "none", text)
+        typed = draw(f"typed{k}", 7 + k, "-n", "1", "--size", "16", "--style", "none", text)
         assert np.array_equal(varied[k], typed[0])
-    plain = draw("plain", 7, "-n", "2", "--style", "none", "jeans")
+    plain = draw("plain", 7, "-n", "2", "--size", "16", "--style", "none", "jeans")
     as_typed = sampling.generate_images(runs.load_model(trained_run), ["jeans"], 2, seed=7,
                                         gate=runs.load_gate(trained_run), max_tries=8)
     assert np.array_equal(np.stack(plain), as_typed["images"][0])
@@ -128,8 +147,8 @@ def test_generate_prints_gate_statistics(trained_run, tmp_path, capsys):
 
 def test_compare_gate_grid_puts_ungated_left_of_gated(trained_run, tmp_path, capsys):
     out = str(tmp_path / "cmp.png")
-    generate.main(["--run", trained_run, "--out", out, "-n", "2", "--compare-gate",
-                   "连衣裙", "jeans"])
+    generate.main(["--run", trained_run, "--out", out, "-n", "2", "--compare-gate", "--size",
+                   "16", "连衣裙", "jeans"])
     assert "mean score ungated" in capsys.readouterr().out
     # 2 rows x (2 ungated + gap + 2 gated) cells of 16 pixels with 2-pixel padding
     assert np.asarray(Image.open(out)).shape == (2 * 18 + 2, 5 * 18 + 2, 3)

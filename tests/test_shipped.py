@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import export
 import generate
 import runs
 from conftest import ROOT
+from upsampler import output_sizes
 
 SHIPPED = os.path.exists(runs.path(runs.SHIPPED_RUN, "model"))
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no shipped model in models/adgan")
@@ -41,11 +43,16 @@ def draws(grid_file, rows, columns, size, padding=2):
                                for c in range(columns)]) for r in range(rows)])
 
 
+def largest(run):
+    """The side a run's pictures come at by default (4x its drawing's)."""
+    return output_sizes(runs.load_config(run).image_size)[-1]
+
+
 def test_a_release_draws_in_a_fresh_process(release, tmp_path):
     prompts = ["连衣裙", "jeans", "披萨"]
     run_fresh([os.path.join(ROOT, "generate.py"), "--run", release, "--out", "grid.png",
                "-n", "4", *prompts], cwd=tmp_path)
-    images = draws(tmp_path / "grid.png", len(prompts), 4, runs.load_config(release).image_size)
+    images = draws(tmp_path / "grid.png", len(prompts), 4, largest(release))
     expected = generate.main(["--run", release, "--out", str(tmp_path / "again.png"), "-n", "4",
                               *prompts])
     assert np.array_equal(np.asarray(Image.open(expected[0])),
@@ -60,7 +67,7 @@ def test_the_shipped_model_draws_every_panel_prompt_in_a_fresh_process(tmp_path)
     for prompt in generate.PANEL_PROMPTS:
         assert f"generate: {prompt!r}: " in out
     images = draws(tmp_path / "panel.png", len(generate.PANEL_PROMPTS), 8,
-                   runs.load_config(runs.SHIPPED_RUN).image_size).astype(float)
+                   largest(runs.SHIPPED_RUN)).astype(float)
     # every row is eight different pictures, and no two rows are the same picture
     assert (images.std(axis=1).mean(axis=(1, 2, 3)) > 1).all()
     means = images.mean(axis=1).reshape(len(images), -1)
@@ -74,3 +81,30 @@ def test_the_readme_first_creative_from_the_shipped_model(tmp_path):
     made = [name for name in os.listdir(tmp_path / "creatives") if name.endswith(".png")]
     assert len(made) == 1
     assert Image.open(tmp_path / "creatives" / made[0]).size == (1080, 1080)
+
+
+# Loads the SavedModel as TF Serving's C++ loader does and sends only text (and a size).
+# The shipped model draws at 64 px: 128 and 256 come from its learned up-sampler.
+SERVING_CLIENT = """
+import sys
+import tensorflow as tf
+
+with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], sys.argv[1])
+    for size in [None, 64, 128, 256]:
+        signature = meta.signature_def["generate_at_size" if size else "serving_default"]
+        feed = {signature.inputs["text"].name: ["红色连衣裙", "running shoes"]}
+        if size:
+            feed[signature.inputs["size"].name] = [size]
+        images = session.run(signature.outputs["images"].name, feed)
+        print(size, images.shape, images.dtype)
+"""
+
+
+@needs_shipped
+def test_the_shipped_model_serves_raw_text_at_every_size(tmp_path):
+    version = export.main(["--export-dir", str(tmp_path / "adgan")])
+    assert runs.read_export_info(version)["upsampler"] == "learned"
+    printed = run_fresh(["-c", SERVING_CLIENT, version], cwd=tmp_path).splitlines()
+    assert printed == ["None (2, 256, 256, 3) uint8", "64 (2, 64, 64, 3) uint8",
+                       "128 (2, 128, 128, 3) uint8", "256 (2, 256, 256, 3) uint8"]

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ads import creative, fonts
+from upsampler import pil_lanczos_unsharp
 
 LONG_ZH = "夏季新款连衣裙轻盈透气，限时特惠，全场包邮，" * 8  # 176 characters
 LONG_EN = ("Lightweight breathable running shoes with extra cushioning for every day " * 3)[:200]
@@ -79,7 +80,7 @@ def test_bad_copy_is_a_clear_error():
 
 def test_upscale_is_smooth_and_exact_size():
     checker = np.kron(np.indices((4, 4)).sum(0) % 2, np.ones((4, 4)))[..., None] * 255
-    big = np.asarray(creative.upscale(np.repeat(checker, 3, -1).astype(np.uint8), 200))
+    big = np.asarray(pil_lanczos_unsharp(np.repeat(checker, 3, -1).astype(np.uint8), 200))
     assert big.shape == (200, 200, 3)
     assert len(np.unique(big[:, :, 0])) > 20  # interpolated edges, not nearest-neighbour blocks
 
@@ -92,9 +93,22 @@ def test_sidecar_redraws_the_same_png(trained_run, tmp_path, capsys):
     meta = json.load(open(sidecar, encoding="utf-8"))
     assert meta["prompt"] == "red dress" and meta["seed"] == 5 and meta["template"] == "split"
     assert meta["copy"] == {"headline": "New red dress", "price": "$29", "cta": "Shop now"}
-    assert 0.0 <= meta["score"] <= 1.0 and meta["model"] == {"run": os.path.abspath(trained_run)}
+    assert 0.0 <= meta["score"] <= 1.0
+    assert meta["model"] == {"run": os.path.abspath(trained_run), "image_size": 16,
+                             "upsampler": "lanczos"}
+    # the product at the largest size the model gives, and what enlarged it
+    assert meta["product_size"] == 64 and meta["product_upsampler"] == "lanczos"
     again = creative.main(["--from-sidecar", sidecar, "--out-dir", str(tmp_path / "b")])
     assert open(again[0], "rb").read() == open(paths[0], "rb").read()
+    del meta["product_size"]  # a sidecar from before the up-sampler: the model's own size
+    old = str(tmp_path / "old.json")
+    json.dump(meta, open(old, "w", encoding="utf-8"))
+    redrawn = creative.main(["--from-sidecar", old, "--out-dir", str(tmp_path / "old")])
+    redrawn_meta = json.load(open(redrawn[0][:-4] + ".json", encoding="utf-8"))
+    assert redrawn_meta["product_size"] == 16 and redrawn_meta["product_upsampler"] == "none"
+    small = creative.main(["--run", trained_run, "--prompt", "red dress", "--product-size", "32",
+                           "--size", "300x250", "--out-dir", str(tmp_path / "d")])
+    assert json.load(open(small[0][:-4] + ".json", encoding="utf-8"))["product_size"] == 32
     with pytest.raises(SystemExit) as exit_info:
         creative.main(["--run", trained_run, "--prompt", "qqqq zzzz", "--out-dir",
                        str(tmp_path / "c")])

@@ -31,13 +31,18 @@ def test_a_run_and_its_export_draw_and_score_alike(trained_run, tmp_path):
     version = export.main(["--run", trained_run, "--export-dir", str(tmp_path / "e")])
     served, run = sources.load_source(model=version), sources.load_source(run=trained_run)
     assert served.image_size == run.image_size == 16
-    assert served.describe() == {"model": os.path.abspath(version)}
+    assert served.sizes == run.sizes == (16, 32, 64)
+    assert served.describe() == {"model": os.path.abspath(version), "image_size": 16,
+                                 "upsampler": "lanczos"}
     prompts, seeds = ["dress", "红色 jeans"], [5, 6]
     a, b = served.generate(prompts, seeds, 4), run.generate(prompts, seeds, 4)
     np.testing.assert_array_equal(a["tries"], b["tries"])
     np.testing.assert_array_equal(a["accepted"], b["accepted"])
     assert np.abs(a["images"].astype(int) - b["images"].astype(int)).max() <= 1
-    np.testing.assert_allclose(served.score(prompts, a["images"]), run.score(prompts, a["images"]),
+    assert a["images"].shape == (2, 64, 64, 3)  # the largest size by default
+    small = served.generate(prompts, seeds, 4, size=16)["images"]
+    assert np.abs(small.astype(int) - run.generate(prompts, seeds, 4, 16)["images"]).max() <= 1
+    np.testing.assert_allclose(served.score(prompts, small), run.score(prompts, small),
                                atol=1e-4)
     for source in (served, run):
         with pytest.raises(sources.SourceError, match="no known token"):

@@ -127,7 +127,8 @@ def test_a_marketer_types_chinese_picks_composes_and_downloads(server, browser):
     element("generate").click()
     cells = wait_for(lambda: browser.find_elements("css selector", ".candidate img"))
     wait_for(lambda: len(browser.find_elements("css selector", ".candidate")) == 2)
-    assert browser.execute_script("return arguments[0].naturalWidth", cells[0]) == 16
+    # the candidates come at the largest size: 4 x the tiny run's 16 px
+    assert browser.execute_script("return arguments[0].naturalWidth", cells[0]) == 64
     browser.find_elements("css selector", ".candidate")[1].click()
     for element_id, value in (("template", "split"), ("size", "300x250")):
         browser.execute_script(f"document.getElementById('{element_id}').value = '{value}'")
