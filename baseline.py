@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from data_loader import make_text_vectorizer
+from tokenizer import make_text_vectorizer
 from generator import channel_schedule
 from model import TextConditionedGAN, TextEncoder, replica_scale
 

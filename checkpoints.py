@@ -1,16 +1,25 @@
-"""The resumable training state: weights, EMA, optimizer slots and the finished epoch count.
+"""The resumable training state: weights, EMA, optimizer slots, random-number state and
+the finished epoch count.
 
-One file, RUN/checkpoints/state.npz, written atomically after every finished
-epoch (callbacks.TrainingCheckpoint), so a killed run loses at most one epoch.
+RUN/checkpoints/state.npz is written atomically after every finished epoch
+(callbacks.TrainingCheckpoint), so a killed run loses at most one epoch; the one
+before it is kept as state.previous.npz, so a damaged latest file (a disk that
+filled up, a copy cut short) falls back one epoch instead of losing the run.
 """
 
 import os
+import zipfile
 
 import numpy as np
 
-from helpers import atomic_path
+from helpers import atomic_path, remove_stale_temporaries
 
 STATE_FILE = "state.npz"
+PREVIOUS_FILE = "state.previous.npz"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (damaged, or saved by another configuration)."""
 
 
 def training_variables(gan):
@@ -18,28 +27,94 @@ def training_variables(gan):
     return list(gan.weights) + list(gan.g_optimizer.variables) + list(gan.d_optimizer.variables)
 
 
+def random_state_variables(gan):
+    """The state of the model's noise and augmentation random streams (Keras SeedGenerators),
+    so that a resumed run draws what an uninterrupted one would."""
+    seeds = [getattr(gan, name, None) for name in ("noise_seed", "augment_seed")]
+    return [seed.state for seed in seeds if seed is not None]
+
+
 def save_training_state(gan, directory, epoch):
-    """Write all training variables and the finished epoch count atomically."""
+    """Write all training variables and the finished epoch count atomically, keeping the
+    previous checkpoint as `PREVIOUS_FILE`."""
     os.makedirs(directory, exist_ok=True)
+    remove_stale_temporaries(directory)  # a checkpoint cut short by a kill
     arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(training_variables(gan))}
-    with atomic_path(os.path.join(directory, STATE_FILE)) as tmp:
+    arrays.update({f"rng{i}": np.asarray(v.numpy())
+                   for i, v in enumerate(random_state_variables(gan))})
+    latest = os.path.join(directory, STATE_FILE)
+    with atomic_path(latest) as tmp:
         np.savez(tmp, epoch=np.int64(epoch), **arrays)
+        if os.path.exists(latest):
+            os.replace(latest, os.path.join(directory, PREVIOUS_FILE))
 
 
-def load_training_state(gan, directory):
-    """Restore the state saved by `save_training_state`; returns the epoch (0 if none)."""
-    path = os.path.join(directory, STATE_FILE)
-    if not os.path.exists(path):
+def read_state(path, variables, random_variables=()):
+    """(epoch, arrays for `variables`, arrays for `random_variables` or None) of a state file,
+    read and checked in full before anything is assigned.
+
+    Raises `CheckpointError` naming the file when it is damaged or does not fit.
+    """
+    try:
+        with np.load(path) as state:
+            files = set(state.files)
+            keys = sorted(k for k in files if k.startswith("v"))
+            arrays = [state[k] for k in keys]
+            rng_keys = [f"rng{i}" for i in range(len(random_variables))]
+            rng = [state[k] for k in rng_keys] if set(rng_keys) <= files else None
+            epoch = int(state["epoch"])
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else 'no detail'})"
+                              ) from None
+    if len(arrays) != len(variables):
+        raise CheckpointError(f"{path}: holds {len(arrays)} variables, the model has "
+                              f"{len(variables)}; it was saved by another configuration")
+    for array, variable in zip(arrays, variables):
+        if tuple(array.shape) != tuple(variable.shape):
+            raise CheckpointError(f"{path}: {variable.path} has shape {tuple(variable.shape)}, "
+                                  f"the checkpoint {array.shape}")
+    return epoch, arrays, rng
+
+
+def load_training_state(gan, directory, log=print):
+    """Restore the state saved by `save_training_state`; returns the epoch (0 if none).
+
+    A damaged latest file falls back to the previous one (saying so through `log`);
+    when no file is usable, `CheckpointError` says what to do.
+    """
+    variables, random_variables = training_variables(gan), random_state_variables(gan)
+    candidates = [os.path.join(directory, name) for name in (STATE_FILE, PREVIOUS_FILE)]
+    candidates = [path for path in candidates if os.path.exists(path)]
+    if not candidates:
         return 0
-    variables = training_variables(gan)
-    with np.load(path) as state:
-        keys = sorted(k for k in state.files if k.startswith("v"))
-        if len(keys) != len(variables):
-            raise ValueError(f"{path}: holds {len(keys)} variables, the model has "
-                             f"{len(variables)}; it was saved by another configuration")
-        for key, variable in zip(keys, variables):
-            if tuple(state[key].shape) != tuple(variable.shape):
-                raise ValueError(f"{path}: {variable.path} has shape {tuple(variable.shape)}, "
-                                 f"the checkpoint {state[key].shape}")
-            variable.assign(state[key])
-        return int(state["epoch"])
+    problems = []
+    for path in candidates:
+        try:
+            epoch, arrays, rng = read_state(path, variables, random_variables)
+        except CheckpointError as error:
+            if "another configuration" in str(error) or "has shape" in str(error):
+                raise
+            problems.append(str(error))
+            continue
+        if problems:
+            log(f"note: {problems[0]}; resuming from the previous one, {path} (epoch {epoch})")
+        for array, variable in zip(arrays, variables):
+            variable.assign(array)
+        for array, variable in zip(rng or [], random_variables):
+            variable.assign(array)
+        return epoch
+    raise CheckpointError(f"{'; '.join(problems)}. No usable checkpoint: delete {directory} to "
+                          "train this run from the start, or restore the file from a backup")
+
+
+def saved_epoch(directory):
+    """The epoch count of the latest readable checkpoint in `directory` (0 if none), without
+    building a model."""
+    for name in (STATE_FILE, PREVIOUS_FILE):
+        try:
+            with np.load(os.path.join(directory, name)) as state:
+                return int(state["epoch"])
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            continue
+    return 0

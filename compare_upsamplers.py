@@ -31,7 +31,7 @@ from PIL import Image
 import data_loader
 import runs
 from encoder import DEFAULT_ENCODER, load_encoder
-from helpers import make_grid, save_png, to_float, write_json, write_text
+from helpers import make_grid, run_command, save_png, to_float, write_json, write_text
 from metrics import distance_features, frechet_distance
 from sampling import generate_images
 from train_upsampler import generated_pictures, load_pairs
@@ -236,5 +236,11 @@ def cpu_name():
         return "unknown"
 
 
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "compare_upsamplers")
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -1,8 +1,4 @@
-"""tf.data input pipeline for (text, image) manifests, and the bilingual tokenizer.
-
-The tokenizer's side also holds the prompt check every command applies before
-drawing (`check_prompts`: empty prompts and prompts with no known token are
-refused, over-long ones truncated with a warning).
+"""tf.data input pipeline for (text, image) manifests (the tokenizer is tokenizer.py).
 
 A manifest is a CSV or JSONL file with one row per image: an image-path column
 (relative paths are resolved against the manifest's folder) and one or more
@@ -21,7 +17,6 @@ Elements of `make_dataset` are dicts: {"text": string[B], "images": float32[B, H
 import json
 import os
 
-import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -29,110 +24,15 @@ from PIL import Image
 
 import colors
 import styles
-from helpers import write_text
+from tokenizer import clean_text
 
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "data", "emoji", "captions.csv")
 DEFAULT_CAPTION_COLUMNS = ("name_en", "name_zh", "keywords_en", "keywords_zh")
-OOV_TOKEN = "[UNK]"
 
 
 class ManifestError(ValueError):
     """A manifest that cannot be used at all (missing file or column, no usable row)."""
-
-
-# ----------------------------------------------------------------------------- tokenizer
-
-@keras.saving.register_keras_serializable(package="adgan")
-def standardize_text(text):
-    """Lowercase, turn punctuation into spaces, and make every Han character a token.
-
-    "红色 T恤 sale!" -> " 红  色  t 恤  sale " which splits into [红, 色, t, 恤, sale].
-    """
-    text = tf.strings.lower(text)
-    text = tf.strings.regex_replace(text, r"[\p{P}\p{S}]", " ")
-    return tf.strings.regex_replace(text, r"(\p{Han})", r" \1 ")
-
-
-def make_text_vectorizer(vocabulary, sequence_length):
-    """A `TextVectorization` layer: raw UTF-8 strings -> int token ids [B, sequence_length].
-
-    Id 0 is padding and id 1 the unknown token; longer texts are truncated.
-    """
-    vectorizer = keras.layers.TextVectorization(
-        standardize=standardize_text, split="whitespace", output_mode="int",
-        output_sequence_length=sequence_length, vocabulary=list(vocabulary))
-    # The layer and its inner StringLookup hold all their state already but report
-    # unbuilt, which sends fit() under a distribution strategy into a symbolic build.
-    for layer in vectorizer._flatten_layers():
-        layer.build((None,))
-    return vectorizer
-
-
-def split_tokens(texts):
-    """All tokens of the standardized texts, in order (bytes numpy array)."""
-    return tf.strings.split(standardize_text(tf.constant(list(texts)))).flat_values.numpy()
-
-
-def build_vocabulary(captions, max_tokens):
-    """Vocabulary (most frequent first, ties alphabetical) of the standardized captions."""
-    counts = {}
-    for token in split_tokens(captions):
-        counts[token] = counts.get(token, 0) + 1
-    ranked = sorted(counts, key=lambda t: (-counts[t], t))
-    return [t.decode("utf-8") for t in ranked[: max_tokens - 2]]  # 2 = padding + OOV
-
-
-def examples_vocabulary(examples, max_tokens, color_augment=0, style_words=None):
-    """`build_vocabulary` of every caption of checked rows (plus the colour words when
-    colour augmentation will add them, and the style words of `style_words`)."""
-    captions = [c for row_captions in examples["captions"] for c in row_captions]
-    extra = (colors.color_words() if color_augment else []) + [
-        word for words in (style_words or {}).values() for word in words]
-    return build_vocabulary(captions + extra, max_tokens)
-
-
-def unknown_words(words, vocabulary):
-    """The words of which some token is not in `vocabulary`."""
-    known = {token.encode("utf-8") for token in vocabulary}
-    return [word for word in words if set(split_tokens([word])) - known]
-
-
-def save_vocabulary(vocabulary, path):
-    """Write one token a line (atomically)."""
-    write_text("\n".join(vocabulary) + "\n", path)
-
-
-def load_vocabulary(path):
-    """Read a vocabulary written by `save_vocabulary`."""
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
-
-
-def count_known_tokens(vectorizer, texts):
-    """Number of in-vocabulary tokens per text (int numpy array)."""
-    ids = vectorizer(tf.constant(list(texts))).numpy()
-    return (ids > 1).sum(axis=1)
-
-
-class PromptError(ValueError):
-    """A prompt a model cannot draw (empty, or no token it knows)."""
-
-
-def check_prompts(prompts, vectorizer, sequence_length):
-    """Raise `PromptError` for unusable prompts; return warnings for truncated ones."""
-    warnings = []
-    for prompt in prompts:
-        if not prompt.strip():
-            raise PromptError("empty prompt: give some words, e.g. \"黑色羽绒服\" or \"red dress\"")
-        if count_known_tokens(vectorizer, [prompt])[0] == 0:
-            raise PromptError(f"no known token in prompt {prompt!r}: the model's vocabulary "
-                              "has none of its words or characters")
-        tokens = split_tokens([prompt])
-        if len(tokens) > sequence_length:
-            warnings.append(f"prompt {prompt!r} has {len(tokens)} tokens; only the first "
-                            f"{sequence_length} are used")
-    return warnings
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -153,8 +53,7 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
     `ManifestError` naming the file and the problem when the file or a column is
     missing.
     """
-    if not os.path.exists(path):
-        raise ManifestError(f"{path}: manifest not found")
+    check_manifest_file(path)
     try:
         if path.endswith((".jsonl", ".json")):
             frame = pd.read_json(path, lines=True, dtype=False)
@@ -177,10 +76,9 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
     root = os.path.dirname(os.path.abspath(path))
     frame = frame.fillna("").astype(str)
 
-    def captions_of(row):
-        return [row[column].strip() for column in caption_columns if row[column].strip()]
-
-    captions = [captions_of(row) for _, row in frame.iterrows()]
+    cleaned = [[clean_text(row[column]) for column in caption_columns]
+               for _, row in frame.iterrows()]
+    captions = [[text for text, _ in row if text] for row in cleaned]
     marked = np.full(len(frame), bool(recolorable))
     for column, values in recolorable.items():
         marked &= frame[column].isin(values).to_numpy()
@@ -190,7 +88,29 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
         "recolorable": [bool(m) and not any(colors.mentions_color(c) for c in row_captions)
                         for m, row_captions in zip(marked, captions)],
         "style": frame["style"].str.strip().tolist() if "style" in frame else [""] * len(frame),
+        "cleaned": ["; ".join(note for _, note in row if note) for row in cleaned],
     })
+
+
+def check_manifest_file(path):
+    """Raise `ManifestError` naming `path` unless it is a non-empty UTF-8 text file."""
+    if not os.path.exists(path):
+        raise ManifestError(f"{path}: manifest not found")
+    if os.path.isdir(path):
+        raise ManifestError(f"{path}: is a folder; give the manifest file inside it "
+                            "(a .csv or .jsonl)")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read the manifest ({error.strerror})") from None
+    if not data.strip():
+        raise ManifestError(f"{path}: empty file; a manifest needs a header and a row an image")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {error.start}); save it as "
+                            "UTF-8") from None
 
 
 def read_style_words(manifest, only=()):
@@ -207,8 +127,9 @@ def recolor_filter(manifest, subgroups, color_augment):
     """`load_examples`' `recolorable` argument for colour augmentation: rows whose
     `subgroup` is one of `subgroups`; None when augmentation is off or the manifest
     has no `subgroup` column (a catalogue of your own: nothing is recoloured)."""
-    if not color_augment or not os.path.exists(manifest):
+    if not color_augment:
         return None
+    check_manifest_file(manifest)
     if manifest.endswith((".jsonl", ".json")):
         with open(manifest, encoding="utf-8") as f:
             first = f.readline()
@@ -284,6 +205,8 @@ def load_examples(manifest, image_size, image_column="image",
     report = {"manifest": os.path.abspath(manifest), "split": split, "filters": filters or {},
               "rows": len(frame),
               "usable": len(good), "skipped": len(bad), "bad_rows": bad,
+              "cleaned_rows": [{"file": path, "reason": note} for path, note
+                               in zip(good["path"], good["cleaned"]) if note],
               "recolorable": int(good["recolorable"].sum()) if len(good) else 0}
     if good.empty:
         raise ManifestError(f"{manifest}: no usable row ({len(frame)} rows, "
@@ -337,21 +260,22 @@ def epoch_rows(examples, color_augment, style_words):
 
 
 def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=False,
-                 drop_remainder=True, vectorizer=None, color_augment=0, style_words=None):
+                 drop_remainder=True, vectorizer=None, color_augment=0, style_words=None,
+                 skip=0):
     """A batched tf.data pipeline over checked rows from `load_examples`.
 
-    Decoding runs in parallel and is cached; one caption per row is drawn per
-    epoch from a seeded random stream, so runs are reproducible. With a
-    `vectorizer`, batches carry "token_ids" [B, L] in place of "text" (tokenizing
-    in the pipeline keeps strings out of distributed training steps).
-    `color_augment` adds that many copies of every `recolorable` row to each
-    epoch, each recoloured with a colour drawn per epoch, its caption prefixed with
-    the colour word ("red dress", "红色连衣裙"; see `colors.py`). With `style_words`
+    Decoding runs in parallel and is cached; one caption per row is drawn per epoch from a
+    seeded random stream, so runs are reproducible. With a `vectorizer`, batches carry
+    "token_ids" [B, L] in place of "text" (keeping strings out of distributed steps).
+    `color_augment` adds that many copies of every `recolorable` row to each epoch, each
+    recoloured with a colour drawn per epoch, its caption prefixed with the colour word
+    ("red dress", "红色连衣裙"; see `colors.py`). With `style_words`
     ({style: (English, Chinese)}, `read_style_words`), about half of the captions of
     rows of a named style start with its word ("3d red dress", "立体 红色连衣裙";
-    `styles.py`). Vectorized batches carry "style_id" (int32 [B]: the index of the row's
-    style in `sorted(style_words)`, -1 for none) in place of "style". Every batch has
-    "concept_id" (int32 [B]; one per product, `epoch_rows`)."""
+    `styles.py`). Vectorized batches carry "style_id" (int32 [B]: the row's style's index
+    in `sorted(style_words)`, -1 for none) in place of "style". Every batch has
+    "concept_id" (int32 [B]; one per product, `epoch_rows`). `skip` drops that many examples
+    first, cheaply: a repeating pipeline resumes at epochs x steps x batch size."""
     paths, columns = epoch_rows(examples, color_augment, style_words or {})
 
     def decode(path):
@@ -367,7 +291,7 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
         rows = rows.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         rows = rows.repeat()
-    choices = tf.data.Dataset.random(seed=seed)
+    drawn = tf.data.Dataset.zip(rows, tf.data.Dataset.random(seed=seed)).skip(skip)
 
     def pick_caption(row, choice):
         rgba, (options, count, recolor, style, english, chinese, style_id, concept_id) = row
@@ -387,8 +311,7 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
             example["style_id"] = style_id
         return example
 
-    dataset = tf.data.Dataset.zip(rows, choices).map(pick_caption,
-                                                     num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = drawn.map(pick_caption, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if vectorizer is not None:
         dataset = dataset.map(lambda b: {"token_ids": vectorizer(b["text"]), "images": b["images"],
@@ -396,3 +319,9 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
                                          "concept_id": b["concept_id"]},
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def batches_per_epoch(examples, batch_size, color_augment=0):
+    """Whole batches in one pass over the rows and their recoloured copies (`epoch_rows`)."""
+    recolorable = int(examples["recolorable"].sum()) if color_augment else 0
+    return (len(examples) + color_augment * recolorable) // batch_size

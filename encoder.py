@@ -22,8 +22,10 @@ import tensorflow as tf
 from keras import layers
 
 import data_loader
+
+import tokenizer
 from colors import DEFAULT_SUBGROUPS
-from helpers import add_dataclass_flags, atomic_path, to_float, write_json
+from helpers import add_dataclass_flags, atomic_path, progress_verbosity, to_float, write_json
 from metrics import r_precision
 from augment import random_translate
 from losses import contrastive_loss
@@ -98,7 +100,7 @@ class DualEncoder(keras.Model):
         self.temperature = temperature
         self.augment_shift = augment_shift
         self.seed = seed
-        self.vectorizer = data_loader.make_text_vectorizer(self.vocabulary, sequence_length)
+        self.vectorizer = tokenizer.make_text_vectorizer(self.vocabulary, sequence_length)
         self.text_encoder = TextEncoder(len(self.vocabulary) + 2, embedding_dim,
                                         text_hidden_units, sequence_length, name="text_encoder")
         self.image_encoder = ImageEncoder(image_size, image_channels, 2 * text_hidden_units,
@@ -257,7 +259,7 @@ def train_encoder(config):
     examples, _ = encoder_rows(config, config.split, config.caption_columns, recolor=True)
     style_words = (data_loader.read_style_words(encoder_manifest(config), config.styles)
                    if config.style_words else {})
-    vocabulary = data_loader.examples_vocabulary(examples, config.max_vocabulary,
+    vocabulary = tokenizer.examples_vocabulary(examples, config.max_vocabulary,
                                                  config.color_augment, style_words)
     keras.utils.set_random_seed(config.seed)
     encoder = DualEncoder(vocabulary, config.image_size, config.sequence_length,
@@ -270,13 +272,13 @@ def train_encoder(config):
                                        color_augment=config.color_augment,
                                        style_words=style_words)
     started = time.time()
-    history = encoder.fit(dataset, epochs=config.epochs, verbose=config.verbose)
+    history = encoder.fit(dataset, epochs=config.epochs, verbose=progress_verbosity(config.verbose))
     seconds = time.time() - started
 
     os.makedirs(config.out, exist_ok=True)
     with atomic_path(os.path.join(config.out, ENCODER_FILE)) as tmp:
         encoder.save(tmp)
-    data_loader.save_vocabulary(vocabulary, os.path.join(config.out, "vocabulary.txt"))
+    tokenizer.save_vocabulary(vocabulary, os.path.join(config.out, "vocabulary.txt"))
     report = {"config": dataclasses.asdict(config), "examples": len(examples),
               "tokens": len(vocabulary), "seconds": round(seconds, 1),
               "final_loss": float(history.history["loss"][-1]),

@@ -38,7 +38,7 @@ import data_loader
 import encoder as dual_encoder
 import runs
 from evaluation_report import format_color_table, format_table, write_report
-from helpers import to_float
+from helpers import run_command, to_float
 from metrics import (color_scores, distance_features, diversity, frechet_distance,
                      kernel_inception_distance, r_precision)
 from sampling import generate_images
@@ -313,5 +313,11 @@ def main(argv=None):
     return report
 
 
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "evaluate")
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -43,7 +43,7 @@ import tensorflow as tf
 
 import runs
 from data_loader import to_float_tensor, to_uint8_tensor
-from helpers import atomic_path, write_json
+from helpers import atomic_path, remove_stale_temporaries, run_command, write_json
 from sampling import DEFAULT_MAX_TRIES, Gate, gated_generate, judge_score, ungated_generate
 from styles import vary_style
 from upsampler import enlarge, output_sizes
@@ -254,6 +254,8 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
                                   upsampler, size)
 
     os.makedirs(export_dir, exist_ok=True)
+    for name in remove_stale_temporaries(export_dir):
+        print(f"export: removed {os.path.join(export_dir, name)}, left by a killed export")
     final = os.path.join(export_dir, str(version))
     tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")  # TF Serving skips it
     try:
@@ -332,10 +334,11 @@ def main(argv=None):
     return path
 
 
-def console_main():
-    """Entry point of the installed console script (its exit status is 0 on success)."""
-    main()
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "export")
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -7,6 +7,7 @@ end of every run). The gate itself, DRS and the calibration fit are in sampling.
 import argparse
 
 import runs
+from helpers import run_command
 from sampling import DEFAULT_GAMMA, describe
 
 
@@ -27,10 +28,11 @@ def main(argv=None):
     return calibration
 
 
-def console_main():
-    """Entry point of the installed console script (its exit status is 0 on success)."""
-    main()
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "calibrate")
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -29,8 +29,8 @@ import sys
 import numpy as np
 
 import runs
-from data_loader import PromptError, check_prompts
-from helpers import make_grid, save_png
+from tokenizer import PromptError, check_prompts
+from helpers import make_grid, run_command, save_png
 from sampling import DEFAULT_MAX_TRIES, generate_images
 from styles import NONE, VARIED, StyleError, style_prompt
 from upsampler import enlarge, output_sizes
@@ -141,6 +141,20 @@ def load(parser, args):
     return gan, gate, upsampler
 
 
+def drawable_prompts(prompts, gan):
+    """(the prompts the model can draw, a reason for each one it cannot); warns about
+    truncated ones on stderr (`check_prompts`)."""
+    drawable, refused = [], []
+    for prompt in prompts:
+        try:
+            for warning in check_prompts([prompt], gan.vectorizer, gan.sequence_length):
+                print(f"generate: warning: {warning}", file=sys.stderr)
+            drawable.append(prompt)
+        except PromptError as error:
+            refused.append(str(error))
+    return drawable, refused
+
+
 def write_images(images, prompts, out=None, out_dir=None):
     """uint8 images [P, K, S, S, 3] as one grid at `out` (a row a prompt), or one PNG each in
     `out_dir`; returns the files written."""
@@ -162,6 +176,8 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     check_flags(parser, args)
+    # the output folder first: a path that cannot be written fails before minutes of drawing
+    os.makedirs(args.out_dir or os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     gan, gate, upsampler = load(parser, args)
     try:
         words = runs.load_style_words(args.run)
@@ -170,11 +186,9 @@ def main(argv=None):
     except (runs.RunError, StyleError) as error:
         parser.exit(1, f"generate: {error}\n")
     style_words = words if args.style == VARIED else {}
-    try:
-        for warning in check_prompts(args.prompts, gan.vectorizer, gan.sequence_length):
-            print(f"generate: warning: {warning}", file=sys.stderr)
-    except PromptError as error:
-        parser.exit(EXIT_BAD_PROMPT, f"generate: {error}\n")
+    args.prompts, refused = drawable_prompts(args.prompts, gan)
+    if not args.prompts:
+        parser.exit(EXIT_BAD_PROMPT, f"generate: {'; '.join(refused)}\n")
 
     result = generate_images(gan, args.prompts, args.num_images, args.seed, gate,
                              1 if args.no_gate else args.max_tries, style_words)
@@ -196,13 +210,17 @@ def main(argv=None):
            else ", Lanczos + unsharp mask")
     print(f"generate: wrote {', '.join(written) if len(written) <= 3 else f'{len(written)} files'}"
           f" ({args.size} px{how})")
+    if refused:
+        parser.exit(EXIT_BAD_PROMPT, f"generate: drew the other prompts, but refused "
+                                     f"{len(refused)}: {'; '.join(refused)}\n")
     return written
 
 
-def console_main():
-    """Entry point of the installed console script (its exit status is 0 on success)."""
-    main()
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "generate")
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

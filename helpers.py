@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 import numpy as np
 from PIL import Image
@@ -49,6 +50,36 @@ def atomic_path(path):
             shutil.rmtree(tmp)
         elif os.path.exists(tmp):
             os.remove(tmp)
+
+
+# what `atomic_path` (.NAME.PID.tmp.EXT) and export.py (.tmp-VERSION-PID) leave behind
+# when a process is killed before it can clean up
+TEMPORARY_NAME = re.compile(r"^\.(?:tmp-\d+-(\d+)|.+\.(\d+)\.tmp(?:\.\w+)?)$")
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files and folders in `folder` whose writing process is gone
+    (killed mid-write); returns their names. Those of live processes are left alone."""
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        found = TEMPORARY_NAME.match(name)
+        if not found or process_alive(int(found[1] or found[2])):
+            continue
+        target = os.path.join(folder, name)
+        shutil.rmtree(target, ignore_errors=True) if os.path.isdir(target) else os.remove(target)
+        removed.append(name)
+    return removed
+
+
+def process_alive(pid):
+    """True if a process with this id runs on this machine (ours included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 def write_text(text, path):
@@ -115,3 +146,34 @@ def add_dataclass_flags(parser, config_class, **options):
         else:
             parser.add_argument(flag, type=kind, help=f"default {field.default!r}", **options)
     return parser
+
+
+def progress_verbosity(verbose):
+    """Keras' `verbose` for a log: a progress bar (1) only on a terminal, one line an epoch (2)
+    when stdout is a file or pipe (nohup, CI), where each bar redraw would be a new line."""
+    return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
+
+
+# ----------------------------------------------------------------------------- commands
+
+def run_command(main, prog):
+    """Run a command's `main()` so that a user never sees a traceback: a file the system
+    refuses (missing, a folder, no permission, disk full) is one line naming the file and
+    the problem; anything unexpected is one line naming the error, and `ADGAN_DEBUG=1`
+    shows its traceback. The commands' own checks exit with their own one-line messages
+    before this is reached. Returns None: a console script exits with its return value."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(f"{prog}: interrupted")
+    except OSError as error:
+        if os.environ.get("ADGAN_DEBUG"):
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        sys.exit(f"{prog}: {where}{error.strerror or error}")
+    except Exception as error:  # the last guard; the hostile-input tests never reach it
+        if os.environ.get("ADGAN_DEBUG"):
+            raise
+        detail = (str(error).strip().splitlines() or [""])[0][:300]
+        sys.exit(f"{prog}: internal error ({type(error).__name__}: {detail}); rerun with "
+                 "ADGAN_DEBUG=1 for the traceback and report it")

@@ -20,7 +20,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from augment import random_color, random_cutout, random_translate
-from data_loader import make_text_vectorizer
+from tokenizer import make_text_vectorizer
 from discriminator import Discriminator
 from generator import Generator
 from losses import (contrastive_loss, discriminator_hinge_loss, generator_hinge_loss,

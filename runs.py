@@ -26,6 +26,7 @@ calibrate it, unless the caller asks for no gate.
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 
@@ -35,6 +36,7 @@ import numpy as np
 import baseline  # noqa: F401  (registers BaselineGAN for deserialization)
 import data_loader
 import model  # noqa: F401  (registers TextToImageGAN and its layers)
+import tokenizer
 import upsampler  # noqa: F401  (registers Upsampler for deserialization)
 from config import FIELDS, LEGACY_SETTINGS, TrainConfig, coerce_settings
 from encoder import ENCODER_FILE, load_encoder
@@ -216,13 +218,16 @@ def load_model(run_dir):
         raise RunError(f"{file} not found: is {run_dir} a finished training run?")
     try:
         return keras.saving.load_model(file)
-    except (OSError, ValueError) as error:
-        raise RunError(f"{file}: cannot load the model ({error})") from None
+    except Exception as error:  # a damaged zip raises zipfile, h5py or Keras errors alike
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise RunError(f"{file}: damaged or not a Keras model file ({detail}); copy it again "
+                       "or finish the run again with `python train.py` (it resumes from its "
+                       "checkpoint)") from None
 
 
 def load_vocabulary(run_dir):
     """The final model's vocabulary (without loading the model)."""
-    return data_loader.load_vocabulary(path(run_dir, "final_vocabulary"))
+    return tokenizer.load_vocabulary(path(run_dir, "final_vocabulary"))
 
 
 def load_text_encoder(run_dir, encoder_dir=None):
@@ -255,7 +260,18 @@ def load_gate(run_dir, gamma=None, min_score=None, gated=True):
     """
     if not gated and not os.path.exists(path(run_dir, "calibration")):
         return Gate.ungated()
-    return Gate.from_calibration(load_calibration(run_dir), gamma, min_score)
+    calibration = load_calibration(run_dir)
+    try:
+        numbers = [calibration[k] for k in ("slope", "intercept", "max_log_odds", "gamma")]
+        numbers += list(calibration["fake_log_odds"])
+        if not all(isinstance(n, (int, float)) and math.isfinite(n) for n in numbers):
+            raise ValueError("slope, intercept, max_log_odds, gamma and fake_log_odds must be "
+                             "finite numbers")
+        return Gate.from_calibration(calibration, gamma, min_score)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise RunError(f"{path(run_dir, 'calibration')}: not a gate calibration "
+                       f"({type(error).__name__}: {error}); recalibrate with "
+                       f"`python gate.py --run {run_dir}`") from None
 
 
 def calibration_pairs(config, vectorizer, split, seed=0):
@@ -270,7 +286,7 @@ def calibration_pairs(config, vectorizer, split, seed=0):
         return None
     pairs = [(caption, path) for path, captions in zip(frame["path"], frame["captions"])
              for caption in captions]
-    known = data_loader.count_known_tokens(vectorizer, [caption for caption, _ in pairs])
+    known = tokenizer.count_known_tokens(vectorizer, [caption for caption, _ in pairs])
     pairs = [pair for pair, count in zip(pairs, known) if count > 0]
     if not pairs:
         return None

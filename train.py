@@ -10,67 +10,27 @@ from the last checkpoint.
 
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 
 import keras
 import tensorflow as tf
 
 import data_loader
+
+import tokenizer
 import runs
 from baseline import BaselineGAN
 from callbacks import SampleGrid, StopOnNonFinite, TrainingCheckpoint
-from checkpoints import load_training_state
+from checkpoints import CheckpointError, load_training_state, saved_epoch
 from config import changed_settings, resolve_config
+from distribute import (fit_across_workers, is_chief, make_strategy, set_precision,
+                        weights_fingerprint)
 from encoder import ENCODER_FILE, EncoderConfig, load_encoder, train_encoder
-from helpers import atomic_path, write_json
+from helpers import atomic_path, progress_verbosity, run_command, write_json
 from model import TextToImageGAN
 from sampling import describe
-
-
-def make_strategy(name):
-    """The tf.distribute strategy for `--strategy`.
-
-    `mirrored` uses every GPU, or every logical CPU device when there is no GPU.
-    """
-    if name == "mirrored":
-        if tf.config.list_logical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def cpu_has_amx_bf16(cpuinfo="/proc/cpuinfo"):
-    """True when the CPU advertises AMX-BF16 (Intel Sapphire Rapids and later), where oneDNN
-    runs bfloat16 convolutions several times faster than float32."""
-    try:
-        with open(cpuinfo, encoding="utf-8") as f:
-            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
-    except OSError:
-        return False
-
-
-def policy_for(precision, mixed_precision=False, gpu=None, amx=None):
-    """The Keras dtype policy of `--precision` (see `TrainConfig.precision`).
-
-    auto: mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AMX-BF16, float32 elsewhere.
-    The older `--mixed-precision` flag means float16 on a GPU and bfloat16 on a CPU.
-    """
-    gpu = bool(tf.config.list_physical_devices("GPU")) if gpu is None else gpu
-    if mixed_precision and precision in ("auto", "float32"):
-        precision = "float16" if gpu else "bfloat16"
-    if precision == "auto":
-        amx = cpu_has_amx_bf16() if amx is None else amx
-        precision = "float16" if gpu else "bfloat16" if amx else "float32"
-    return "float32" if precision == "float32" else f"mixed_{precision}"
-
-
-def set_precision(precision, mixed_precision=False):
-    """Set the global dtype policy for `precision`; returns its name."""
-    policy = policy_for(precision, mixed_precision)
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
 
 
 def check_resumable(config, run_dir):
@@ -93,18 +53,18 @@ def prepare_vocabulary(examples, config, run_dir, pretrained=None, style_words=N
     """
     path = runs.path(run_dir, "vocabulary")
     if os.path.exists(path):
-        return data_loader.load_vocabulary(path)
+        return tokenizer.load_vocabulary(path)
     if pretrained is not None:
         vocabulary = pretrained.vocabulary
-        unknown = data_loader.unknown_words(
+        unknown = tokenizer.unknown_words(
             [word for pair in (style_words or {}).values() for word in pair], vocabulary)
         if unknown:
             print(f"train: note: the text encoder does not know the style word(s) "
                   f"{', '.join(unknown)}; prompts cannot ask for those styles")
     else:
-        vocabulary = data_loader.examples_vocabulary(examples, config.max_vocabulary,
+        vocabulary = tokenizer.examples_vocabulary(examples, config.max_vocabulary,
                                                      config.color_augment, style_words)
-    data_loader.save_vocabulary(vocabulary, path)
+    tokenizer.save_vocabulary(vocabulary, path)
     return vocabulary
 
 
@@ -253,12 +213,23 @@ def build_gan(config, vocabulary, pretrained=None):
 
 def start_run(config):
     """Create (or reopen) the run folder, record the settings, seed everything and set the
-    precision policy; returns the policy's name."""
+    precision policy; returns (config, the policy's name).
+
+    Resuming a run already trained past `--epochs` trains nothing more and keeps the
+    recorded settings (the returned config has the recorded epoch count).
+    """
     os.makedirs(config.out_dir, exist_ok=True)
     check_resumable(config, config.out_dir)
-    runs.save_config(config, config.out_dir)
+    done = saved_epoch(runs.path(config.out_dir, "checkpoints"))
+    if done >= config.epochs and os.path.exists(runs.path(config.out_dir, "config")):
+        recorded = runs.load_config(config.out_dir)
+        print(f"train: {config.out_dir} is already trained for {done} epochs (--epochs "
+              f"{config.epochs}); nothing more to train, its recorded settings are kept")
+        config = dataclasses.replace(config, epochs=max(done, recorded.epochs))
+    else:
+        runs.save_config(config, config.out_dir)
     keras.utils.set_random_seed(config.seed)
-    return set_precision(config.precision, config.mixed_precision)
+    return config, set_precision(config.precision, config.mixed_precision)
 
 
 def load_training_rows(config):
@@ -289,11 +260,13 @@ def load_training_rows(config):
 def make_callbacks(config, guard):
     """Checkpoint, sample grids and TensorBoard logs, all silent once `guard` has fired."""
     run_dir = config.out_dir
+    # The grid is drawn before the checkpoint, so an epoch whose checkpoint exists always
+    # has its grid (a kill in between redraws the same grid on resume).
     return [guard,
-            TrainingCheckpoint(runs.path(run_dir, "checkpoints"), guard),
             SampleGrid(runs.path(run_dir, "samples"), config.sample_prompts,
                        config.samples_per_prompt, config.sample_every, config.seed,
                        os.path.join(runs.path(run_dir, "logs"), "samples"), guard),
+            TrainingCheckpoint(runs.path(run_dir, "checkpoints"), guard),
             keras.callbacks.TensorBoard(runs.path(run_dir, "logs"))]
 
 
@@ -302,29 +275,65 @@ def finish_run(gan, vocabulary, run_dir):
     os.makedirs(runs.path(run_dir, "final"), exist_ok=True)
     with atomic_path(runs.path(run_dir, "model")) as tmp:
         gan.save(tmp)
-    data_loader.save_vocabulary(vocabulary, runs.path(run_dir, "final_vocabulary"))
+    tokenizer.save_vocabulary(vocabulary, runs.path(run_dir, "final_vocabulary"))
     print(f"train: discriminator gate {describe(runs.calibrate_run(gan, run_dir))}")
+
+
+def restore_training_state(gan, checkpoint_dir):
+    """The epoch to resume after (`load_training_state`); exits when no checkpoint is usable.
+
+    Every worker of a multi-worker run reads the chief's checkpoint folder (a shared
+    filesystem), so all resume from the same state; only the chief writes there.
+    """
+    try:
+        return load_training_state(gan, checkpoint_dir, log=lambda m: print(f"train: {m}"))
+    except CheckpointError as error:
+        sys.exit(f"train: {error}")
+
+
+def worker_folder(config, strategy):
+    """(config, chief): a worker other than the chief writes into a private temporary folder
+    instead of the run folder (`distribute.py`); it still reads the run's checkpoints."""
+    if is_chief(strategy):
+        return config, True
+    private = tempfile.mkdtemp(prefix="adgan-worker-")
+    print(f"train: not the chief: this worker writes nothing to {config.out_dir} "
+          f"(its scratch folder {private} is removed at the end)")
+    return dataclasses.replace(config, out_dir=private), False
 
 
 def main(argv=None):
     """Train (or resume) a run; returns the run folder."""
     config = resolve_config(argv, description=__doc__.splitlines()[0])
     run_dir = config.out_dir
-    policy = start_run(config)
+    try:
+        strategy = make_strategy(config.strategy)  # first: collectives are set up before any op
+    except ValueError as error:
+        sys.exit(f"train: {error}")
+    config, chief = worker_folder(config, strategy)
+    try:
+        train(config, strategy, chief, runs.path(run_dir, "checkpoints"))
+    finally:
+        if not chief:
+            shutil.rmtree(config.out_dir, ignore_errors=True)
+    return run_dir
+
+
+def train(config, strategy, chief, checkpoint_dir):
+    """Everything `main` does once the strategy exists: data, model, fit, final model
+    (resuming from `checkpoint_dir`, the chief's)."""
+    run_dir = config.out_dir
+    config, policy = start_run(config)
     examples, report, style_words = load_training_rows(config)
     pretrained = load_pretrained_text_encoder(config, run_dir)
     vocabulary = prepare_vocabulary(examples, config, run_dir, pretrained, style_words)
-    strategy = make_strategy(config.strategy)
     with strategy.scope():
         gan = build_gan(config, vocabulary, pretrained)
-    initial_epoch = load_training_state(gan, runs.path(run_dir, "checkpoints"))
+    initial_epoch = restore_training_state(gan, checkpoint_dir)
     if initial_epoch:
-        print(f"train: resuming {run_dir} after epoch {initial_epoch}")
-    dataset = data_loader.make_dataset(examples, config.image_size, config.batch_size,
-                                       seed=config.seed, repeat=config.steps_per_epoch > 0,
-                                       vectorizer=gan.vectorizer,
-                                       color_augment=config.color_augment,
-                                       style_words=style_words)
+        print(f"train: resuming {os.path.dirname(checkpoint_dir)} after epoch {initial_epoch}")
+    dataset, steps = training_data(examples, config, gan.vectorizer, style_words,
+                                   initial_epoch)
     print(f"train: {len(examples)} examples"
           + (f" (+{config.color_augment} x {report['recolorable']} recoloured)"
              if config.color_augment and report["recolorable"] else "")
@@ -333,23 +342,55 @@ def main(argv=None):
           f"policy {policy}, {strategy.num_replicas_in_sync} replica(s)")
     guard = StopOnNonFinite()
     if initial_epoch < config.epochs:
-        gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,
-                steps_per_epoch=config.steps_per_epoch or None,
-                callbacks=make_callbacks(config, guard), verbose=config.verbose)
+        fit(gan, dataset, steps, config, initial_epoch, make_callbacks(config, guard), strategy)
     if guard.error:
         sys.exit(f"train: {guard.error}; the last good checkpoint is in "
                  f"{runs.path(run_dir, 'checkpoints')}")
     finish_run(gan, vocabulary, run_dir)
-    print(f"train: done. Run folder {run_dir}: final model {runs.path(run_dir, 'model')}, "
-          f"samples in {runs.path(run_dir, 'samples')}, TensorBoard logs in "
-          f"{runs.path(run_dir, 'logs')}")
-    return run_dir
+    if config.strategy == "multiworker":  # the workers' copies must agree
+        print(f"train: weights fingerprint {weights_fingerprint(gan)}")
+    if chief:
+        print(f"train: done. Run folder {run_dir}: final model {runs.path(run_dir, 'model')}, "
+              f"samples in {runs.path(run_dir, 'samples')}, TensorBoard logs in "
+              f"{runs.path(run_dir, 'logs')}")
 
 
-def console_main():
-    """Entry point of the installed console script (its exit status is 0 on success)."""
-    main()
+def training_data(examples, config, vectorizer, style_words, initial_epoch):
+    """(the repeating tf.data pipeline where training left it after `initial_epoch` epochs,
+    steps an epoch: `--steps-per-epoch`, else one pass over the data). A resumed run sees
+    the very batches an uninterrupted one would; several workers take as many batches as
+    each other."""
+    steps = config.steps_per_epoch or data_loader.batches_per_epoch(
+        examples, config.batch_size, config.color_augment)
+    dataset = data_loader.make_dataset(examples, config.image_size, config.batch_size,
+                                       seed=config.seed, repeat=True, vectorizer=vectorizer,
+                                       color_augment=config.color_augment,
+                                       style_words=style_words,
+                                       skip=initial_epoch * steps * config.batch_size)
+    return dataset, steps
+
+
+def fit(gan, dataset, steps, config, initial_epoch, callbacks, strategy):
+    """`gan.fit` from `initial_epoch` (`fit_across_workers` with several workers); a lost
+    worker ends the run with what to do next."""
+    if config.strategy != "multiworker":
+        return gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,
+                       steps_per_epoch=steps, callbacks=callbacks,
+                       verbose=progress_verbosity(config.verbose))
+    try:
+        fit_across_workers(gan, dataset, strategy, config.epochs, initial_epoch, steps, callbacks)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError, tf.errors.InternalError) as error:
+        sys.exit(f"train: a worker stopped answering ({type(error).__name__}); start every "
+                 "worker again with the same command: they resume from the chief's last "
+                 "checkpoint")
+
+
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "train")
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -29,7 +29,7 @@ import tensorflow as tf
 import data_loader
 import runs
 from encoder import DEFAULT_ENCODER, load_encoder
-from helpers import add_dataclass_flags, atomic_path, to_float, write_json
+from helpers import add_dataclass_flags, atomic_path, run_command, to_float, write_json
 from losses import feature_l1_loss, pixel_l1_loss
 from sampling import generate_images
 from upsampler import SCALE, Upsampler, feature_extractor, gaussian_kernel, low_resolution
@@ -229,10 +229,11 @@ def main(argv=None):
     return path
 
 
-def console_main():
-    """Entry point of the installed console script (its exit status is 0 on success)."""
-    main()
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "train_upsampler")
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ads import fonts, sources
-from helpers import HAN_CHARACTERS, has_han, save_png, write_json
+from helpers import HAN_CHARACTERS, has_han, run_command, save_png, write_json
 from upsampler import pil_lanczos_unsharp
 
 SIZES = {"1080x1080": (1080, 1080), "1200x628": (1200, 628), "300x250": (300, 250),
@@ -307,6 +307,20 @@ def make_parser():
     return parser
 
 
+def check_sidecar_fields(saved):
+    """TypeError naming the first field of a sidecar that has the wrong type or value."""
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    checks = {"prompt": lambda v: isinstance(v, str) and v.strip(),
+              "seed": lambda v: v is None or (whole(v) and 0 <= v < 2 ** 62),
+              "template": lambda v: isinstance(v, str) and v in TEMPLATES,
+              "size": lambda v: isinstance(v, str) and v in SIZES,
+              "num_candidates": lambda v: whole(v) and 1 <= v <= 64,
+              "copy": lambda v: isinstance(v, dict), "model": lambda v: isinstance(v, dict)}
+    for name, ok in checks.items():
+        if not ok(saved[name]):
+            raise TypeError(f"field {name!r} has an unusable value {str(saved[name])[:40]!r}")
+
+
 def main(argv=None):
     """CLI: returns the PNG paths written."""
     parser = make_parser()
@@ -317,6 +331,7 @@ def main(argv=None):
                 saved = json.load(f)
             args.prompt, args.seed, args.template = saved["prompt"], saved["seed"], saved["template"]
             args.size, args.num_candidates = [saved["size"]], saved["num_candidates"]
+            check_sidecar_fields(saved)
             # a sidecar from before the up-sampler drew the product at the model's own size
             args.product_size = saved.get("product_size", "native")
             copy = Copy(**saved["copy"])
@@ -348,10 +363,11 @@ def main(argv=None):
     return paths
 
 
-def console_main():
-    """Entry point of the installed console script (its exit status is 0 on success)."""
-    main()
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "creative")
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -19,13 +19,14 @@ its Beta(1 + clicks, 1 + misses) posterior), overall and per segment.
 import argparse
 import math
 import os
+import re
 import sys
 
 import numpy as np
 import pandas as pd
 
 from ads import charts
-from helpers import atomic_path, save_png, write_json, write_text
+from helpers import atomic_path, run_command, save_png, write_json, write_text
 
 REQUIRED_COLUMNS = ("creative", "segment", "impressions", "clicks")
 Z_95 = 1.959963984540054
@@ -93,8 +94,10 @@ def read_log(path, name=None):
         raise LogError(f"{path}: impressions log not found")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as error:
-        raise LogError(f"{name}: cannot parse CSV ({error})") from error
+    except (ValueError, pd.errors.ParserError) as error:  # UnicodeDecodeError included
+        raise LogError(f"{name}: cannot parse CSV ({str(error).splitlines()[0][:200]})") from None
+    except OSError as error:  # a folder, no permission
+        raise LogError(f"{name}: cannot read the log ({error.strerror})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise LogError(f"{name}: missing column(s) {', '.join(missing)}; "
@@ -125,8 +128,10 @@ def row_problem(row):
     counts = {}
     for column in ("impressions", "clicks"):
         text = row[column].strip()
-        if not text.lstrip("-").isdigit():
-            return f"{column} is not an integer: {text!r}"
+        if not re.fullmatch(r"-?[0-9]+", text):  # ASCII digits: "²" is a digit to isdigit()
+            return f"{column} is not an integer: {text[:40]!r}"
+        if len(text.lstrip("-")) > 18:
+            return f"{column} is too large: {len(text)} digits"
         counts[column] = int(text)
         if counts[column] < 0:
             return f"negative {column}: {counts[column]}"
@@ -337,10 +342,11 @@ def main(argv=None):
     return report
 
 
-def console_main():
-    """Entry point of the installed console script (its exit status is 0 on success)."""
-    main()
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "ctr")
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -34,9 +34,10 @@ import tensorflow as tf
 import colors
 import runs
 from ads import creative, sources
-from data_loader import ManifestError, split_tokens
-from helpers import has_han, to_float, write_json
+from data_loader import ManifestError
+from helpers import has_han, run_command, to_float, write_json
 from sampling import DEFAULT_MAX_TRIES
+from tokenizer import clean_text, split_tokens
 
 TYPE_WEIGHTS = {"search": 1.0, "click": 1.5, "purchase": 2.0}
 HALF_LIFE_DAYS = 7.0
@@ -46,48 +47,87 @@ class EventLogError(ValueError):
     """A log with nothing usable for the user asked for (or no such file)."""
 
 
+# Timestamps outside these years are typing errors, not events (seconds since 1970).
+EARLIEST, LATEST = 0.0, datetime.datetime(2200, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
+MAX_FIELD_CHARACTERS = 1000
+
+
 def parse_time(value):
-    """ISO 8601 text or Unix seconds -> Unix seconds (float); ValueError otherwise."""
-    if isinstance(value, bool):
+    """ISO 8601 text or Unix seconds -> Unix seconds (float) in 1970..2200; ValueError
+    otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("ts must be ISO 8601 text or Unix seconds")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ValueError("ts is not finite")
-        return float(value)
     if isinstance(value, str):
-        moment = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        try:
+            moment = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"ts is not ISO 8601: {value[:40]!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=datetime.timezone.utc)
-        return moment.timestamp()
-    raise ValueError("ts must be ISO 8601 text or Unix seconds")
+        value = moment.timestamp()
+    if not (isinstance(value, float) and math.isfinite(value)) and not isinstance(value, int):
+        raise ValueError("ts is not finite")
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"ts is outside 1970-2200: {str(value)[:40]}")
+    return float(value)
+
+
+def text_field(event, name):
+    """The event's `name` as clean one-line text; ValueError unless it is text (or, for the
+    user, a whole number) of at most `MAX_FIELD_CHARACTERS`."""
+    value = event[name]
+    if name == "user" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text, got {type(value).__name__}")
+    text, _ = clean_text(value)
+    if not text:
+        raise ValueError(f"empty {name}")
+    if len(value) > MAX_FIELD_CHARACTERS:
+        raise ValueError(f"{name} is {len(value):,} characters; at most {MAX_FIELD_CHARACTERS:,}")
+    return text
+
+
+def parse_event(raw):
+    """One log line -> {user, type, text, ts}; ValueError naming the problem."""
+    try:
+        event = json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if not isinstance(event, dict):
+        raise ValueError("not a JSON object")
+    missing = [k for k in ("user", "type", "text", "ts") if k not in event]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    if not isinstance(event["type"], str) or event["type"] not in TYPE_WEIGHTS:
+        raise ValueError(f"type must be one of {', '.join(TYPE_WEIGHTS)}, got "
+                         f"{str(event['type'])[:40]!r}")
+    return {"user": text_field(event, "user"), "type": event["type"],
+            "text": text_field(event, "text"), "ts": parse_time(event["ts"])}
 
 
 def read_events(path):
-    """(events [{user, type, text, ts (seconds), line}], skipped [{line, reason}])."""
+    """(events [{user, type, text, ts (seconds), line}], skipped [{line, reason}]).
+
+    A line that is not UTF-8 JSON of the documented fields and types is skipped with
+    its line number and reason (see `parse_event`), never fatal.
+    """
     if not os.path.exists(path):
         raise EventLogError(f"{path}: event log not found")
+    if os.path.isdir(path):
+        raise EventLogError(f"{path}: is a folder; give the JSONL event log file")
     events, skipped = [], []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
             try:
-                event = json.loads(raw)
-                if not isinstance(event, dict):
-                    raise ValueError("not a JSON object")
-                missing = [k for k in ("user", "type", "text", "ts") if k not in event]
-                if missing:
-                    raise ValueError(f"missing {', '.join(missing)}")
-                if event["type"] not in TYPE_WEIGHTS:
-                    raise ValueError(f"type must be one of {', '.join(TYPE_WEIGHTS)}, got "
-                                     f"{event['type']!r}")
-                text = " ".join(str(event["text"]).split())
-                if not text:
-                    raise ValueError("empty text")
-                events.append({"user": str(event["user"]), "type": event["type"], "text": text,
-                               "ts": parse_time(event["ts"]), "line": number})
-            except ValueError as error:  # json.JSONDecodeError is a ValueError
-                skipped.append({"line": number, "reason": str(error).split("\n")[0][:200]})
+                event = parse_event(raw.decode("utf-8"))
+                events.append({**event, "line": number})
+            except ValueError as error:  # UnicodeDecodeError and JSONDecodeError included
+                reason = ("not UTF-8 text" if isinstance(error, UnicodeDecodeError)
+                          else str(error).split("\n")[0][:200])
+                skipped.append({"line": number, "reason": reason})
     return events, skipped
 
 
@@ -309,10 +349,11 @@ def main(argv=None):
     return [item["file"] for item in summary["creatives"]]
 
 
-def console_main():
-    """Entry point of the installed console script (its exit status is 0 on success)."""
-    main()
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "personalize")
 
 
 if __name__ == "__main__":
-    main()
+    console_main()

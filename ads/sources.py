@@ -14,7 +14,8 @@ import re
 import tensorflow as tf
 
 import runs
-from data_loader import PromptError, check_prompts, to_float_tensor
+from data_loader import to_float_tensor
+from tokenizer import PromptError, check_prompts
 from sampling import GatedSampler, judge_score
 from upsampler import enlarge, output_sizes
 

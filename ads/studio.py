@@ -5,7 +5,9 @@
 then open http://127.0.0.1:8080/. It serves the exported SavedModel (export.py), a
 run (--run) or, given neither, the shipped model (models/adgan), on 127.0.0.1 by
 default, and saves every composed creative with its sidecar in --out-dir.
-JSON API (errors are {"error": message} with status 400):
+JSON API (errors are {"error": message}: 400 for a bad request, 411 without a length,
+413 for an oversized body, 503 while busy; a client that sends less than it announced
+gets its 400 after `REQUEST_TIMEOUT` seconds, and never holds up the others):
   GET  /api/info                                    templates, sizes, users
   POST /api/generate {text, count, seed}            gated candidates (PNG base64, score)
   POST /api/user {user}                             a shopper's ranked prompts with reasons
@@ -18,6 +20,7 @@ JSON API (errors are {"error": message} with status 400):
 import argparse
 import base64
 import binascii
+import contextlib
 import io
 import json
 import os
@@ -32,8 +35,12 @@ from PIL import Image, UnidentifiedImageError
 import runs
 from ads import charts, creative, ctr, personalize, sources, studio_page
 from data_loader import ManifestError, load_image
+from helpers import run_command
 
 MAX_BODY = 8 * 1024 * 1024
+REQUEST_TIMEOUT = 4  # seconds a client may take to send its request
+MAX_CONNECTIONS = 16  # handled at once; more get 503 at once instead of piling up threads
+MODEL_WAIT = 120  # seconds a request waits for the model before a 503 "busy"
 MAX_PROMPT = 1000
 MAX_COUNT = 8
 SECURITY_HEADERS = {
@@ -45,7 +52,15 @@ SECURITY_HEADERS = {
 
 
 class RequestError(ValueError):
-    """A bad request; its message goes back to the page."""
+    """A bad request; its message goes back to the page (400, or `status`)."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+class Busy(RuntimeError):
+    """The model stayed taken too long (503)."""
 
 
 class Studio:
@@ -57,11 +72,22 @@ class Studio:
         self.events_path = events_path
         self.run_dir = run_dir
         self.num_candidates = num_candidates
-        self.lock = threading.Lock()  # one model call at a time on this small machine
+        self.model_lock = threading.Lock()  # one model call at a time on this small machine
         self.users = []
         if events_path:
             events, _ = personalize.read_events(events_path)
             self.users = sorted({e["user"] for e in events})
+
+    @contextlib.contextmanager
+    def model(self):
+        """Hold the model for one call; `Busy` when it stays taken for `MODEL_WAIT` seconds."""
+        if not self.model_lock.acquire(timeout=MODEL_WAIT):
+            raise Busy(f"the model is busy with other requests for over {MODEL_WAIT} s; "
+                       "try again")
+        try:
+            yield
+        finally:
+            self.model_lock.release()
 
     def info(self, _body):
         return {"templates": list(creative.TEMPLATES), "sizes": list(creative.SIZES),
@@ -73,7 +99,7 @@ class Studio:
         count = integer(body, "count", 4, 1, MAX_COUNT)
         seed = integer(body, "seed", 0, 0, 2 ** 62)
         seeds = [seed + k for k in range(count)]
-        with self.lock:
+        with self.model():
             drawn = self.source.generate([text] * count, seeds, self.num_candidates)
         return {"num_candidates": self.num_candidates, "candidates": [
             {"seed": s, "png": png_base64(image), "score": float(score),
@@ -106,7 +132,7 @@ class Studio:
         if template not in creative.TEMPLATES or size not in creative.SIZES:
             raise RequestError(f"unknown template {template!r} or size {size!r}")
         copy = creative.Copy(*(string(body, name) for name in ("headline", "price", "cta")))
-        with self.lock:
+        with self.model():
             image, sidecar = creative.make_creative(self.source, text, copy, seed, template,
                                                     size, num_candidates)
         name = creative.creative_name(text, seed, template, size)
@@ -117,7 +143,7 @@ class Studio:
     def score(self, body):
         text = prompt_of(body, "text")
         image = decode_upload(string(body, "image"), self.source.image_size)
-        with self.lock:
+        with self.model():
             value = self.source.score([text], image[None])[0]
         return {"text": text, "score": float(value)}
 
@@ -185,6 +211,7 @@ class Handler(BaseHTTPRequestHandler):
     """Routes requests to the `Studio` held by the server."""
 
     server_version = "adgan-studio"
+    timeout = REQUEST_TIMEOUT  # on the socket: a client that stops sending is let go
     static = {"/": ("text/html; charset=utf-8", studio_page.HTML),
               "/studio.js": ("text/javascript; charset=utf-8", studio_page.JS),
               "/studio.css": ("text/css; charset=utf-8", studio_page.CSS)}
@@ -226,28 +253,80 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, kind, data, extra)
         self.send_json(404, {"error": f"not found: {url.path}"})
 
+    def read_body(self):
+        """The request body as a JSON object; `RequestError` (400, 411 or 413) otherwise."""
+        length = self.headers.get("Content-Length")
+        if length is None:
+            raise RequestError("send a Content-Length header", 411)
+        if not length.strip().isdigit() or not length.strip().isascii():
+            raise RequestError(f"Content-Length must be a whole number, got {length[:20]!r}")
+        length = int(length)
+        if length > MAX_BODY:
+            raise RequestError(f"request too large (over {MAX_BODY:,} bytes)", 413)
+        try:
+            data = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            data = b""
+        if len(data) < length:
+            raise RequestError(f"the body is shorter than its Content-Length ({len(data)} of "
+                               f"{length} bytes in {REQUEST_TIMEOUT} s)")
+        try:
+            body = json.loads(data.decode("utf-8") or "{}")
+        except UnicodeDecodeError:
+            raise RequestError("the request is not UTF-8 text") from None
+        except (ValueError, RecursionError):  # json.JSONDecodeError is a ValueError
+            raise RequestError("the request is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise RequestError("send a JSON object")
+        return body
+
     def do_POST(self):
         route = self.api.get(urlparse(self.path).path)
         if route is None:
             return self.send_json(404, {"error": "not found"})
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            return self.send_json(413, {"error": f"request too large (over {MAX_BODY:,} bytes)"})
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(body, dict):
-                raise RequestError("send a JSON object")
-            result = getattr(self.server.studio, route)(body)
-        except json.JSONDecodeError:
-            return self.send_json(400, {"error": "the request is not valid JSON"})
-        except (RequestError, creative.CopyError, sources.SourceError) as error:
+            result = getattr(self.server.studio, route)(self.read_body())
+        except RequestError as error:
+            self.close_connection = True  # what is left of a bad body must not be parsed
+            return self.send_json(error.status, {"error": str(error)})
+        except (creative.CopyError, sources.SourceError) as error:
             return self.send_json(400, {"error": str(error)})
+        except Busy as error:
+            return self.send_json(503, {"error": str(error)})
+        except Exception as error:  # never an empty reply; the page shows what went wrong
+            return self.send_json(500, {"error": f"internal error ({type(error).__name__})"})
         self.send_json(200, result)
 
 
+class StudioServer(ThreadingHTTPServer):
+    """A thread per connection, at most `MAX_CONNECTIONS` at once (more get a 503 at once),
+    each with a `REQUEST_TIMEOUT` on its socket, so a slow or silent client only holds
+    its own thread."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                            b"Connection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 def serve(studio, host="127.0.0.1", port=8080):
-    """A started `ThreadingHTTPServer` for the studio (port 0 picks a free one)."""
-    server = ThreadingHTTPServer((host, port), Handler)
+    """A started `StudioServer` for the studio (port 0 picks a free one)."""
+    server = StudioServer((host, port), Handler)
     server.studio = studio
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -295,5 +374,11 @@ def main(argv=None):
         server.shutdown()
 
 
+def console_main(argv=None):
+    """Entry point of the installed console script: exit status 0 on success, else one line
+    saying what went wrong (`helpers.run_command`)."""
+    run_command(lambda: main(argv), "studio")
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

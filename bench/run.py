@@ -104,9 +104,10 @@ def synthetic_gan(config):
     import numpy as np
     import tensorflow as tf
 
+    import distribute
     import train
 
-    train.set_precision(config.precision)
+    distribute.set_precision(config.precision)
     vocabulary = [f"w{i}" for i in range(2000)]
     gan = train.build_gan(config, vocabulary)
     batch = {"token_ids": tf.constant(np.random.default_rng(0).integers(
@@ -207,11 +208,12 @@ def pipeline_part(batches=200):
     # deferred: a part imports only what it measures (its memory is its own)
     import colors
     import data_loader
+    import tokenizer
 
     examples, _ = data_loader.load_examples(data_loader.DEFAULT_MANIFEST, 64, split="train",
                                             recolorable={"subgroup": colors.DEFAULT_SUBGROUPS})
-    vectorizer = data_loader.make_text_vectorizer(
-        data_loader.examples_vocabulary(examples, 8000, color_augment=1), 16)
+    vectorizer = tokenizer.make_text_vectorizer(
+        tokenizer.examples_vocabulary(examples, 8000, color_augment=1), 16)
     results = {"batch_size": 32, "image_size": 64}
     for label, color_augment in (("examples_per_second", 0),
                                  ("examples_per_second_color_augment", 1)):
@@ -236,13 +238,14 @@ def serve_part(repeats=200, precision="float32", preset="full"):
     import tensorflow as tf
 
     import export
+    import distribute
     import train
     from config import resolve_config
     from sampling import Gate
     from upsampler import Upsampler
 
     config = resolve_config(["--preset", preset, "--precision", precision])
-    train.set_precision(config.precision)
+    distribute.set_precision(config.precision)
     gan = train.build_gan(config, ["red", "dress", "手", "机"])
     neutral = Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=1.0)
     module = export.build_serving_module(gan, neutral, default_candidates=1, max_candidates=64,

@@ -7,13 +7,15 @@ import tensorflow as tf
 from PIL import Image
 
 import data_loader
+
+import tokenizer
 import helpers
 from conftest import shipped_rows, write_manifest
 
 
 def tokens(text):
     return [t.decode() for t in tf.strings.split(
-        data_loader.standardize_text(tf.constant([text]))).flat_values.numpy()]
+        tokenizer.standardize_text(tf.constant([text]))).flat_values.numpy()]
 
 
 def test_standardizer_splits_han_and_keeps_latin_words():
@@ -25,9 +27,9 @@ def test_standardizer_splits_han_and_keeps_latin_words():
 
 
 def test_vectorizer_maps_known_unknown_and_pads():
-    vocabulary = data_loader.build_vocabulary(["红色 dress", "red dress", "红"], 100)
+    vocabulary = tokenizer.build_vocabulary(["红色 dress", "red dress", "红"], 100)
     assert vocabulary[:2] == ["dress", "红"]  # most frequent first
-    vectorizer = data_loader.make_text_vectorizer(vocabulary, 6)
+    vectorizer = tokenizer.make_text_vectorizer(vocabulary, 6)
     ids = vectorizer(tf.constant(["红色 dress", "", "蓝 shirt", "red red red red red red red"]))
     ids = ids.numpy()
     assert ids.shape == (4, 6)
@@ -35,13 +37,13 @@ def test_vectorizer_maps_known_unknown_and_pads():
     assert not ids[1].any()                      # empty -> all padding
     assert list(ids[2][:2]) == [1, 1]            # unknown tokens -> 1
     assert (ids[3] == vocabulary.index("red") + 2).all()  # truncated to 6
-    assert list(data_loader.count_known_tokens(vectorizer, ["红 dress", "蓝"])) == [2, 0]
+    assert list(tokenizer.count_known_tokens(vectorizer, ["红 dress", "蓝"])) == [2, 0]
 
 
 def test_vocabulary_file_round_trip(tmp_path):
     vocabulary = ["红", "dress", "t"]
-    data_loader.save_vocabulary(vocabulary, str(tmp_path / "v.txt"))
-    assert data_loader.load_vocabulary(str(tmp_path / "v.txt")) == vocabulary
+    tokenizer.save_vocabulary(vocabulary, str(tmp_path / "v.txt"))
+    assert tokenizer.load_vocabulary(str(tmp_path / "v.txt")) == vocabulary
 
 
 def test_manifest_caption_columns_become_alternatives(tiny_manifest):

@@ -312,3 +312,20 @@ def test_release_writes_the_slim_folder_and_exports_default_to_it(trained_run, t
     monkeypatch.setattr(runs, "SHIPPED_RUN", release)
     version = export.main(["--export-dir", str(tmp_path / "e")])  # no --run: the shipped model
     assert runs.read_export_info(version)["run"] == release
+
+
+def test_every_signature_refuses_invalid_utf8_and_cleans_control_characters(loaded):
+    bad = tf.constant([b"red dress", b"\xff\xfe dress"])
+    images = tf.zeros((2, 16, 16, 3), tf.uint8)
+    for call in (lambda: loaded.generate_at_size(bad, size=tf.constant([16], tf.int64)),
+                 lambda: loaded.draw(bad),
+                 lambda: loaded.signatures["serving_default"](
+                     text=bad, seed=tf.constant([1, 2], tf.int64),
+                     num_candidates=tf.constant([1], tf.int64)),
+                 lambda: loaded.signatures["score"](text=bad, images=images)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="text: not valid UTF-8"):
+            call()
+    # control and format characters are cleaned, not refused (the tokenizer's tests check
+    # the tokens match; the style each seed picks hashes the raw text, so pixels may differ)
+    drawn = loaded.draw(tf.constant(["red\u202e dress\u0000"]), tf.constant([3], tf.int64))
+    assert drawn["images"].shape[0] == 1

@@ -42,6 +42,7 @@ def test_size_enlarges_the_same_drawing(trained_run, tmp_path, capsys):
 
 def test_panel_is_24_products_half_chinese_all_words_of_the_shipped_captions():
     import data_loader
+    import tokenizer
     from conftest import SHIPPED
 
     parser = generate.make_parser()
@@ -51,9 +52,9 @@ def test_panel_is_24_products_half_chinese_all_words_of_the_shipped_captions():
     assert len(generate.PANEL_PROMPTS) == 24
     assert sum(not p.isascii() for p in generate.PANEL_PROMPTS) == 12
     rows = data_loader.read_manifest(os.path.join(SHIPPED, "captions.csv"))
-    vocabulary = set(data_loader.examples_vocabulary(rows, 100000))
+    vocabulary = set(tokenizer.examples_vocabulary(rows, 100000))
     unknown = {p: words for p in generate.PANEL_PROMPTS
-               if (words := {t.decode() for t in data_loader.split_tokens([p])} - vocabulary)}
+               if (words := {t.decode() for t in tokenizer.split_tokens([p])} - vocabulary)}
     assert unknown == {}
 
 

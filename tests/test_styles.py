@@ -3,6 +3,8 @@ import pytest
 import tensorflow as tf
 
 import data_loader
+
+import tokenizer
 import styles
 from conftest import shipped_rows, write_manifest
 
@@ -74,7 +76,7 @@ def test_the_loader_names_the_style_in_about_half_the_captions(tmp_path):
     examples, _ = data_loader.load_examples(manifest, 16)
     assert set(examples["style"]) == {"fluent-3d", "noto"}
     words = data_loader.read_style_words(manifest)
-    vocabulary = data_loader.examples_vocabulary(examples, 100, style_words=words)
+    vocabulary = tokenizer.examples_vocabulary(examples, 100, style_words=words)
     assert {"3d", "立", "体", "noto"} <= set(vocabulary)
 
     batches = list(data_loader.make_dataset(examples, 16, 8, seed=1, style_words=words,
@@ -86,7 +88,7 @@ def test_the_loader_names_the_style_in_about_half_the_captions(tmp_path):
 
     plain = next(iter(data_loader.make_dataset(examples, 16, 8, seed=1, shuffle=False)))
     assert not any(t.decode().startswith(("3d", "立体", "noto")) for t in plain["text"].numpy())
-    vectorizer = data_loader.make_text_vectorizer(vocabulary, 8)
+    vectorizer = tokenizer.make_text_vectorizer(vocabulary, 8)
     batch = next(iter(data_loader.make_dataset(examples, 16, 8, shuffle=False, style_words=words,
                                                vectorizer=vectorizer)))
     assert set(batch) == {"token_ids", "images", "style_id", "concept_id"}

@@ -11,6 +11,7 @@ import pytest
 
 import model
 import runs
+import distribute
 import train
 from conftest import ROOT, TINY_ARGS
 from config import resolve_config
@@ -225,13 +226,32 @@ def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
     ("float32", True, False, False, "mixed_bfloat16"),  # the older --mixed-precision flag
 ])
 def test_precision_policy(precision, mixed, gpu, amx, policy):
-    assert train.policy_for(precision, mixed, gpu=gpu, amx=amx) == policy
+    assert distribute.policy_for(precision, mixed, gpu=gpu, amx=amx) == policy
 
 
 def test_amx_is_read_from_the_cpu_flags(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor : 0\nflags : fpu avx512f amx_bf16 amx_tile\n")
-    assert train.cpu_has_amx_bf16(str(cpuinfo))
+    assert distribute.cpu_has_amx_bf16(str(cpuinfo))
     cpuinfo.write_text("flags : fpu avx512f avx512_bf16\n")
-    assert not train.cpu_has_amx_bf16(str(cpuinfo))
-    assert not train.cpu_has_amx_bf16(str(tmp_path / "missing"))
+    assert not distribute.cpu_has_amx_bf16(str(cpuinfo))
+    assert not distribute.cpu_has_amx_bf16(str(tmp_path / "missing"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("steps", ["0", "2"])  # whole passes over the data; a fixed step count
+def test_a_resumed_run_is_the_same_run(tmp_path, tiny_manifest, steps):
+    # each phase in its own process, as a real resume is (several runs in one process
+    # share TensorFlow's process-wide state, which a user's runs never do)
+    args = TINY_ARGS + ["--manifest", tiny_manifest, "--batch-size", "4", "--steps-per-epoch",
+                        steps, "--sample-every", "100"]
+    phases = [("a", "2"), ("b", "1"), ("b", "2")]
+    for folder, epochs in phases:
+        process = run_train(args + ["--out-dir", str(tmp_path / folder), "--epochs", epochs])
+        output = process.communicate(timeout=300)[0]
+        assert process.returncode == 0, output[-3000:]
+    assert "resuming" in output
+    states = [np.load(tmp_path / run / "checkpoints" / "state.npz") for run in ("a", "b")]
+    assert sorted(states[0].files) == sorted(states[1].files)
+    for key in states[0].files:  # weights, EMA, optimizer slots and random streams alike
+        np.testing.assert_array_equal(states[0][key], states[1][key], err_msg=key)

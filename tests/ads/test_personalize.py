@@ -53,7 +53,7 @@ def test_malformed_lines_are_skipped_and_counted(tmp_path):
     assert len(events) == 4 and [s["line"] for s in skipped] == [5, 6, 7, 8, 9, 10]
     reasons = " | ".join(s["reason"] for s in skipped)
     for expected in ("Expecting value", "not a JSON object", "type must be one of",
-                     "empty text", "missing text", "Invalid isoformat"):
+                     "empty text", "missing text", "ts is not ISO 8601"):
         assert expected in reasons
     with pytest.raises(personalize.EventLogError, match="user 'u9' has no events .*2 users"):
         personalize.user_events(events, "u9", path)

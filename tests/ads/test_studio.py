@@ -217,3 +217,49 @@ def test_ctr_report_from_an_uploaded_log(server, browser, tmp_path):
     element("ctr-run").click()
     wait_for(lambda: "missing column(s) clicks" in error_text(browser))
 
+
+
+def raw_request(base, head, body=b"", timeout=30):
+    """Send raw bytes to the studio; (status, seconds until the reply)."""
+    import socket
+
+    host, port = base.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+        connection.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
+        reply = connection.recv(65536)
+    return int(reply.split(b" ")[1]) if reply else None, time.monotonic() - started
+
+
+@pytest.mark.parametrize("headers, body, status", [
+    ("Content-Length: 12", b'{"text": "\xff\xfe"}'[:12], 400),  # not UTF-8
+    ("Content-Length: abc", b"{}", 400),
+    ("Content-Length: -1", b"{}", 400),
+    ("", b"", 411),
+    (f"Content-Length: {studio.MAX_BODY + 1}", b"", 413),
+    ("Content-Length: 5000", b'{"text": "dress"', 400),  # shorter than announced
+    ("Content-Length: 200003", b"[" * 100_000 + b"]" * 100_000 + b"{}x", 400),  # nesting
+])
+def test_malformed_requests_get_a_4xx_quickly(server, headers, body, status):
+    base, _ = server
+    head = "POST /api/generate HTTP/1.1\r\nHost: x" + (f"\r\n{headers}" if headers else "")
+    got, seconds = raw_request(base, head, body)
+    assert got == status
+    assert seconds < studio.REQUEST_TIMEOUT + 5  # answered, not left hanging
+
+
+def test_a_slow_client_does_not_hold_up_another(server):
+    import concurrent.futures
+
+    base, _ = server
+    head = "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: 100"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(raw_request, base, head, b'{"te')  # then silence
+        time.sleep(0.5)
+        started = time.monotonic()
+        with urllib.request.urlopen(base + "/api/info", timeout=30) as response:
+            assert response.status == 200
+        fast_seconds = time.monotonic() - started
+        status, slow_seconds = slow.result()
+    assert status == 400
+    assert fast_seconds < slow_seconds  # the second client was answered while the first waited
