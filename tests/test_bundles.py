@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+import bundles
+
+
+def product(color, size=32):
+    """uint8 RGBA [S, S, 4]: a coloured disc (alpha 255) on transparent white."""
+    yy, xx = np.mgrid[:size, :size]
+    inside = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size * 0.4) ** 2
+    image = np.full((size, size, 4), 255, np.uint8)
+    image[..., :3] = np.where(inside[..., None], color, 255)
+    image[..., 3] = np.where(inside, 255, 0)
+    return image
+
+
+RED, BLUE, GREEN = (220, 20, 20), (20, 20, 220), (20, 180, 20)
+
+
+def mask(picture, color):
+    return (np.abs(picture.astype(int) - color).sum(-1) < 60)
+
+
+@pytest.mark.parametrize("layout", bundles.LAYOUTS)
+@pytest.mark.parametrize("count", [2, 3])
+def test_every_layout_shows_every_product_on_white(layout, count):
+    colors = [RED, BLUE, GREEN][:count]
+    picture = bundles.compose([product(c) for c in colors], layout, 64,
+                              np.random.default_rng(0))
+    assert picture.shape == (64, 64, 3) and picture.dtype == np.uint8
+    assert (picture[0, 0] == 255).all() or (picture[-1, -1] == 255).all()  # a white canvas
+    for color in colors:
+        assert mask(picture, color).sum() > 64 * 64 * 0.03, (layout, color)
+
+
+def test_side_by_side_puts_the_first_product_left():
+    picture = bundles.compose([product(RED), product(BLUE)], "side_by_side", 64,
+                              np.random.default_rng(1))
+    red, blue = (np.flatnonzero(mask(picture, c).any(0)).mean() for c in (RED, BLUE))
+    assert red < 32 < blue
+
+
+def test_an_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="layout must be one of"):
+        bundles.compose([product(RED), product(BLUE)], "diagonal", 64, np.random.default_rng(0))
+
+
+def test_captions_name_every_product_with_a_shoppers_connector():
+    rng = np.random.default_rng(0)
+    chinese = {bundles.bundle_caption(["咖啡", "蛋糕"], rng) for _ in range(40)}
+    assert chinese == {"咖啡和蛋糕", "咖啡与蛋糕", "咖啡配蛋糕", "咖啡加蛋糕"}
+    english = {bundles.bundle_caption(["coffee", "cake"], rng) for _ in range(40)}
+    assert english == {"coffee and cake", "coffee with cake", "coffee & cake"}
+    assert bundles.bundle_caption(["汉堡", "薯条", "可乐"], rng) in {
+        f"汉堡、薯条{c}可乐" for c in bundles.CONNECTORS["zh"]}
+    assert bundles.bundle_caption(["dress", "handbag", "hat"], rng).startswith("dress, handbag")
+
+
+def test_held_out_pairs_are_fixed_symmetric_and_about_the_share():
+    names = [f"concept {i}" for i in range(60)]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    held = [p for p in pairs if bundles.is_held_out(*p)]
+    assert all(bundles.is_held_out(b, a) for a, b in held)
+    assert 0.07 < len(held) / len(pairs) < 0.13
+    assert held == [p for p in pairs if bundles.is_held_out(*p)]  # the same every time
+
+
+def test_sampled_bundles_keep_to_one_style_and_to_their_side_of_the_split():
+    concepts = [f"c{i % 20}" for i in range(80)]
+    styles = ["noto" if i < 40 else "twemoji" for i in range(80)]
+    rng = np.random.default_rng(0)
+    for held_out in (False, True):
+        for count in (2, 3):
+            for _ in range(30):
+                rows = bundles.sample_bundle(concepts, styles, rng, count, held_out)
+                chosen = [concepts[r] for r in rows]
+                assert len(set(chosen)) == count and len({styles[r] for r in rows}) == 1
+                pairs = [(a, b) for i, a in enumerate(chosen) for b in chosen[i + 1:]]
+                assert any(bundles.is_held_out(a, b) for a, b in pairs) == held_out
+    with pytest.raises(ValueError, match="no bundle of 2 distinct concepts"):
+        bundles.sample_bundle(["only"] * 5, ["noto"] * 5, rng)
