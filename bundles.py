@@ -6,7 +6,8 @@ lays out a bundle (side by side, overlapping a little, one in front of the other
 `bundle_caption` names them with the connectors shoppers type (和, 与, 配, 加; and,
 with, &), and `is_held_out` keeps a fixed share of concept *pairs* out of training,
 so that a two-object measure on them tests composition rather than memory.
-`sample_bundle` draws the rows of one training bundle.
+`sample_bundle` draws the rows of one training bundle; `halves` cuts a picture for
+the two-object measure (`metrics.two_object_rate`).
 
 This is the data side of the composition work (issue 15); the loader and the
 model do not use it yet.
@@ -98,3 +99,15 @@ def sample_bundle(concepts, styles, rng, count=2, held_out=False, tries=100):
             return rows
     raise ValueError(f"no bundle of {count} distinct concepts in one style found in {tries} "
                      "draws")
+
+
+def halves(images):
+    """uint8 pictures [N, S, S, 3] -> their left and right halves, each centred on a white
+    square [N, 2, S, S, 3], for an image encoder to read one product at a time."""
+    images = np.asarray(images, np.uint8)
+    count, size = images.shape[0], images.shape[1]
+    out = np.full((count, 2, size, size, 3), 255, np.uint8)
+    half, offset = size // 2, size // 4
+    out[:, 0, :, offset:offset + half] = images[:, :, :half]
+    out[:, 1, :, offset:offset + half] = images[:, :, size - half:]
+    return out

@@ -96,3 +96,23 @@ def color_scores(images, targets):
     return {"accuracy": float(hits.mean()), "images": len(hits),
             "per_color": {name: float(hits[targets == k].mean()) if (targets == k).any() else None
                           for k, name in enumerate(colors.COLOR_NAMES)}}
+
+
+def two_object_rate(half_codes, pairs, concept_vectors, candidates=100, seed=0):
+    """Share of "A and B" pictures that show both products (issue 15's two-object measure).
+
+    half_codes [N, 2, T]: unit image codes of each picture's two halves (`bundles.halves`);
+    pairs [N, 2]: each picture's concepts (A, B), indices into concept_vectors [C, T] (unit
+    text vectors). Among A, B and `candidates` - 2 other concepts (drawn per picture), a
+    picture passes when one half ranks A first and the other B first, either way round;
+    a picture of A alone fails, since both its halves rank A first.
+    """
+    rng = np.random.default_rng(seed)
+    hits = []
+    for codes, (first, second) in zip(half_codes, pairs):
+        others = np.setdiff1d(np.arange(len(concept_vectors)), [first, second])
+        negatives = rng.choice(others, min(candidates - 2, len(others)), replace=False)
+        choices = np.concatenate([[first, second], negatives])
+        best = choices[np.argmax(codes @ concept_vectors[choices].T, axis=1)]  # per half
+        hits.append(sorted(best.tolist()) == sorted([first, second]))
+    return float(np.mean(hits))

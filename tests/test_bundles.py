@@ -79,3 +79,13 @@ def test_sampled_bundles_keep_to_one_style_and_to_their_side_of_the_split():
                 assert any(bundles.is_held_out(a, b) for a, b in pairs) == held_out
     with pytest.raises(ValueError, match="no bundle of 2 distinct concepts"):
         bundles.sample_bundle(["only"] * 5, ["noto"] * 5, rng)
+
+
+def test_halves_centre_each_side_on_white():
+    picture = bundles.compose([product(RED), product(BLUE)], "side_by_side", 64,
+                              np.random.default_rng(1))
+    left, right = bundles.halves(picture[None])[0]
+    assert left.shape == right.shape == (64, 64, 3)
+    assert mask(left, RED).sum() > 100 and mask(left, BLUE).sum() == 0
+    assert mask(right, BLUE).sum() > 100 and mask(right, RED).sum() == 0
+    assert (left[:, :16] == 255).all() and (right[:, 48:] == 255).all()

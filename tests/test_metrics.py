@@ -50,3 +50,13 @@ def test_color_scores_count_hits_per_colour():
     assert scores["accuracy"] == pytest.approx(2 / 3) and scores["images"] == 3
     assert scores["per_color"]["red"] == 0.5 and scores["per_color"]["blue"] == 1.0
     assert scores["per_color"]["green"] is None  # no green prompt: no figure
+
+
+def test_two_object_rate_needs_both_products_one_a_half():
+    concepts = np.eye(8)  # concept k's text vector: axis k
+    both = np.stack([concepts[[2, 5]], concepts[[5, 2]], concepts[[2, 2]], concepts[[2, 7]]])
+    pairs = np.array([[2, 5], [2, 5], [2, 5], [2, 5]])
+    assert metrics.two_object_rate(both[:2], pairs[:2], concepts, candidates=8) == 1.0
+    assert metrics.two_object_rate(both[2:3], pairs[2:3], concepts, candidates=8) == 0.0  # A only
+    assert metrics.two_object_rate(both[3:], pairs[3:], concepts, candidates=8) == 0.0  # A, C
+    assert metrics.two_object_rate(both, pairs, concepts, candidates=8) == 0.5
