@@ -22,6 +22,14 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used (damaged, or saved by another configuration)."""
 
 
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint file that cannot be read (cut short, empty, not a checkpoint)."""
+
+
+# what reading a damaged .npz raises (zip, zlib and pickle errors among them)
+READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
 def training_variables(gan):
     """Every variable a resume needs, in a fixed order: model, then both optimizers."""
     return list(gan.weights) + list(gan.g_optimizer.variables) + list(gan.d_optimizer.variables)
@@ -63,8 +71,8 @@ def read_state(path, variables, random_variables=()):
             rng_keys = [f"rng{i}" for i in range(len(random_variables))]
             rng = [state[k] for k in rng_keys] if set(rng_keys) <= files else None
             epoch = int(state["epoch"])
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: "
+    except READ_ERRORS as error:
+        raise DamagedCheckpoint(f"{path}: damaged checkpoint ({type(error).__name__}: "
                               f"{str(error).splitlines()[0] if str(error) else 'no detail'})"
                               ) from None
     if len(arrays) != len(variables):
@@ -92,9 +100,7 @@ def load_training_state(gan, directory, log=print):
     for path in candidates:
         try:
             epoch, arrays, rng = read_state(path, variables, random_variables)
-        except CheckpointError as error:
-            if "another configuration" in str(error) or "has shape" in str(error):
-                raise
+        except DamagedCheckpoint as error:  # another configuration's state is raised as is
             problems.append(str(error))
             continue
         if problems:
@@ -115,6 +121,6 @@ def saved_epoch(directory):
         try:
             with np.load(os.path.join(directory, name)) as state:
                 return int(state["epoch"])
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        except READ_ERRORS:
             continue
     return 0

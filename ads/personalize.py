@@ -65,7 +65,7 @@ def parse_time(value):
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=datetime.timezone.utc)
         value = moment.timestamp()
-    if not (isinstance(value, float) and math.isfinite(value)) and not isinstance(value, int):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("ts is not finite")
     if not EARLIEST <= value <= LATEST:
         raise ValueError(f"ts is outside 1970-2200: {str(value)[:40]}")

@@ -258,7 +258,7 @@ class Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             raise RequestError("send a Content-Length header", 411)
-        if not length.strip().isdigit() or not length.strip().isascii():
+        if not re.fullmatch(r"[0-9]+", length.strip()):  # ASCII digits only: no sign, no "²"
             raise RequestError(f"Content-Length must be a whole number, got {length[:20]!r}")
         length = int(length)
         if length > MAX_BODY:
