@@ -16,7 +16,8 @@ from keras import layers, ops
 
 from tokenizer import make_text_vectorizer
 from generator import channel_schedule
-from model import TextConditionedGAN, TextEncoder, replica_scale
+from distribute import replica_scale
+from model import TextConditionedGAN, TextEncoder
 
 
 def baseline_generator(image_size, noise_dim, text_dim, base_channels):

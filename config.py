@@ -47,6 +47,13 @@ class TrainConfig:
     # column are not recoloured.
     color_augment: int = 1
     color_subgroups: tuple = colors.DEFAULT_SUBGROUPS  # values of the manifest's `subgroup`
+    # Share of the training examples that are bundles: two or three products of the run's
+    # rows composed on one canvas, named in one caption ("咖啡和蛋糕", "a burger with fries";
+    # bundles.py), a fixed 10 % of concept pairs never composed. 0 = single products only.
+    bundle_share: float = 0.0
+    # Start every network from this run's or release's final model (a fine-tune; weights the
+    # source lacks, such as newly added layers, keep their initial values); "" = from scratch.
+    init_from: str = ""
     out_dir: str = "runs/quick"
     image_size: int = 32
     batch_size: int = 16
@@ -85,6 +92,9 @@ class TrainConfig:
     augment_cutout: float = 0.0  # DiffAugment cutout square, fraction of the side; 0 = none
     # MSGAN: reward two noises giving two images for one text (variety within a prompt)
     mode_seeking_weight: float = 0.0
+    # AttnGAN's word attention in the generator's blocks of side >= 16: each position looks
+    # up the prompt's words, so each noun of "coffee and cake" can steer its own region.
+    word_attention: bool = False
     # Compute dtype: auto = bfloat16 where the CPU has AMX-BF16 (several times faster
     # convolutions; bench/), float16 on a GPU, float32 elsewhere; variables, optimizer state,
     # EMA, losses and logits stay float32 either way.
@@ -111,6 +121,15 @@ PRESETS = {
     # (README "The shipped model": 2 h 53 min of GAN epochs on a 2-core AMD EPYC).
     "shipped": dict(out_dir="runs/shipped", image_size=64, epochs=40,
                     groups=("Food & Drink", "Objects", "Activities", "Travel & Places")),
+    # The shipped model fine-tuned on a quarter of bundles (README "Bundles").
+    "bundles": dict(out_dir="runs/bundles", image_size=64, epochs=5, bundle_share=0.25,
+                    word_attention=True,
+                    init_from="models/adgan", text_encoder="models/adgan",
+                    groups=("Food & Drink", "Objects", "Activities", "Travel & Places"),
+                    sample_every=2,
+                    sample_prompts=("一杯咖啡和一块蛋糕", "coffee and cake", "汉堡和薯条",
+                                    "dress and handbag", "手机和耳机", "hamburger",
+                                    "连衣裙", "laptop")),
     "full": dict(out_dir="runs/full", groups=(), image_size=64, batch_size=32, epochs=600,
                  generator_channels=32, discriminator_channels=32, affine_hidden_units=256,
                  g_learning_rate=1e-4, ema_decay=0.999, gp_every=1),
@@ -120,7 +139,8 @@ PRESETS = {
 LEGACY_SETTINGS = {"color_augment": 0, "color_subgroups": colors.DEFAULT_SUBGROUPS,
                    "style_words": False, "augment_color": False, "augment_cutout": 0.0,
                    "skip_excitation": False, "reconstruction_weight": 0.0,
-                   "mode_seeking_weight": 0.0, "precision": "float32"}
+                   "mode_seeking_weight": 0.0, "precision": "float32", "bundle_share": 0.0,
+                   "init_from": "", "word_attention": False}
 # Settings that may change when a run folder is resumed.
 RESUMABLE_CHANGES = ("epochs", "verbose")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -144,6 +164,8 @@ def config_errors(config):
                       "set it to 0")
     if not 0 <= config.augment_cutout < 1:
         errors.append(f"augment_cutout must be in [0, 1), got {config.augment_cutout}")
+    if not 0 <= config.bundle_share < 1:
+        errors.append(f"bundle_share must be in [0, 1), got {config.bundle_share}")
     if config.color_augment < 0:
         errors.append(f"color_augment must be 0 or more, got {config.color_augment}")
     for name in ("image_size", "batch_size", "epochs", "sequence_length", "samples_per_prompt",

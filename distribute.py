@@ -10,8 +10,10 @@ to resume and write their own files to a private temporary folder.
 import hashlib
 import json
 import os
+import tempfile
 
 import keras
+from keras import ops
 import tensorflow as tf
 
 
@@ -50,6 +52,18 @@ def worker_count(strategy):
 def is_chief(strategy):
     """True on the machine that owns the run folder (always true on one machine)."""
     return worker_count(strategy) == 1 or bool(strategy.extended.should_checkpoint)
+
+
+def worker_out_dir(out_dir, strategy):
+    """(the folder this worker writes to, whether it is the chief): a worker other than the
+    chief writes into a private temporary folder instead of the run folder (it still reads
+    the run's checkpoints); the caller removes that folder at the end."""
+    if is_chief(strategy):
+        return out_dir, True
+    private = tempfile.mkdtemp(prefix="adgan-worker-")
+    print(f"train: not the chief: this worker writes nothing to {out_dir} "
+          f"(its scratch folder {private} is removed at the end)")
+    return private, False
 
 
 def cpu_has_amx_bf16(cpuinfo="/proc/cpuinfo"):
@@ -127,3 +141,30 @@ def weights_fingerprint(model):
     for weight in model.weights:
         digest.update(weight.numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- replicas and EMA
+
+
+def ema_decay_at(step, decay):
+    """EMA decay with warm-up, min(decay, (1 + step) / (10 + step)), so early samples track G."""
+    step = ops.cast(step, "float32")
+    return ops.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def update_moving_average(average_vars, model_vars, decay):
+    """average = decay * average + (1 - decay) * model, safe inside a distribution strategy."""
+    def update(_strategy=None):
+        for average, value in zip(average_vars, model_vars):
+            average.assign(decay * average + (1.0 - decay) * value)
+
+    context = tf.distribute.get_replica_context()
+    if tf.distribute.has_strategy() and context is not None:
+        context.merge_call(update)  # replicas hold identical weights; update once
+    else:
+        update()
+
+
+def replica_scale():
+    """1 / replicas: per-replica losses are summed when gradients are all-reduced."""
+    return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync

@@ -33,14 +33,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import bundles
 import colors
 import data_loader
 import encoder as dual_encoder
 import runs
-from evaluation_report import format_color_table, format_table, write_report
+from evaluation_report import (format_bundle_table, format_color_table, format_table,
+                               write_report)
 from helpers import run_command, to_float
 from metrics import (color_scores, distance_features, diversity, frechet_distance,
-                     kernel_inception_distance, r_precision)
+                     kernel_inception_distance, r_precision, two_object_rate)
 from sampling import generate_images
 from styles import NONE, VARIED
 
@@ -181,6 +183,55 @@ def color_accuracy(config, split, caption_columns, gans, sampling):
     return section, (prompts, pictures)
 
 
+def two_objects(encoder, images, pairs, concept_vectors, seed):
+    """`two_object_rate` of uint8 pictures [N, S, S, 3] of concept pairs [N, 2]: the
+    evaluator reads each half (`bundles.halves`)."""
+    cut = bundles.halves(images)
+    codes = encoder.embed_images(to_float(cut.reshape(-1, *cut.shape[2:])))[1]
+    return {"two_object_rate": two_object_rate(codes.reshape(len(images), 2, -1), pairs,
+                                               concept_vectors, seed=seed),
+            "images": len(images)}
+
+
+def bundle_section(config, split, gans, encoder, sampling, count):
+    """The two-object section: for `count` seen and `count` held-out concept pairs
+    (`bundles.evaluation_pairs`), each named in Chinese and English, the share of pictures
+    whose halves show both products: real side-by-side composites (the ceiling), the
+    first product's real picture alone (must fail), and each run's draws."""
+    rows, _ = runs.manifest_rows(config, split, config.caption_columns[:2])
+    names_en, names_zh = data_loader.names_by_language(rows)
+    concepts = np.array([e or z for e, z in zip(names_en, names_zh)], dtype=object)
+    unique, concept_index = np.unique(concepts, return_inverse=True)
+    vectors = encoder.embed_texts(list(unique))
+    rng = np.random.default_rng(sampling["seed"])
+    section = {"candidates": int(min(100, len(unique))), "pairs": {}}
+    for label, held_out in (("seen pairs", False), ("held-out pairs", True)):
+        pairs = bundles.evaluation_pairs(concepts, rows["style"], count, held_out,
+                                         sampling["seed"])
+        if not len(pairs):
+            continue
+        prompts, owner = bundles.evaluation_prompts(pairs, names_en, names_zh, sampling["seed"])
+        ids = concept_index[pairs]
+        rgba = {r: data_loader.load_image_rgba(rows["path"][r], config.image_size)
+                for r in np.unique(pairs)}
+        composites = np.stack([bundles.compose([rgba[a], rgba[b]], "side_by_side",
+                                               config.image_size, rng) for a, b in pairs])
+        scored = {"real composites (ceiling)": two_objects(encoder, composites, ids, vectors,
+                                                           sampling["seed"]),
+                  "real, first product alone": two_objects(
+                      encoder, np.stack([rgba[a][..., :3] for a, _ in pairs]), ids, vectors,
+                      sampling["seed"])}
+        for run_dir, gan in gans.items():
+            for name, result, _ in generated_rows(gan, run_dir, prompts, **sampling):
+                images = result["images"].reshape(-1, *result["images"].shape[2:])
+                scored[name] = two_objects(encoder, images,
+                                           np.repeat(ids[owner], sampling["per_prompt"], 0),
+                                           vectors, sampling["seed"])
+        section["pairs"][label] = {"pairs": len(pairs), "prompts": len(prompts),
+                                   "examples": prompts[:6], "rows": scored}
+    return section
+
+
 def shares_text_encoder(gan, encoder):
     """True if a run's text encoder holds the evaluator's text encoder weights."""
     ours = gan.text_encoder.get_weights()
@@ -234,7 +285,8 @@ def model_rows(gans, prompts, sampling, encoder, real_images, common, inception=
 
 
 def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repeats=5, seed=0,
-                  caption_columns=None, inception_weights=None, gated=True, style=VARIED):
+                  caption_columns=None, inception_weights=None, gated=True, style=VARIED,
+                  bundle_pairs=0):
     """The report dict, plus the prompts and images for its pictures."""
     config = runs.load_config(run_dirs[0])
     caption_columns = tuple(caption_columns or config.caption_columns[:2])
@@ -264,6 +316,8 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     if color:
         report["color"] = color
         pictures["color"] = color_pictures
+    if bundle_pairs:
+        report["bundles"] = bundle_section(config, split, gans, encoder, sampling, bundle_pairs)
     return report, prompts, real_prompts, pictures
 
 
@@ -284,6 +338,9 @@ def evaluate_parser():
                              "names the style its seed picks; none: the prompts as they are")
     parser.add_argument("--no-gate", action="store_true",
                         help="measure only the ungated rows (needed for an uncalibrated run)")
+    parser.add_argument("--bundle-pairs", type=int, default=100,
+                        help="concept pairs of the two-object measure, seen and held out "
+                             "each (0 = skip it)")
     parser.add_argument("--inception-weights",
                         help="a local InceptionV3 weights file: adds true (Inception) FID")
     return parser
@@ -302,13 +359,15 @@ def main(argv=None):
         report, prompts, real_prompts, pictures = evaluate_runs(
             [args.run, *args.compare], args.encoder, args.split, args.samples_per_prompt,
             args.max_tries, args.repeats, args.seed, inception_weights=args.inception_weights,
-            gated=not args.no_gate, style=args.style)
+            gated=not args.no_gate, style=args.style, bundle_pairs=args.bundle_pairs)
     except (FileNotFoundError, ValueError) as error:  # RunError and ManifestError included
         parser.exit(1, f"evaluate: {error}\n")
     write_report(report, prompts, real_prompts, pictures, args.out)
     print(format_table(report))
     if "color" in report:
         print(format_color_table(report["color"]))
+    if "bundles" in report:
+        print(format_bundle_table(report["bundles"]))
     print(f"evaluate: wrote {args.out}, {os.path.splitext(args.out)[0]}.md and .png")
     return report
 

@@ -81,6 +81,22 @@ def format_color_table(color):
     return "\n".join(lines)
 
 
+def format_bundle_table(section):
+    """Markdown table of a report's two-object section: each row's rate on seen and on
+    held-out pairs."""
+    sets = list(section["pairs"])
+    labels = list(dict.fromkeys(label for name in sets
+                                for label in section["pairs"][name]["rows"]))
+    lines = ["| two-object rate | " + " | ".join(
+                 f"{name} ({section['pairs'][name]['pairs']})" for name in sets) + " |",
+             "|---" * (len(sets) + 1) + "|"]
+    for label in labels:
+        cells = [section["pairs"][name]["rows"].get(label) for name in sets]
+        lines.append(f"| {label} | " + " | ".join(
+            "–" if cell is None else f"{cell['two_object_rate']:.3f}" for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def write_report(report, prompts, real_prompts, pictures, out):
     """Write report.json, report.md and report.png (atomically each)."""
     folder = os.path.dirname(os.path.abspath(out))
@@ -117,6 +133,12 @@ def write_report(report, prompts, real_prompts, pictures, out):
                  f"![colour samples]({os.path.basename(stem)}_color.png)", "",
                  f"Rows: {', '.join(shown)}. Columns: {samples} samples each of "
                  f"{'; '.join(list(color_images)[:2])}."]
+    if "bundles" in report:
+        text += ["", "## Two products in one picture", "",
+                 "For prompts naming two products (\"A和B\", \"A and B\"), the evaluator reads "
+                 "each half of the picture; it passes when one half ranks A first and the other "
+                 f"B first among {report['bundles']['candidates']} concepts.", "",
+                 format_bundle_table(report["bundles"])]
     write_text("\n".join(text) + "\n", stem + ".md")
 
 

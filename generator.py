@@ -9,7 +9,10 @@ output and the 16x16 features those of the 64x64 block's: the coarse layout
 reaches the fine layers by a short path. (FastGAN gates from 1/16 of the side,
 4x4 at 64x64; here the 4x4 features are the projected noise alone, which had the
 noise and not the text decide each sample's shape: 32x32 runs drew the same
-silhouettes for every prompt, in the prompt's colours.)
+silhouettes for every prompt, in the prompt's colours.) With word attention (AttnGAN)
+the features at each side >= 16 also look up, position by position, the words of the
+prompt (`WordAttention`), so "coffee and cake" can draw coffee in one place and cake in
+another instead of one shape of the averaged sentence.
 """
 
 import math
@@ -148,6 +151,54 @@ class SkipExcitation(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="adgan")
+class WordAttention(layers.Layer):
+    """AttnGAN's word attention, added back through a gate that starts at zero (SAGAN), so a
+    generator trained without it starts unchanged.
+
+    keys = words W [B, L, C]; attention = softmax over the prompt's words (padding masked)
+    of features . keys / sqrt(C) [B, H*W, L]; context = attention . keys [B, H, W, C];
+    out = features + gate * conv1x1(context).
+
+    Args:
+        channels: C, channels of the features.
+
+    Call: `([features [B, H, W, C], words [B, L, D], word_mask [B, L] (1 = a word)])` ->
+    [B, H, W, C].
+    """
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        policy = self.dtype_policy
+        self.project = layers.Dense(channels, use_bias=False, dtype=policy)
+        self.mix = layers.Conv2D(channels, 1, dtype=policy)
+        self.gate = self.add_weight(shape=(), initializer="zeros", name="gate")
+
+    def build(self, input_shape):
+        features_shape, words_shape, _ = input_shape
+        self.project.build(words_shape)
+        self.mix.build(features_shape)
+
+    def call(self, inputs):
+        features, words, word_mask = inputs
+        shape = ops.shape(features)
+        keys = self.project(words)                                               # [B, L, C]
+        queries = ops.reshape(features, (shape[0], -1, self.channels))          # [B, N, C]
+        scores = ops.matmul(queries, ops.transpose(keys, (0, 2, 1))) / math.sqrt(self.channels)
+        # -3e4 rather than -inf: representable in float16, and a prompt always has a word
+        scores = ops.where(word_mask[:, None, :] > 0, scores, ops.cast(-3e4, scores.dtype))
+        context = ops.matmul(ops.softmax(scores, axis=-1), keys)                 # [B, N, C]
+        context = ops.reshape(context, shape)
+        return features + ops.cast(self.gate, features.dtype) * self.mix(context)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+@keras.saving.register_keras_serializable(package="adgan")
 class Generator(keras.Model):
     """DF-GAN one-stage generator.
 
@@ -160,6 +211,9 @@ class Generator(keras.Model):
         skip_excitation: gate the features at each side >= 32 by those at 1/4 of it,
             which the text has already modulated (`SkipExcitation`); False = the plain
             DF-GAN generator.
+        word_attention: AttnGAN's word attention at each side >= 16 (`WordAttention`: from
+            16x16 on, where the layout of several products is drawn); the
+            generator then takes [noise, sentence, words [B, L, text_dim], word_mask [B, L]].
 
     Example:
     >>> g = Generator(image_size=16, noise_dim=8, text_dim=8, base_channels=4)
@@ -168,10 +222,15 @@ class Generator(keras.Model):
     """
 
     def __init__(self, image_size=64, noise_dim=100, text_dim=256, base_channels=32,
-                 hidden_units=256, skip_excitation=False, **kwargs):
+                 hidden_units=256, skip_excitation=False, word_attention=False, **kwargs):
         channels = channel_schedule(image_size, base_channels)
         noise = keras.Input((noise_dim,), name="noise")
         sentence = keras.Input((text_dim,), name="sentence")
+        inputs = [noise, sentence]
+        if word_attention:
+            words = keras.Input((None, text_dim), name="words")
+            word_mask = keras.Input((None,), name="word_mask")
+            inputs += [words, word_mask]
         condition = layers.Concatenate(name="condition")([noise, sentence])
         x = layers.Dense(4 * 4 * channels[0], name="project")(noise)
         x = layers.Reshape((4, 4, channels[0]))(x)
@@ -179,6 +238,8 @@ class Generator(keras.Model):
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
             x = UpBlock(c_in, c_out, hidden_units, name=f"up_{i}")([x, condition])
             size = 2 ** (i + 3)
+            if word_attention and size >= 16:
+                x = WordAttention(c_out, name=f"attend_{size}")([x, words, word_mask])
             if skip_excitation and size >= 32:
                 x = SkipExcitation(size // 4, c_out, name=f"excite_{size}")([by_size[size // 4], x])
             by_size[size] = x
@@ -186,19 +247,20 @@ class Generator(keras.Model):
         x = layers.Conv2D(3, 3, padding="same", name="to_rgb")(x)
         # The image leaves in float32 whatever the compute policy.
         image = layers.Activation("tanh", dtype="float32", name="image")(x)
-        super().__init__(inputs=[noise, sentence], outputs=image, **kwargs)
+        super().__init__(inputs=inputs, outputs=image, **kwargs)
         self.image_size = image_size
         self.noise_dim = noise_dim
         self.text_dim = text_dim
         self.base_channels = base_channels
         self.hidden_units = hidden_units
         self.skip_excitation = skip_excitation
+        self.word_attention = word_attention
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
                 "noise_dim": self.noise_dim, "text_dim": self.text_dim,
                 "base_channels": self.base_channels, "hidden_units": self.hidden_units,
-                "skip_excitation": self.skip_excitation}
+                "skip_excitation": self.skip_excitation, "word_attention": self.word_attention}
 
     @classmethod
     def from_config(cls, config):

@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from augment import random_color, random_cutout, random_translate
+from distribute import ema_decay_at, replica_scale, update_moving_average
 from tokenizer import make_text_vectorizer
 from discriminator import Discriminator
 from generator import Generator
@@ -66,32 +67,6 @@ class TextEncoder(keras.Model):
         return cls(**config)
 
 
-# ----------------------------------------------------------------------------- training helpers
-
-def ema_decay_at(step, decay):
-    """EMA decay with warm-up, min(decay, (1 + step) / (10 + step)), so early samples track G."""
-    step = ops.cast(step, "float32")
-    return ops.minimum(decay, (1.0 + step) / (10.0 + step))
-
-
-def update_moving_average(average_vars, model_vars, decay):
-    """average = decay * average + (1 - decay) * model, safe inside a distribution strategy."""
-    def update(_strategy=None):
-        for average, value in zip(average_vars, model_vars):
-            average.assign(decay * average + (1.0 - decay) * value)
-
-    context = tf.distribute.get_replica_context()
-    if tf.distribute.has_strategy() and context is not None:
-        context.merge_call(update)  # replicas hold identical weights; update once
-    else:
-        update()
-
-
-def replica_scale():
-    """1 / replicas: per-replica losses are summed when gradients are all-reduced."""
-    return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
-
-
 # ----------------------------------------------------------------------------- the GAN
 
 class TextConditionedGAN(keras.Model):
@@ -124,6 +99,17 @@ class TextConditionedGAN(keras.Model):
         """Raw strings [B] -> sentence vectors [B, 2H]."""
         return self.text_encoder(self.vectorizer(texts))[1]
 
+    def text_inputs(self, token_ids, training=False):
+        """(sentence [B, 2H], the generator's inputs after the noise: (sentence,), or with
+        word attention (sentence, words [B, L, 2H], word mask [B, L], 1 = a token))."""
+        words, sentence = self.text_encoder(token_ids, training=training)
+        if not getattr(self, "word_attention", False):
+            return sentence, (sentence,)
+        # tf.identity drops the Keras mask the embedding attached (the mask is passed on
+        # explicitly as the fourth input)
+        return sentence, (sentence, tf.identity(words),
+                          ops.cast(ops.greater(token_ids, 0), "float32"))
+
     def generate(self, texts, seed=0, noise=None, use_ema=True):
         """Draw one image per text: float32 [B, S, S, 3] in [-1, 1].
 
@@ -134,12 +120,13 @@ class TextConditionedGAN(keras.Model):
             noise = keras.random.normal((ops.shape(texts)[0], self.noise_dim), seed=seed)
         noise = ops.convert_to_tensor(noise, "float32")
         generator = self.ema_generator if use_ema else self.generator
-        return generator([noise, self.encode(texts)], training=False)
+        return generator([noise, *self.text_inputs(self.vectorizer(texts))[1]], training=False)
 
     def call(self, inputs, training=False):
         """(texts [B], noise [B, noise_dim]) -> images, so Keras can build and save the model."""
         texts, noise = inputs
-        return self.ema_generator([noise, self.encode(texts)], training=training)
+        return self.ema_generator([noise, *self.text_inputs(self.vectorizer(texts))[1]],
+                                  training=training)
 
 
 @keras.saving.register_keras_serializable(package="adgan")
@@ -172,6 +159,8 @@ class TextToImageGAN(TextConditionedGAN):
             (image_size >= 32); 0 = no decoders.
         mode_seeking_weight: weight of MSGAN's mode-seeking loss (the first half of the
             batch's texts drawn once more from other noise); 0 = none.
+        word_attention: AttnGAN's word attention in the generator's blocks of side >= 16
+            (generator.WordAttention), fed the text encoder's per-word features.
         seed: seed of the training noise and augmentation.
 
     Example:
@@ -187,7 +176,7 @@ class TextToImageGAN(TextConditionedGAN):
                  gp_weight=2.0, gp_power=6.0, gp_every=1, contrastive_weight=1.0,
                  contrastive_temperature=0.1, augment_shift=0.125, augment_color=False,
                  augment_cutout=0.0, skip_excitation=False, reconstruction_weight=0.0,
-                 mode_seeking_weight=0.0, seed=0, **kwargs):
+                 mode_seeking_weight=0.0, word_attention=False, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)
         self.image_size = image_size
@@ -210,6 +199,7 @@ class TextToImageGAN(TextConditionedGAN):
         self.skip_excitation = skip_excitation
         self.reconstruction_weight = reconstruction_weight
         self.mode_seeking_weight = mode_seeking_weight
+        self.word_attention = word_attention
         self.seed = seed
         text_dim = 2 * text_hidden_units
         self.vectorizer = make_text_vectorizer(self.vocabulary, sequence_length)
@@ -218,7 +208,7 @@ class TextToImageGAN(TextConditionedGAN):
         generator_args = dict(image_size=image_size, noise_dim=noise_dim, text_dim=text_dim,
                               base_channels=generator_channels,
                               hidden_units=affine_hidden_units,
-                              skip_excitation=skip_excitation)
+                              skip_excitation=skip_excitation, word_attention=word_attention)
         self.generator = Generator(**generator_args, name="generator")
         self.ema_generator = Generator(**generator_args, name="ema_generator")
         self.ema_generator.trainable = False
@@ -247,7 +237,8 @@ class TextToImageGAN(TextConditionedGAN):
                 "augment_shift": self.augment_shift, "augment_color": self.augment_color,
                 "augment_cutout": self.augment_cutout, "skip_excitation": self.skip_excitation,
                 "reconstruction_weight": self.reconstruction_weight,
-                "mode_seeking_weight": self.mode_seeking_weight, "seed": self.seed}
+                "mode_seeking_weight": self.mode_seeking_weight,
+                "word_attention": self.word_attention, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):
@@ -315,11 +306,13 @@ class TextToImageGAN(TextConditionedGAN):
         pairs, plus MA-GP, the contrastive loss (renderings of one concept are all
         positives) and the reconstruction loss; trains D and a trainable text encoder.
 
-        Returns (sentence [B, T], the step's values for the trackers).
+        Returns (the generator's text inputs (`text_inputs`), the step's values for the
+        trackers).
         """
         with tf.GradientTape() as tape:
-            sentence = self.text_encoder(token_ids, training=True)[1]
-            fake = self.generator([noise, ops.stop_gradient(sentence)], training=True)
+            sentence, text = self.text_inputs(token_ids, training=True)
+            text = tuple(ops.stop_gradient(t) for t in text)
+            fake = self.generator([noise, *text], training=True)
             # Lazy regularisation (StyleGAN2): the penalty every `gp_every` D steps, scaled
             # up by that interval, saves most of its double back-propagation.
             if self.gp_every == 1:
@@ -346,25 +339,25 @@ class TextToImageGAN(TextConditionedGAN):
             scaled_loss = self._scaled(self.d_optimizer, d_loss)
         d_vars = self.d_variables
         self.d_optimizer.apply(tape.gradient(scaled_loss, d_vars), d_vars)
-        return sentence, {"d_loss": d_loss, "gp": gp, "real_score": ops.mean(real_logits),
+        return text, {"d_loss": d_loss, "gp": gp, "real_score": ops.mean(real_logits),
                           "contrastive": real_contrastive, "reconstruction": reconstruction}
 
-    def _generator_step(self, sentence, noise, concept_ids=None):
+    def _generator_step(self, text, noise, concept_ids=None):
         """Fool D on (fake, its sentence), match the sentence in D's image code and, with
         mode seeking, draw the first half of the texts again from other noise and reward the
-        difference; the text encoder is held fixed. Updates G and its EMA; returns the
-        step's values."""
-        sentence = ops.stop_gradient(sentence)
+        difference; the text encoder is held fixed (`text`: the generator's text inputs,
+        sentence first). Updates G and its EMA; returns the step's values."""
+        sentence = text[0]
         batch = ops.shape(noise)[0]
         half = noise.shape[0] // 2 if self.mode_seeking_weight > 0 else 0
         if half:
             other_noise = keras.random.normal((half, self.noise_dim), seed=self.noise_seed)
             noises = ops.concatenate([noise, other_noise], axis=0)
-            sentences = ops.concatenate([sentence, sentence[:half]], axis=0)
+            texts = tuple(ops.concatenate([t, t[:half]], axis=0) for t in text)
         else:
-            noises, sentences = noise, sentence
+            noises, texts = noise, text
         with tf.GradientTape() as tape:
-            drawn = self.generator([noises, sentences], training=True)
+            drawn = self.generator([noises, *texts], training=True)
             fake = drawn[:batch]
             fake_features, _ = self.discriminator.image_features(self._augment(fake),
                                                                  training=True)
@@ -391,9 +384,9 @@ class TextToImageGAN(TextConditionedGAN):
         noise = keras.random.normal((ops.shape(data["images"])[0], self.noise_dim),
                                     seed=self.noise_seed)
         concept_ids = data.get("concept_id")
-        sentence, d_values = self._discriminator_step(token_ids, self._augment(data["images"]),
-                                                      noise, concept_ids)
-        values = {**d_values, **self._generator_step(sentence, noise, concept_ids)}
+        text, d_values = self._discriminator_step(token_ids, self._augment(data["images"]),
+                                                  noise, concept_ids)
+        values = {**d_values, **self._generator_step(text, noise, concept_ids)}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

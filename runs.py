@@ -225,6 +225,32 @@ def load_model(run_dir):
                        "checkpoint)") from None
 
 
+def copy_model_weights(source, target):
+    """Copy the weights of the `source` GAN into `target`: a whole network where both have
+    the same weight shapes in the same order, else layer by layer name (automatic variable
+    names differ between processes), where the source has a layer of that name with weights
+    of the same shapes. Same vocabulary required. Returns the names of the target's layers
+    left as they were (layers the source lacks, such as newly added ones)."""
+    if list(source.vocabulary) != list(target.vocabulary):
+        raise RunError("the source model has another vocabulary (train with its text encoder: "
+                       "--text-encoder SOURCE)")
+    shapes = lambda weights: [tuple(w.shape) for w in weights]  # noqa: E731
+    new = []
+    for name in ("text_encoder", "generator", "ema_generator", "discriminator"):
+        mine, theirs = getattr(target, name), getattr(source, name)
+        if shapes(mine.weights) == shapes(theirs.weights):
+            mine.set_weights(theirs.get_weights())
+            continue
+        by_name = {layer.name: layer for layer in theirs.layers}
+        for layer in mine.layers:
+            match = by_name.get(layer.name)
+            if match is not None and shapes(layer.weights) == shapes(match.weights):
+                layer.set_weights(match.get_weights())
+            elif layer.weights:
+                new.append(f"{name}/{layer.name}")
+    return new
+
+
 def load_vocabulary(run_dir):
     """The final model's vocabulary (without loading the model)."""
     return tokenizer.load_vocabulary(path(run_dir, "final_vocabulary"))
@@ -278,7 +304,9 @@ def calibration_pairs(config, vectorizer, split, seed=0):
     """(texts, uint8 images [N, S, S, 3]) of a run's manifest rows in `split`, or None if none.
 
     Every caption of each row makes one pair; captions without a known token are
-    left out; at most `MAX_CALIBRATION_PAIRS` pairs, drawn with `seed`.
+    left out; at most `MAX_CALIBRATION_PAIRS` pairs, drawn with `seed`. A run trained on
+    bundles adds its share of them (the training stream's first ones, `bundles.py`), so
+    the gate also knows what a good two-product picture looks like.
     """
     try:
         frame, _ = manifest_rows(config, split)
@@ -294,7 +322,13 @@ def calibration_pairs(config, vectorizer, split, seed=0):
         keep = np.random.default_rng(seed).choice(len(pairs), MAX_CALIBRATION_PAIRS, replace=False)
         pairs = [pairs[i] for i in sorted(keep)]
     images = np.stack([data_loader.load_image(path, config.image_size) for _, path in pairs])
-    return [caption for caption, _ in pairs], images
+    texts = [caption for caption, _ in pairs]
+    if config.bundle_share and split == config.split:
+        source = data_loader.bundle_source(frame, config.image_size, style_words(config), seed)
+        made = [source(k) for k in range(int(round(len(pairs) * config.bundle_share)))]
+        texts += [caption.decode("utf-8") for _, caption, *_ in made]
+        images = np.concatenate([images, np.stack([picture for picture, *_ in made])])
+    return texts, images
 
 
 def calibrate_run(gan, run_dir, gamma=DEFAULT_GAMMA):

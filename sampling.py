@@ -120,11 +120,13 @@ def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_
     """Draw up to `budgets[i]` candidates per prompt and keep the first that passes `gate`.
 
     Args:
-        sentences: [B, T] sentence vectors.
+        sentences: the generator's text inputs, a tuple whose first is the sentence
+            vectors [B, T] (`TextConditionedGAN.text_inputs`).
         seeds: int64 [B], one per prompt.
         budgets: int32 [B] >= 1, the most candidates per prompt.
-        draw: (noise [N, Z], sentences [N, T]) -> float images [N, H, W, 3] in [-1, 1].
-        judge: (images, sentences) -> D's match logits [N].
+        draw: (noise [N, Z], text inputs, each repeated to N rows) -> float images
+            [N, H, W, 3] in [-1, 1].
+        judge: (images, text inputs) -> D's match logits [N].
         gate: a `Gate`.
         noise_dim, image_size: Z, and the side of the images.
     Returns:
@@ -132,7 +134,7 @@ def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_
          "tries" [B] int32 (candidates drawn for the prompt)}. Rows with no passing
         candidate hold the best-scoring one (the earliest on ties).
     """
-    batch = tf.shape(sentences)[0]
+    batch = tf.shape(sentences[0])[0]
     budgets = tf.cast(budgets, tf.int32)
     chunk = tf.minimum(chunk, tf.reduce_max(budgets))
     images = tf.zeros([batch, image_size, image_size, 3])
@@ -147,7 +149,7 @@ def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_
         indices = start + tf.range(chunk)                               # [C]
         draws_noise, uniform = candidate_draws(
             tf.repeat(seeds, chunk), tf.tile(indices, [batch]), noise_dim)  # [B*C, Z], [B*C]
-        repeated = tf.repeat(sentences, chunk, axis=0)
+        repeated = tuple(tf.repeat(t, chunk, axis=0) for t in sentences)
         candidates = tf.cast(draw(draws_noise, repeated), tf.float32)
         log_odds = gate.log_odds(tf.cast(judge(candidates, repeated), tf.float32))
         valid = indices[None, :] < budgets[:, None]                     # [B, C]
@@ -174,19 +176,19 @@ def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_
 
 def gated_generate(gan, token_ids, seeds, budgets, gate, chunk=CHUNK):
     """`gated_sample` with a `TextToImageGAN`'s EMA generator and discriminator."""
-    sentences = gan.text_encoder(token_ids, training=False)[1]
+    text = gan.text_inputs(token_ids)[1]
     return gated_sample(
-        sentences, seeds, budgets,
-        draw=lambda noise, s: gan.ema_generator([noise, s], training=False),
-        judge=lambda images, s: gan.discriminator([images, s], training=False)[:, 0],
+        text, seeds, budgets,
+        draw=lambda noise, t: gan.ema_generator([noise, *t], training=False),
+        judge=lambda images, t: gan.discriminator([images, t[0]], training=False)[:, 0],
         gate=gate, noise_dim=gan.noise_dim, image_size=gan.image_size, chunk=chunk)
 
 
 def ungated_generate(gan, token_ids, seeds):
     """Float images [B, H, W, 3]: each prompt's first candidate (index 0), not judged."""
-    sentences = gan.text_encoder(token_ids, training=False)[1]
+    text = gan.text_inputs(token_ids)[1]
     noise, _ = candidate_draws(seeds, tf.zeros_like(seeds), gan.noise_dim)
-    return gan.ema_generator([noise, sentences], training=False)
+    return gan.ema_generator([noise, *text], training=False)
 
 
 def judge_score(gan, token_ids, images, gate):
@@ -276,11 +278,11 @@ def auc(positive, negative):
 def calibrate(gan, texts, images, seed=0, gamma=DEFAULT_GAMMA):
     """Fit the gate on real pairs (texts, uint8 images [N, S, S, 3]) vs EMA fakes of the texts."""
     token_ids = gan.vectorizer(tf.constant(list(texts)))
-    sentences = gan.text_encoder(token_ids, training=False)[1]
+    sentences, text = gan.text_inputs(token_ids)
     real = to_float_tensor(images)
     noise, _ = candidate_draws(tf.fill([len(texts)], tf.constant(seed, tf.int64)),
                                tf.range(len(texts), dtype=tf.int64), gan.noise_dim)
-    fake = gan.ema_generator([noise, sentences], training=False)
+    fake = gan.ema_generator([noise, *text], training=False)
     real_logits = gan.discriminator([real, sentences], training=False)[:, 0].numpy()
     fake_logits = gan.discriminator([fake, sentences], training=False)[:, 0].numpy()
     slope, intercept = fit_logistic(real_logits, fake_logits)

@@ -9,10 +9,10 @@ from the last checkpoint.
 """
 
 import dataclasses
+import inspect
 import os
 import shutil
 import sys
-import tempfile
 
 import keras
 import tensorflow as tf
@@ -24,9 +24,9 @@ import runs
 from baseline import BaselineGAN
 from callbacks import SampleGrid, StopOnNonFinite, TrainingCheckpoint
 from checkpoints import CheckpointError, load_training_state, saved_epoch
-from config import changed_settings, resolve_config
-from distribute import (fit_across_workers, is_chief, make_strategy, set_precision,
-                        weights_fingerprint)
+from config import FIELDS, changed_settings, resolve_config
+from distribute import (fit_across_workers, make_strategy, set_precision, weights_fingerprint,
+                        worker_out_dir)
 from encoder import ENCODER_FILE, EncoderConfig, load_encoder, train_encoder
 from helpers import atomic_path, progress_verbosity, run_command, write_json
 from model import TextToImageGAN
@@ -190,20 +190,10 @@ def build_gan(config, vocabulary, pretrained=None):
         gan.build_optimizers()
         return gan
 
-    gan = TextToImageGAN(
-        vocabulary, image_size=config.image_size, sequence_length=config.sequence_length,
-        noise_dim=config.noise_dim, embedding_dim=config.embedding_dim,
-        text_hidden_units=config.text_hidden_units,
-        generator_channels=config.generator_channels,
-        discriminator_channels=config.discriminator_channels,
-        affine_hidden_units=config.affine_hidden_units, ema_decay=config.ema_decay,
-        gp_weight=config.gp_weight, gp_power=config.gp_power, gp_every=config.gp_every,
-        contrastive_weight=config.contrastive_weight,
-        contrastive_temperature=config.contrastive_temperature,
-        augment_shift=config.augment_shift, augment_color=config.augment_color,
-        augment_cutout=config.augment_cutout, skip_excitation=config.skip_excitation,
-        reconstruction_weight=config.reconstruction_weight,
-        mode_seeking_weight=config.mode_seeking_weight, seed=config.seed)
+    # Every constructor argument but the vocabulary is the run setting of the same name.
+    arguments = inspect.signature(TextToImageGAN).parameters
+    gan = TextToImageGAN(vocabulary, **{name: getattr(config, name) for name in arguments
+                                        if name in FIELDS})
     use_pretrained(gan, pretrained, config.freeze_text_encoder)
     gan.compile(g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=0.0, beta_2=0.9),
                 d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=0.0, beta_2=0.9))
@@ -222,10 +212,10 @@ def start_run(config):
     check_resumable(config, config.out_dir)
     done = saved_epoch(runs.path(config.out_dir, "checkpoints"))
     if done >= config.epochs and os.path.exists(runs.path(config.out_dir, "config")):
-        recorded = runs.load_config(config.out_dir)
         print(f"train: {config.out_dir} is already trained for {done} epochs (--epochs "
               f"{config.epochs}); nothing more to train, its recorded settings are kept")
-        config = dataclasses.replace(config, epochs=max(done, recorded.epochs))
+        # the run ends where it is, even if its recorded settings asked for more epochs
+        config = dataclasses.replace(config, epochs=done)
     else:
         runs.save_config(config, config.out_dir)
     keras.utils.set_random_seed(config.seed)
@@ -291,15 +281,14 @@ def restore_training_state(gan, checkpoint_dir):
         sys.exit(f"train: {error}")
 
 
-def worker_folder(config, strategy):
-    """(config, chief): a worker other than the chief writes into a private temporary folder
-    instead of the run folder (`distribute.py`); it still reads the run's checkpoints."""
-    if is_chief(strategy):
-        return config, True
-    private = tempfile.mkdtemp(prefix="adgan-worker-")
-    print(f"train: not the chief: this worker writes nothing to {config.out_dir} "
-          f"(its scratch folder {private} is removed at the end)")
-    return dataclasses.replace(config, out_dir=private), False
+def start_from(gan, source_dir):
+    """Copy the weights of `source_dir`'s final model into a new run's `gan` (`--init-from`)."""
+    try:
+        new = runs.copy_model_weights(runs.load_model(source_dir), gan)
+    except runs.RunError as error:
+        sys.exit(f"train: --init-from {error}")
+    print(f"train: starting from {source_dir}"
+          + (f" ({len(new)} new weight(s) start fresh: {', '.join(new[:3])}...)" if new else ""))
 
 
 def main(argv=None):
@@ -310,7 +299,8 @@ def main(argv=None):
         strategy = make_strategy(config.strategy)  # first: collectives are set up before any op
     except ValueError as error:
         sys.exit(f"train: {error}")
-    config, chief = worker_folder(config, strategy)
+    out_dir, chief = worker_out_dir(run_dir, strategy)
+    config = dataclasses.replace(config, out_dir=out_dir)
     try:
         train(config, strategy, chief, runs.path(run_dir, "checkpoints"))
     finally:
@@ -332,6 +322,8 @@ def train(config, strategy, chief, checkpoint_dir):
     initial_epoch = restore_training_state(gan, checkpoint_dir)
     if initial_epoch:
         print(f"train: resuming {os.path.dirname(checkpoint_dir)} after epoch {initial_epoch}")
+    elif config.init_from:
+        start_from(gan, config.init_from)
     dataset, steps = training_data(examples, config, gan.vectorizer, style_words,
                                    initial_epoch)
     print(f"train: {len(examples)} examples"
@@ -362,11 +354,14 @@ def training_data(examples, config, vectorizer, style_words, initial_epoch):
     each other."""
     steps = config.steps_per_epoch or data_loader.batches_per_epoch(
         examples, config.batch_size, config.color_augment)
+    bundles = (data_loader.bundle_source(examples, config.image_size, style_words, config.seed)
+               if config.bundle_share else None)
     dataset = data_loader.make_dataset(examples, config.image_size, config.batch_size,
                                        seed=config.seed, repeat=True, vectorizer=vectorizer,
                                        color_augment=config.color_augment,
                                        style_words=style_words,
-                                       skip=initial_epoch * steps * config.batch_size)
+                                       skip=initial_epoch * steps * config.batch_size,
+                                       bundles=bundles, bundle_share=config.bundle_share)
     return dataset, steps
 
 

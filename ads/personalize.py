@@ -34,6 +34,7 @@ import tensorflow as tf
 import colors
 import runs
 from ads import creative, sources
+from bundles import CONNECTORS
 from data_loader import ManifestError
 from helpers import has_han, run_command, to_float, write_json
 from sampling import DEFAULT_MAX_TRIES
@@ -168,13 +169,30 @@ def interest_vector(encoder, events, weights):
     return mean / (np.linalg.norm(mean) + 1e-12)
 
 
-def rank_prompts(events, weights, concepts, encoder=None, known=None, count=5):
+def bundle_of_interests(events, weights):
+    """(prompt, weight) of a bundle of the user's two strongest distinct texts in one
+    language ("咖啡和蛋糕", "coffee and cake"), or None when there are not two."""
+    totals = {}
+    for event, weight in zip(events, weights):
+        totals[event["text"]] = totals.get(event["text"], 0.0) + float(weight)
+    ranked = sorted(totals, key=lambda text: -totals[text])
+    for first in ranked:
+        second = next((t for t in ranked if t != first and has_han(t) == has_han(first)), None)
+        if second is not None:
+            connector = CONNECTORS["zh" if has_han(first) else "en"][0]
+            return f"{first}{connector}{second}", totals[first] + totals[second]
+    return None
+
+
+def rank_prompts(events, weights, concepts, encoder=None, known=None, count=5, bundle=False):
     """Ranked prompts for one user: [{"prompt", "score", "reasons": [...]}].
 
     concepts: catalogue names the model was trained on (e.g. "coat", "外套");
     encoder: a dual encoder (encoder.py) to find the concepts nearest the user's
     interest (None: only the user's own texts); known: text -> bool, whether the
-    model knows any token of it (prompts it cannot draw are left out).
+    model knows any token of it (prompts it cannot draw are left out); bundle: also
+    suggest the user's two strongest interests in one picture (a model trained on
+    bundles, `bundles.py`).
     """
     known = known or (lambda text: True)
     total = float(weights.sum())
@@ -193,6 +211,12 @@ def rank_prompts(events, weights, concepts, encoder=None, known=None, count=5):
         add(event["text"], weight / total,
             f"{event['type']} {event['text']!r} {days:.1f} days before the latest event "
             f"(weight {weight:.2f})")
+    paired = bundle_of_interests(events, weights) if bundle else None
+    if paired:
+        # between the two texts' own shares: a bundle shows both interests at once
+        add(paired[0], paired[1] / total * 0.5,
+            f"a bundle of the user's two strongest interests ({paired[1] / total:.2f} of the "
+            "weight)")
     favourite = color_preferences(events, weights)
     if encoder is not None and concepts:
         interest = interest_vector(encoder, events, weights)
@@ -249,8 +273,9 @@ def suggest(events_path, user, run_dir, count=5, encoder_dir=None):
     weights = weigh(mine)
     encoder = load_interest_encoder(run_dir, encoder_dir)
     known = known_words(runs.load_vocabulary(run_dir))
-    concepts = runs.concept_names(runs.load_config(run_dir))
-    ranked = rank_prompts(mine, weights, concepts, encoder, known, count)
+    config = runs.load_config(run_dir)
+    ranked = rank_prompts(mine, weights, runs.concept_names(config), encoder, known, count,
+                          bundle=config.bundle_share > 0)
     if not ranked:
         raise EventLogError(f"none of user {user!r}'s texts has a word the model knows")
     return {"events": mine, "weights": weights, "ranked": ranked, "encoder": encoder,

@@ -141,7 +141,7 @@ def breakdown_part(precision="float32", steps=5, preset="full"):
     import tensorflow as tf
 
     from config import resolve_config
-    from model import update_moving_average
+    from distribute import update_moving_average
 
     config = resolve_config(["--preset", preset, "--precision", precision])
     gan, batch = synthetic_gan(config)

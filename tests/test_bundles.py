@@ -89,3 +89,40 @@ def test_halves_centre_each_side_on_white():
     assert mask(left, RED).sum() > 100 and mask(left, BLUE).sum() == 0
     assert mask(right, BLUE).sum() > 100 and mask(right, RED).sum() == 0
     assert (left[:, :16] == 255).all() and (right[:, 48:] == 255).all()
+
+
+def test_measure_words_count_each_product():
+    assert bundles.counted("热饮", "drink") == "一杯热饮"
+    assert bundles.counted("跑鞋", "clothing") == "一双跑鞋"
+    assert bundles.counted("钱包", "") == "一个钱包"
+    assert bundles.counted("dress", "clothing") == "a dress"
+    assert bundles.counted("apple", "food-fruit") == "an apple"
+
+
+def source(seed=0):
+    products = np.stack([product(c) for c in (RED, BLUE, GREEN, RED, BLUE, GREEN)])
+    return bundles.BundleSource(products, ["apple", "sea", "leaf"] * 2, ["苹果", "海", "叶子"] * 2,
+                                ["food-fruit", "", ""] * 2, ["noto"] * 3 + ["twemoji"] * 3,
+                                {"noto": ("noto", "诺托"), "twemoji": ("flat", "扁平")}, seed)
+
+
+def test_bundle_source_is_reproducible_and_names_what_it_shows():
+    first = [source()(k) for k in range(40)]
+    again = [source()(k) for k in range(40)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1:] == b[1:]
+    assert any(x[1] != y[1] for x, y in zip(first, [source(seed=1)(k) for k in range(40)]))
+    names = {"apple": RED, "sea": BLUE, "leaf": GREEN, "苹果": RED, "海": BLUE, "叶子": GREEN}
+    for picture, caption, style, style_id, concept_id in first:
+        caption = caption.decode("utf-8")
+        named = [n for n in names if n in caption]
+        assert len(named) in (2, 3), caption
+        for name in named:  # every product the caption names is in the picture
+            assert mask(picture, names[name]).sum() > 20, caption
+        assert style_id == ["noto", "twemoji"].index(style.decode())
+        assert concept_id >= bundles.BUNDLE_ID_BASE
+    captions = [x[1].decode("utf-8") for x in first]
+    assert any(bundles.has_han(c) for c in captions) and not all(bundles.has_han(c) for c in captions)
+    assert any(c.startswith(("一", "a ", "an ", "诺托 一", "扁平 一", "noto a", "flat a"))
+               for c in captions)  # some count the products

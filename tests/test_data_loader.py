@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import bundles
 import data_loader
 
 import tokenizer
@@ -199,3 +200,28 @@ def test_concept_ids_join_the_renderings_of_one_product(tiny_manifest):
     assert not set(copies) & set(plain)
     dataset = data_loader.make_dataset(examples, 16, 4, seed=0, shuffle=False)
     assert next(iter(dataset))["concept_id"].numpy().tolist() == plain[:4].tolist()
+
+
+def bundle_batches(manifest, count, skip=0):
+    """`count` batches of 4 with a quarter of bundles, from the start or after `skip`."""
+    examples, _ = data_loader.load_examples(manifest, 16)
+    source = data_loader.bundle_source(examples, 16, seed=3)
+    dataset = data_loader.make_dataset(examples, 16, 4, seed=3, repeat=True, skip=skip,
+                                       bundles=source, bundle_share=0.25)
+    return [{k: v.numpy() for k, v in b.items()} for b in dataset.take(count)]
+
+
+def test_a_share_of_examples_are_composed_bundles_and_a_resume_skips_exactly(tiny_manifest):
+    batches = bundle_batches(tiny_manifest, 6)
+    ids = np.concatenate([b["concept_id"] for b in batches])
+    texts = [t.decode("utf-8") for b in batches for t in b["text"]]
+    is_bundle = ids >= bundles.BUNDLE_ID_BASE
+    assert is_bundle.sum() == 6  # exactly a quarter of 24 examples, at fixed positions
+    for text in np.array(texts, dtype=object)[is_bundle]:
+        assert any(c in text for c in ("和", "与", "配", "加", " and ", " with ", " & ")), text
+    assert len(set(ids[is_bundle])) == 6  # each bundle is its own contrastive class
+    assert all(b["images"].shape == (4, 16, 16, 3) for b in batches)
+    resumed = bundle_batches(tiny_manifest, 2, skip=16)  # after 4 batches
+    for expected, got in zip(batches[4:], resumed):
+        np.testing.assert_array_equal(expected["images"], got["images"])
+        np.testing.assert_array_equal(expected["text"], got["text"])

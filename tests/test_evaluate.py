@@ -111,3 +111,19 @@ def test_report_picture_puts_runs_of_two_sizes_side_by_side():
     grid, shown = evaluation_report.report_picture(["dress"], [[0]], pictures)
     assert shown == ["dress"]
     assert grid.shape == (2 * (32 + 4), 2 * (5 * (32 + 2) + 2), 3)  # enlarged 2x
+
+
+def test_bundle_section_scores_pairs_against_a_real_composite_ceiling(report, trained_run,
+                                                                      tiny_encoder):
+    out, report = report
+    section = report["bundles"]
+    seen = section["pairs"]["seen pairs"]
+    assert seen["pairs"] >= 10 and seen["prompts"] == 2 * seen["pairs"]
+    assert any("和" in p or "与" in p or "配" in p or "加" in p for p in seen["examples"])
+    labels = list(seen["rows"])
+    assert labels[:2] == ["real composites (ceiling)", "real, first product alone"]
+    assert labels[2:] == list(report["rows"])[2:4]  # the run's ungated and gated draws
+    assert seen["rows"][labels[3]]["images"] == 2 * seen["prompts"]
+    for row in seen["rows"].values():
+        assert 0.0 <= row["two_object_rate"] <= 1.0
+    assert "Two products in one picture" in open(out[:-5] + ".md").read()

@@ -1,3 +1,4 @@
+import io
 import os
 import re
 import shutil
@@ -329,3 +330,26 @@ def test_every_signature_refuses_invalid_utf8_and_cleans_control_characters(load
     # the tokens match; the style each seed picks hashes the raw text, so pixels may differ)
     drawn = loaded.draw(tf.constant(["red\u202e dress\u0000"]), tf.constant([3], tf.int64))
     assert drawn["images"].shape[0] == 1
+
+
+def test_a_word_attention_model_serves_from_a_saved_model(tmp_path):
+    from model import TextToImageGAN
+
+    gan = TextToImageGAN(["coffee", "cake", "咖", "啡", "和", "蛋", "糕"], image_size=32,
+                         sequence_length=6, noise_dim=8, embedding_dim=8, text_hidden_units=4,
+                         generator_channels=4, discriminator_channels=4, affine_hidden_units=8,
+                         skip_excitation=True, word_attention=True)
+    gan.generator.get_layer("attend_32").gate.assign(1.0)  # so the words matter
+    gan.ema_generator.set_weights(gan.generator.get_weights())
+    module = export.build_serving_module(gan, sampling.Gate.ungated(), 2, 4, default_size=32)
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures={
+        "serving_default": module.generate, "draw": module.draw})
+    served = tf.saved_model.load(str(tmp_path / "1"))
+    text = tf.constant(["咖啡和蛋糕", "coffee and cake"])
+    seed = tf.constant([3, 3], tf.int64)
+    out = served.signatures["draw"](text=text, seed=seed)
+    expected = export.to_uint8_tensor(sampling.ungated_generate(
+        gan, gan.vectorizer(text), seed)).numpy()
+    pixels = np.stack([np.asarray(Image.open(io.BytesIO(png))) for png in
+                       out["png_bytes"].numpy()])
+    np.testing.assert_array_equal(pixels, expected)

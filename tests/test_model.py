@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import distribute
 import model
 from model import TextToImageGAN
 
@@ -27,8 +28,8 @@ def moved(before, variables):
 
 
 def test_ema_decay_warms_up():
-    assert float(model.ema_decay_at(0, 0.999)) == pytest.approx(0.1)
-    assert float(model.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
+    assert float(distribute.ema_decay_at(0, 0.999)) == pytest.approx(0.1)
+    assert float(distribute.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
 
 
 def test_one_train_step_gives_finite_losses_and_moves_both_nets():
@@ -126,3 +127,22 @@ def test_config_round_trip_and_keras_save_reload(tmp_path):
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(gan.generate(texts, seed=1)),
             keras.ops.convert_to_numpy(reloaded.generate(texts, seed=1)))
+
+
+def test_word_attention_gan_trains_draws_with_the_words_and_reloads(tmp_path):
+    gan = TextToImageGAN(VOCABULARY, **dict(FASTGAN, word_attention=True))
+    gan.compile()
+    gan.build_optimizers()
+    gate = gan.generator.get_layer("attend_16").gate
+    logs = gan.train_step(fastgan_batch())
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert float(gate.numpy()) != 0.0  # the attention is trained
+    sentence, text = gan.text_inputs(gan.vectorizer(tf.constant(["red dress", "shoe"])))
+    assert len(text) == 3 and text[1].shape == (2, 6, 8)
+    np.testing.assert_array_equal(text[2].numpy(), [[1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]])
+    path = str(tmp_path / "gan.keras")
+    gan.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(gan.generate(["red dress", "红鞋"], seed=1)),
+        keras.ops.convert_to_numpy(reloaded.generate(["red dress", "红鞋"], seed=1)))

@@ -108,3 +108,45 @@ def test_run_or_shipped(trained_run, tmp_path, monkeypatch):
         runs.run_or_shipped()
     monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)
     assert runs.run_or_shipped(None) == trained_run
+
+
+def test_copying_weights_starts_a_model_where_another_left_off(trained_run):
+    from model import TextToImageGAN
+
+    source = runs.load_model(trained_run)
+    target = TextToImageGAN.from_config({**source.get_config(), "seed": 5})
+    assert runs.copy_model_weights(source, target) == []
+    np.testing.assert_array_equal(source.generate(["dress"], seed=2).numpy(),
+                                  target.generate(["dress"], seed=2).numpy())
+    other = TextToImageGAN.from_config({**source.get_config(), "vocabulary": ["dress"]})
+    with pytest.raises(runs.RunError, match="another vocabulary"):
+        runs.copy_model_weights(source, other)
+
+
+def test_new_layers_start_fresh_and_leave_the_drawing_unchanged():
+    from model import TextToImageGAN
+
+    tiny = dict(image_size=32, sequence_length=6, noise_dim=8, embedding_dim=8,
+                text_hidden_units=4, generator_channels=4, discriminator_channels=4,
+                affine_hidden_units=8, skip_excitation=True)
+    source = TextToImageGAN(["red", "dress"], **tiny, seed=1)
+    target = TextToImageGAN(["red", "dress"], **tiny, word_attention=True)
+    assert runs.copy_model_weights(source, target) == [
+        "generator/attend_16", "generator/attend_32", "ema_generator/attend_16",
+        "ema_generator/attend_32"]
+    # the attention's gate starts at zero: the same pictures until it is trained
+    np.testing.assert_allclose(source.generate(["red dress"], seed=3).numpy(),
+                               target.generate(["red dress"], seed=3).numpy(), atol=1e-6)
+
+
+def test_a_bundle_run_calibrates_its_gate_on_bundles_too(trained_run):
+    config = runs.load_config(trained_run)
+    vectorizer = runs.load_model(trained_run).vectorizer
+    texts, images = runs.calibration_pairs(config, vectorizer, config.split)
+    with_bundles = dataclasses.replace(config, bundle_share=0.25)
+    more_texts, more_images = runs.calibration_pairs(with_bundles, vectorizer, config.split)
+    assert more_texts[:len(texts)] == texts
+    added = more_texts[len(texts):]
+    assert len(added) == round(0.25 * len(texts)) and len(more_images) == len(more_texts)
+    assert all(any(c in t for c in ("和", "与", "配", "加", " and ", " with ", " & "))
+               for t in added)

@@ -20,7 +20,7 @@ def fake_judge(images, sentences):
 
 
 def sample(gate, budgets, seeds=(3, 4, 5), chunk=sampling.CHUNK):
-    out = sampling.gated_sample(tf.zeros([len(seeds), 2]), tf.constant(seeds, tf.int64),
+    out = sampling.gated_sample((tf.zeros([len(seeds), 2]),), tf.constant(seeds, tf.int64),
                               tf.constant(budgets), fake_draw, fake_judge, gate, NOISE_DIM,
                               image_size=2, chunk=chunk)
     return {k: v.numpy() for k, v in out.items()}

@@ -255,3 +255,9 @@ def test_a_resumed_run_is_the_same_run(tmp_path, tiny_manifest, steps):
     assert sorted(states[0].files) == sorted(states[1].files)
     for key in states[0].files:  # weights, EMA, optimizer slots and random streams alike
         np.testing.assert_array_equal(states[0][key], states[1][key], err_msg=key)
+
+
+def test_init_from_a_missing_model_is_a_clear_error(tmp_path, tiny_manifest):
+    with pytest.raises(SystemExit, match="--init-from .*not found"):
+        train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "run"),
+                                "--init-from", str(tmp_path / "nothing")])

@@ -123,3 +123,20 @@ def test_the_command_makes_a_users_creatives(trained_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         personalize.main(["--run", trained_run, "--user-events", log, "--out-dir", str(out)])
     assert "the following arguments are required: --user" in capsys.readouterr().err
+
+
+def test_a_shopper_of_coffee_and_cake_gets_a_bundle_from_a_bundle_model(tmp_path):
+    log = [{"user": "s", "type": "search", "text": "咖啡", "ts": "2026-11-01T10:00:00"},
+           {"user": "s", "type": "search", "text": "蛋糕", "ts": "2026-11-01T10:05:00"},
+           {"user": "s", "type": "click", "text": "咖啡", "ts": "2026-11-01T10:06:00"},
+           {"user": "s", "type": "search", "text": "jeans", "ts": "2026-11-01T10:07:00"}]
+    events, _ = personalize.read_events(write_log(tmp_path / "e.jsonl", log))
+    mine = personalize.user_events(events, "s")
+    weights = personalize.weigh(mine)
+    plain = [r["prompt"] for r in personalize.rank_prompts(mine, weights, [], None)]
+    assert not any("和" in p for p in plain)
+    ranked = personalize.rank_prompts(mine, weights, [], None, bundle=True)
+    bundle = next(r for r in ranked if r["prompt"] == "咖啡和蛋糕")  # same language only
+    assert "two strongest interests" in bundle["reasons"][0]
+    scores = {r["prompt"]: r["score"] for r in ranked}
+    assert scores["咖啡"] > scores["咖啡和蛋糕"] > 0
