@@ -111,14 +111,18 @@ def sample_bundle(concepts, styles, rng, count=2, held_out=False, tries=100):
 
 
 def halves(images):
-    """uint8 pictures [N, S, S, 3] -> their left and right halves, each centred on a white
-    square [N, 2, S, S, 3], for an image encoder to read one product at a time."""
+    """uint8 pictures [N, S, S, 3] -> the middle square of their left and right halves,
+    enlarged to S x S [N, 2, S, S, 3] (side by side, each product fills about that square),
+    for an image encoder to read one product at a time."""
     images = np.asarray(images, np.uint8)
     count, size = images.shape[0], images.shape[1]
-    out = np.full((count, 2, size, size, 3), 255, np.uint8)
-    half, offset = size // 2, size // 4
-    out[:, 0, :, offset:offset + half] = images[:, :, :half]
-    out[:, 1, :, offset:offset + half] = images[:, :, size - half:]
+    half, top = size // 2, size // 4
+    out = np.empty((count, 2, size, size, 3), np.uint8)
+    for i, picture in enumerate(images):
+        for side, left in enumerate((0, size - half)):
+            square = picture[top:top + half, left:left + half]
+            out[i, side] = np.asarray(Image.fromarray(square).resize(
+                (size, size), Image.Resampling.BICUBIC))
     return out
 
 
