@@ -110,20 +110,24 @@ class InceptionFeatures:
 
 
 def generated_rows(gan, run_dir, prompts, per_prompt, max_tries, seed, gated=True,
-                   style=VARIED):
+                   style=VARIED, compose=False):
     """(label, images [P, K, ...], row extras) for a loaded run: ungated, and gated unless
     `gated` is False (an uncalibrated run is a `runs.RunError` otherwise). With `style`
-    "varied" the draws vary the style as generate.py's do; "none" draws prompts as given."""
-    name = os.path.basename(os.path.normpath(run_dir))
+    "varied" the draws vary the style as generate.py's do; "none" draws prompts as given.
+    With `compose`, bundle prompts are drawn product by product (composition.py), as
+    generate.py draws them; else in one pass."""
+    name = os.path.basename(os.path.normpath(run_dir)) + (" composed" if compose else "")
     gate = runs.load_gate(run_dir, gated=gated)
     style_words = runs.load_style_words(run_dir) if style == VARIED else {}
+    splitter = runs.load_splitter(run_dir) if compose else None
     started = time.time()
-    plain = generate_images(gan, prompts, per_prompt, seed, gate, 1, style_words)
+    plain = generate_images(gan, prompts, per_prompt, seed, gate, 1, style_words, splitter)
     rows = [(f"{name} (ungated)", plain, {"seconds": round(time.time() - started, 1)})]
     if gated:
         gamma = runs.load_calibration(run_dir)["gamma"]
         started = time.time()
-        result = generate_images(gan, prompts, per_prompt, seed, gate, max_tries, style_words)
+        result = generate_images(gan, prompts, per_prompt, seed, gate, max_tries, style_words,
+                                 splitter)
         rows.append((f"{name} (gated: DRS, gamma {gamma}, {max_tries} tries)",
                      result, {"seconds": round(time.time() - started, 1),
                               "accepted": float(result["accepted"].mean()),
@@ -197,7 +201,8 @@ def bundle_section(config, split, gans, encoder, sampling, count):
     """The two-object section: for `count` seen and `count` held-out concept pairs
     (`bundles.evaluation_pairs`), each named in Chinese and English, the share of pictures
     whose halves show both products: real side-by-side composites (the ceiling), the
-    first product's real picture alone (must fail), and each run's draws."""
+    first product's real picture alone (must fail), and each run's draws in one pass and
+    composed product by product (composition.py)."""
     rows, _ = runs.manifest_rows(config, split, config.caption_columns[:2])
     names_en, names_zh = data_loader.names_by_language(rows)
     concepts = np.array([e or z for e, z in zip(names_en, names_zh)], dtype=object)
@@ -221,12 +226,13 @@ def bundle_section(config, split, gans, encoder, sampling, count):
                   "real, first product alone": two_objects(
                       encoder, np.stack([rgba[a][..., :3] for a, _ in pairs]), ids, vectors,
                       sampling["seed"])}
-        for run_dir, gan in gans.items():
-            for name, result, _ in generated_rows(gan, run_dir, prompts, **sampling):
-                images = result["images"].reshape(-1, *result["images"].shape[2:])
-                scored[name] = two_objects(encoder, images,
-                                           np.repeat(ids[owner], sampling["per_prompt"], 0),
-                                           vectors, sampling["seed"])
+        drawn = [row for run_dir, gan in gans.items() for compose in (False, True)
+                 for row in generated_rows(gan, run_dir, prompts, **sampling, compose=compose)]
+        for name, result, _ in drawn:
+            images = result["images"].reshape(-1, *result["images"].shape[2:])
+            scored[name] = two_objects(encoder, images,
+                                       np.repeat(ids[owner], sampling["per_prompt"], 0),
+                                       vectors, sampling["seed"])
         section["pairs"][label] = {"pairs": len(pairs), "prompts": len(prompts),
                                    "examples": prompts[:6], "rows": scored}
     return section

@@ -24,14 +24,18 @@ Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
   generate_at_size, draw_at_size: the same with one more input, size int64[1] (optional:
       the picture side, one of N, 2N, 4N -- 64, 128, 256 for the shipped model)
   score: text string[B], images uint8[B, S, S, 3] (S any of the output sizes; area-reduced
-      to N for the discriminator) -> score float32[B]
+      to N for the discriminator) -> score float32[B] (the picture judged against the whole
+      text, also for a bundle; `generate` scores a composed bundle by its products)
 The model draws at N px; 2N and 4N come from the run's learned up-sampler
 (upsampler.keras, train_upsampler.py) inside the graph, or from Lanczos + an unsharp
 mask for a run without one (export_info.json's `upsampler` says which).
 A text that names none of the run's drawing styles (export_info.json's
 `style_words`: "3d", "立体", ...) is drawn in the style its seed picks, so the draws
 of one prompt differ in style as real renderings do (styles.vary_style); put a style
-word in the text to fix the style. Bad input raises InvalidArgument naming the problem.
+word in the text to fix the style. A text that names two or three products ("咖啡和蛋糕",
+"burger with fries") is drawn product by product, each gated, and composed side by side
+(composition.py; export_info.json's `composes_bundles`); its score is the lowest of its
+products', its tries their sum. Bad input raises InvalidArgument naming the problem.
 """
 
 import argparse
@@ -42,11 +46,11 @@ import shutil
 import tensorflow as tf
 
 import runs
-from data_loader import to_float_tensor, to_uint8_tensor
+from data_loader import to_float_tensor
 from helpers import atomic_path, remove_stale_temporaries, run_command, write_json
-from sampling import DEFAULT_MAX_TRIES, Gate, gated_generate, judge_score, ungated_generate
-from styles import vary_style
-from upsampler import enlarge, output_sizes
+from sampling import (DEFAULT_MAX_TRIES, Gate, drawn_requests, finished, gated_generate,
+                      judge_score, ungated_generate)
+from upsampler import output_sizes
 
 
 def existing_versions(export_dir):
@@ -144,22 +148,24 @@ SIZE_SPEC = tf.TensorSpec([None], tf.int64, name="size")
 
 
 def build_serving_module(gan, gate, default_candidates, max_candidates, style_words=None,
-                         upsampler=None, default_size=None):
+                         upsampler=None, default_size=None, splitter=None):
     """A `tf.Module` with the functions of the SavedModel's signatures.
 
     `generate_at_size` and `draw_at_size` vary the style of texts that name none by seed
     (`style_words`, as `sampling.GatedSampler`) and return the request's `size`
-    (`output_sizes`), enlarged by `upsampler` as `upsampler.enlarge` does; `generate` and
-    `draw` are the same without the size input (`default_size`, else the largest)."""
+    (`output_sizes`), enlarged by `upsampler` as `upsampler.enlarge` does; with a `splitter`
+    a text naming two or three products is drawn product by product and composed
+    (composition.py, as `sampling.GatedSampler`); `generate` and `draw` are the same
+    without the size input (`default_size`, else the largest)."""
     sizes = output_sizes(gan.image_size)
     none = tf.zeros([0], tf.int64)  # an optional input left out
 
-    def styled_token_ids(text, seeds):
-        return gan.vectorizer(vary_style(text, seeds, style_words or {}))
+    def split(text, seeds, budgets):  # -> the texts, seeds and budgets drawn, and the layout
+        return drawn_requests(text, seeds, budgets, style_words or {}, splitter)
 
-    def sized(images, size):  # the drawing quantised, then enlarged to the size asked for
-        size = requested_size(size, default_size or sizes[-1])
-        return picture_outputs(enlarge(to_uint8_tensor(images), size, upsampler))
+    def sized(out, size, layout):  # enlarged to the size asked for, composed, encoded
+        out = finished(out, requested_size(size, default_size or sizes[-1]), upsampler, layout)
+        return {**out, **picture_outputs(out["images"])}
 
     @tf.function(input_signature=[TEXT_SPEC, SEED_SPEC, CANDIDATES_SPEC, SIZE_SPEC])
     def generate_at_size(text, seed=none, num_candidates=none, size=none):
@@ -171,11 +177,9 @@ def build_serving_module(gan, gate, default_candidates, max_candidates, style_wo
             budgets = tf.cond(tf.size(num_candidates) > 0,
                               lambda: tf.broadcast_to(num_candidates, [batch]),
                               lambda: tf.fill([batch], tf.constant(default_candidates, tf.int64)))
-            seeds = seeds_or_random(seed, batch)
-            out = gated_generate(gan, styled_token_ids(text, seeds), seeds, budgets, gate)
-            pictures = sized(out["images"], size)
-        return {**pictures, "score": out["score"], "accepted": out["accepted"],
-                "tries": out["tries"]}
+            texts, seeds, budgets, layout = split(text, seeds_or_random(seed, batch), budgets)
+            out = gated_generate(gan, gan.vectorizer(texts), seeds, budgets, gate)
+            return sized(out, size, layout)
 
     @tf.function(input_signature=[TEXT_SPEC, SEED_SPEC, SIZE_SPEC])
     def draw_at_size(text, seed=none, size=none):
@@ -186,7 +190,9 @@ def build_serving_module(gan, gate, default_candidates, max_candidates, style_wo
         with tf.control_dependencies(text_checks(text, token_ids) + seed_checks(batch, seed)
                                      + size_checks(size, sizes)):
             seeds = seeds_or_random(seed, batch)
-            return sized(ungated_generate(gan, styled_token_ids(text, seeds), seeds), size)
+            texts, seeds, _, layout = split(text, seeds, tf.ones_like(seeds))
+            return sized({"images": ungated_generate(gan, gan.vectorizer(texts), seeds)}, size,
+                         layout)
 
     return serving_module(gan, {
         "generate": tf.function(lambda text, seed=none, num_candidates=none: generate_at_size(
@@ -194,7 +200,7 @@ def build_serving_module(gan, gate, default_candidates, max_candidates, style_wo
         "draw": tf.function(lambda text, seed=none: draw_at_size(text, seed),
                             input_signature=[TEXT_SPEC, SEED_SPEC]),
         "generate_at_size": generate_at_size, "draw_at_size": draw_at_size,
-        "score": score_function(gan, gate, sizes)})
+        "score": score_function(gan, gate, sizes)}, [splitter.table] if splitter else [])
 
 
 def score_function(gan, gate, sizes):
@@ -212,8 +218,9 @@ def score_function(gan, gate, sizes):
     return score
 
 
-def serving_module(gan, functions):
-    """A `tf.Module` holding `functions` {name: tf.function} and what their graphs use."""
+def serving_module(gan, functions, tables=()):
+    """A `tf.Module` holding `functions` {name: tf.function} and what their graphs use
+    (`tables`: lookup tables they use besides the tokenizer's)."""
     module = tf.Module()
     for name, function in functions.items():
         setattr(module, name, function)
@@ -224,7 +231,8 @@ def serving_module(gan, functions):
                  for v in function.get_concrete_function().variables}
     module.captured_variables = list(variables.values())
     module.lookup_tables = [t for t in tf.train.TrackableView(gan.vectorizer).descendants()
-                            if isinstance(t, tf.saved_model.experimental.TrackableResource)]
+                            if isinstance(t, tf.saved_model.experimental.TrackableResource)
+                            ] + list(tables)
     return module
 
 
@@ -250,8 +258,9 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
     gate = Gate.from_calibration(calibration, gamma, min_score)
     style_words = runs.load_style_words(run_dir)
     upsampler = runs.load_upsampler(run_dir)
+    splitter = runs.load_splitter(run_dir)
     module = build_serving_module(gan, gate, num_candidates, max_candidates, style_words,
-                                  upsampler, size)
+                                  upsampler, size, splitter)
 
     os.makedirs(export_dir, exist_ok=True)
     for name in remove_stale_temporaries(export_dir):
@@ -276,7 +285,8 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
                 # the `size` a request may ask for, the one it gets by default, and how the
                 # native picture is enlarged ("learned": the run's upsampler.keras)
                 "sizes": list(sizes), "default_size": size or sizes[-1],
-                "upsampler": "learned" if upsampler is not None else "lanczos"}
+                "upsampler": "learned" if upsampler is not None else "lanczos",
+                "composes_bundles": splitter is not None}  # false: bundles in one pass
         os.makedirs(os.path.dirname(runs.export_info_path(tmp)), exist_ok=True)
         write_json(info, runs.export_info_path(tmp))
         with atomic_path(os.path.join(export_dir, f"{version}.keras")) as keras_tmp:

@@ -17,8 +17,10 @@ By default the draws of a prompt that names no drawing style differ in style:
 image k names the style its seed picks, in the prompt's language ("3d handbag",
 "立体 手提包"; styles.vary_style), as the SavedModel does. `--style fluent-3d` (or
 its word, 3d / 立体) asks every image for one style the run was taught; `--style
-none` draws the prompts as typed. A prompt that is empty or has no known token exits
-with status 2. A shopper's personalised creatives are made by `python -m ads.personalize`.
+none` draws the prompts as typed. A prompt that names two or three products
+("一杯咖啡和一块蛋糕", "a burger with fries") is drawn product by product, each gated,
+and composed side by side in one style (composition.py); `--no-compose` draws it in one
+pass of the GAN. A prompt that is empty or has no known token exits with status 2. A shopper's personalised creatives are made by `python -m ads.personalize`.
 """
 
 import argparse
@@ -33,7 +35,7 @@ from tokenizer import PromptError, check_prompts
 from helpers import make_grid, run_command, save_png
 from sampling import DEFAULT_MAX_TRIES, generate_images
 from styles import NONE, VARIED, StyleError, style_prompt
-from upsampler import enlarge, output_sizes
+from upsampler import output_sizes
 
 EXIT_BAD_PROMPT = 2
 # The fixed panel that the model issue judges by eye: 24 products, half of them in Chinese.
@@ -90,6 +92,10 @@ def make_parser():
                              "default), enlarged by the run's learned up-sampler "
                              "(upsampler.keras; Lanczos + unsharp mask without one)")
     parser.add_argument("--user-events", help=argparse.SUPPRESS)  # moved: see check_flags
+    parser.add_argument("--no-compose", action="store_true",
+                        help="draw a prompt that names two or three products (\"咖啡和蛋糕\", "
+                             "\"burger with fries\") in one pass of the GAN instead of product "
+                             "by product, composed side by side (composition.py)")
     parser.add_argument("--compare-gate", action="store_true",
                         help="with --out: each row shows the ungated images (the first "
                              "candidates), a gap, then the gated ones")
@@ -124,21 +130,26 @@ def side_by_side(ungated, gated):
 
 
 def load(parser, args):
-    """The run's model, the gate the flags ask for and its up-sampler (None: Lanczos); exits
-    with a one-line error, or a usage error for a size the model cannot give."""
+    """The run's model, the gate the flags ask for, its up-sampler (None: Lanczos) and its
+    bundle splitter (None: one pass); exits with a one-line error, or a usage error for a
+    size the model cannot give."""
     try:
         args.run = runs.run_or_shipped(args.run)
         gan = runs.load_model(args.run)
         gate = runs.load_gate(args.run, args.gamma, args.min_score, gated=not args.no_gate)
         upsampler = runs.load_upsampler(args.run)
+        splitter = None if args.no_compose else runs.load_splitter(args.run)
     except runs.RunError as error:
         parser.exit(1, f"generate: {error}\n")
+    if splitter is None and not args.no_compose:
+        print("generate: note: the run's training manifest cannot be read, so bundle prompts "
+              "are drawn in one pass", file=sys.stderr)
     sizes = output_sizes(gan.image_size)
     args.size = sizes[-1] if args.size is None else args.size
     if args.size not in sizes:
         parser.error(f"--size must be one of {', '.join(map(str, sizes))} for this model, "
                      f"got {args.size}")
-    return gan, gate, upsampler
+    return gan, gate, upsampler, splitter
 
 
 def drawable_prompts(prompts, gan):
@@ -178,7 +189,7 @@ def main(argv=None):
     check_flags(parser, args)
     # the output folder first: a path that cannot be written fails before minutes of drawing
     os.makedirs(args.out_dir or os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    gan, gate, upsampler = load(parser, args)
+    gan, gate, upsampler, splitter = load(parser, args)
     try:
         words = runs.load_style_words(args.run)
         if args.style not in (VARIED, NONE):
@@ -190,23 +201,21 @@ def main(argv=None):
     if not args.prompts:
         parser.exit(EXIT_BAD_PROMPT, f"generate: {'; '.join(refused)}\n")
 
+    drawing = dict(splitter=splitter, size=args.size, upsampler=upsampler)
     result = generate_images(gan, args.prompts, args.num_images, args.seed, gate,
-                             1 if args.no_gate else args.max_tries, style_words)
+                             1 if args.no_gate else args.max_tries, style_words, **drawing)
     for i, prompt in enumerate(args.prompts):
         print("generate: " + gate_report(prompt, {k: v[i] for k, v in result.items()},
                                          not args.no_gate))
     images = result["images"]
     if args.compare_gate:
         first = generate_images(gan, args.prompts, args.num_images, args.seed, gate, 1,
-                                style_words)
+                                style_words, **drawing)
         print(f"generate: mean score ungated {first['score'].mean():.3f}, gated "
               f"{result['score'].mean():.3f} (left: ungated, right: gated)")
         images = side_by_side(first["images"], images)
-    side = images.shape[2]
-    images = enlarge(images.reshape(-1, side, side, 3), args.size, upsampler).numpy()
-    images = images.reshape(len(args.prompts), -1, args.size, args.size, 3)
     written = write_images(images, args.prompts, args.out, args.out_dir)
-    how = ("" if args.size == side else ", learned up-sampler" if upsampler is not None
+    how = ("" if args.size == gan.image_size else ", learned up-sampler" if upsampler is not None
            else ", Lanczos + unsharp mask")
     print(f"generate: wrote {', '.join(written) if len(written) <= 3 else f'{len(written)} files'}"
           f" ({args.size} px{how})")

@@ -38,6 +38,7 @@ import data_loader
 import model  # noqa: F401  (registers TextToImageGAN and its layers)
 import tokenizer
 import upsampler  # noqa: F401  (registers Upsampler for deserialization)
+from composition import BundleSplitter
 from config import FIELDS, LEGACY_SETTINGS, TrainConfig, coerce_settings
 from encoder import ENCODER_FILE, load_encoder
 from helpers import atomic_path, write_json
@@ -170,6 +171,21 @@ def concept_names(config, columns=2):
                                       tuple(config.caption_columns[:columns]),
                                       config.split or None, row_filter(config))
     return list(dict.fromkeys(c for captions in frame["captions"] for c in captions))
+
+
+def load_splitter(run_dir):
+    """The run's `composition.BundleSplitter`: the product names and words of every row of
+    its manifest (all splits: a held-out product's name is still one product) and its style
+    words; None when the manifest cannot be read (bundle prompts are then drawn in one pass)."""
+    config = load_config(run_dir)
+    try:
+        frame = data_loader.read_manifest(config.manifest, config.image_column,
+                                          tuple(config.caption_columns))
+    except data_loader.ManifestError:
+        return None
+    names = {c for captions in frame["captions"] for c in captions[:2]}
+    words = {w for captions in frame["captions"] for c in captions for w in c.split("|")}
+    return BundleSplitter(names, words, load_style_words(run_dir))
 
 
 # ----------------------------------------------------------------------------- model

@@ -23,8 +23,10 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from composition import join_results, split_requests
 from data_loader import to_float_tensor, to_uint8_tensor
 from styles import vary_style
+from upsampler import enlarge
 
 DEFAULT_GAMMA = 0.5  # DRS target acceptance rate per candidate
 DEFAULT_MAX_TRIES = 8
@@ -198,52 +200,80 @@ def judge_score(gan, token_ids, images, gate):
     return tf.sigmoid(gate.log_odds(tf.cast(logits, tf.float32)))
 
 
-class GatedSampler:
-    """Gated generation from a loaded `TextToImageGAN` (one traced graph, reused).
+def drawn_requests(texts, seeds, budgets, style_words, splitter=None):
+    """(texts, seeds, budgets, layout) to draw for prompts: each styled by its seed
+    (`styles.vary_style`) and, with a `splitter`, split into the products it names
+    (`composition.split_requests`; layout None without one)."""
+    texts = vary_style(texts, seeds, style_words)
+    if splitter is None:
+        return texts, seeds, budgets, None
+    return split_requests(splitter, texts, seeds, budgets)
 
-    `sampler(texts, seeds, budgets)` returns numpy {"images" uint8, "score",
+
+def finished(out, size, upsampler=None, layout=None):
+    """Drawn rows {"images" float, ...} -> the prompts': images quantised, enlarged to `size`
+    (`upsampler.enlarge`) and, with a `layout`, composed (`composition.join_results`)."""
+    out = {**out, "images": enlarge(to_uint8_tensor(out["images"]), size, upsampler)}
+    return out if layout is None else join_results(out, layout)
+
+
+class GatedSampler:
+    """Gated generation from a loaded `TextToImageGAN` (one traced graph a size, reused).
+
+    `sampler(texts, seeds, budgets, size=None)` returns numpy {"images" uint8, "score",
     "accepted", "tries"}, the same numbers the exported SavedModel gives. Prompts
     go through in batches of `batch_size` (each row's draws depend only on its seed).
-    With `style_words` (the run's), a text that names no style is drawn in the style
-    its seed picks (`styles.vary_style`), as the SavedModel does; the gate judges the
-    candidates against that styled text.
+    With `style_words` (the run's), a text that names no style is drawn in the style its
+    seed picks (`styles.vary_style`), as the SavedModel does; the gate judges the
+    candidates against that styled text. With a `splitter` (`composition.BundleSplitter`),
+    a prompt that names two or three products is drawn product by product, each gated,
+    and the drawings composed side by side at the output size (`size`, one of
+    `upsampler.output_sizes`; the model's own by default, 2x and 4x enlarged by
+    `upsampler` or Lanczos).
     """
 
-    def __init__(self, gan, gate, batch_size=256, style_words=None):
+    def __init__(self, gan, gate, batch_size=256, style_words=None, splitter=None,
+                 upsampler=None):
         self.gan = gan
         self.gate = gate
         self.batch_size = batch_size
         self.style_words = dict(style_words or {})
+        self.splitter = splitter
+        self.upsampler = upsampler
         self._run = tf.function(self._sample, reduce_retracing=True)
 
-    def _sample(self, texts, seeds, budgets):
-        texts = vary_style(texts, seeds, self.style_words)
+    def _sample(self, texts, seeds, budgets, size):
+        texts, seeds, budgets, layout = drawn_requests(texts, seeds, budgets, self.style_words,
+                                                       self.splitter)
         out = gated_generate(self.gan, self.gan.vectorizer(texts), seeds, budgets, self.gate)
-        return {**out, "images": to_uint8_tensor(out["images"])}
+        return finished(out, size, self.upsampler, layout)
 
-    def __call__(self, texts, seeds, budgets):
+    def __call__(self, texts, seeds, budgets, size=None):
         texts, seeds, budgets = list(texts), list(seeds), list(budgets)
+        size = int(size or self.gan.image_size)
         parts = []
         for start in range(0, len(texts), self.batch_size):
             end = start + self.batch_size
             out = self._run(tf.constant(texts[start:end]), tf.constant(seeds[start:end], tf.int64),
-                            tf.constant(budgets[start:end], tf.int32))
+                            tf.constant(budgets[start:end], tf.int32), size)
             parts.append({name: value.numpy() for name, value in out.items()})
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def generate_images(gan, prompts, per_prompt, seed=0, gate=None, max_tries=1, style_words=None):
+def generate_images(gan, prompts, per_prompt, seed=0, gate=None, max_tries=1, style_words=None,
+                    splitter=None, size=None, upsampler=None):
     """Gated images of each prompt; image k of every prompt uses seed `seed + k`.
 
     Returns numpy {"images": uint8 [P, K, H, W, 3], "score", "accepted", "tries": [P, K]}.
     Without a `gate`, the first candidate is kept, scored by sigmoid(D's raw logit).
-    With `style_words`, the draws of a prompt that names no style vary its style
-    (`GatedSampler`).
+    With `style_words`, the draws of a prompt that names no style vary its style; with a
+    `splitter`, bundle prompts are drawn product by product; `size`, `upsampler`: the
+    output size and how it is reached (`GatedSampler`).
     """
     texts = [p for p in prompts for _ in range(per_prompt)]
     seeds = [seed + k for _ in prompts for k in range(per_prompt)]
-    out = GatedSampler(gan, gate or Gate.ungated(), style_words=style_words)(
-        texts, seeds, [max_tries] * len(texts))
+    out = GatedSampler(gan, gate or Gate.ungated(), style_words=style_words, splitter=splitter,
+                       upsampler=upsampler)(texts, seeds, [max_tries] * len(texts), size)
     return {name: value.reshape(len(prompts), per_prompt, *value.shape[1:])
             for name, value in out.items()}
 

@@ -15,7 +15,7 @@ setup(
                 "generator", "discriminator", "baseline", "encoder", "checkpoints", "callbacks",
                 "train", "runs", "sampling", "styles", "gate", "generate", "export", "metrics",
                 "evaluate", "evaluation_report", "tfds_emoji", "upsampler", "train_upsampler",
-                "compare_upsamplers", "distribute", "tokenizer", "bundles"],
+                "compare_upsamplers", "distribute", "tokenizer", "bundles", "composition"],
     packages=["ads"],  # the ad layer
     install_requires=[
         "tensorflow>=2.21,<2.22",

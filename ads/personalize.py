@@ -274,8 +274,11 @@ def suggest(events_path, user, run_dir, count=5, encoder_dir=None):
     encoder = load_interest_encoder(run_dir, encoder_dir)
     known = known_words(runs.load_vocabulary(run_dir))
     config = runs.load_config(run_dir)
+    # a bundle is suggested when the model can draw one: product by product (composition.py)
+    # or, for a run taught bundles, in one pass
+    drawable = config.bundle_share > 0 or runs.load_splitter(run_dir) is not None
     ranked = rank_prompts(mine, weights, runs.concept_names(config), encoder, known, count,
-                          bundle=config.bundle_share > 0)
+                          bundle=drawable)
     if not ranked:
         raise EventLogError(f"none of user {user!r}'s texts has a word the model knows")
     return {"events": mine, "weights": weights, "ranked": ranked, "encoder": encoder,

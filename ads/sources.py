@@ -17,7 +17,7 @@ import runs
 from data_loader import to_float_tensor
 from tokenizer import PromptError, check_prompts
 from sampling import GatedSampler, judge_score
-from upsampler import enlarge, output_sizes
+from upsampler import output_sizes
 
 
 class SourceError(ValueError):
@@ -84,16 +84,19 @@ class RunSource:
             self.gan = runs.load_model(run_dir)
             self.gate = runs.load_gate(run_dir, gated=gated)
             style_words = runs.load_style_words(run_dir)
-            self.upsampler_model = runs.load_upsampler(run_dir)
+            upsampler_model = runs.load_upsampler(run_dir)
+            splitter = runs.load_splitter(run_dir)
         except runs.RunError as error:
             raise SourceError(str(error)) from None
         self.gated = gated
-        # a prompt naming no style is drawn in the style its seed picks, as the SavedModel does
-        self.sampler = GatedSampler(self.gan, self.gate, style_words=style_words)
+        # a prompt naming no style is drawn in the style its seed picks, and a bundle product
+        # by product, as the SavedModel does
+        self.sampler = GatedSampler(self.gan, self.gate, style_words=style_words,
+                                    splitter=splitter, upsampler=upsampler_model)
         self.run_dir = os.path.abspath(run_dir)
         self.image_size = self.gan.image_size
         self.sizes = output_sizes(self.image_size)
-        self.upsampler = "learned" if self.upsampler_model is not None else "lanczos"
+        self.upsampler = "learned" if upsampler_model is not None else "lanczos"
 
     def generate(self, prompts, seeds, num_candidates=8, size=None):
         """numpy {"images" uint8 [B, size, size, 3], "score", "accepted", "tries"} for the
@@ -107,8 +110,7 @@ class RunSource:
         except PromptError as error:
             raise SourceError(str(error)) from None
         budget = num_candidates if self.gated else 1
-        drawn = self.sampler(prompts, seeds, [budget] * len(prompts))
-        return {**drawn, "images": enlarge(drawn["images"], size, self.upsampler_model).numpy()}
+        return self.sampler(prompts, seeds, [budget] * len(prompts), size)
 
     def score(self, prompts, images):
         """The gate's score in [0, 1] of uint8 images [B, S, S, 3] against their prompts."""

@@ -122,7 +122,8 @@ def test_bundle_section_scores_pairs_against_a_real_composite_ceiling(report, tr
     assert any("和" in p or "与" in p or "配" in p or "加" in p for p in seen["examples"])
     labels = list(seen["rows"])
     assert labels[:2] == ["real composites (ceiling)", "real, first product alone"]
-    assert labels[2:] == list(report["rows"])[2:4]  # the run's ungated and gated draws
+    assert labels[2:4] == list(report["rows"])[2:4]  # the run's ungated and gated draws
+    assert labels[4:] == [label.replace(" (", " composed (", 1) for label in labels[2:4]]
     assert seen["rows"][labels[3]]["images"] == 2 * seen["prompts"]
     for row in seen["rows"].values():
         assert 0.0 <= row["two_object_rate"] <= 1.0

@@ -140,3 +140,11 @@ def test_a_shopper_of_coffee_and_cake_gets_a_bundle_from_a_bundle_model(tmp_path
     assert "two strongest interests" in bundle["reasons"][0]
     scores = {r["prompt"]: r["score"] for r in ranked}
     assert scores["咖啡"] > scores["咖啡和蛋糕"] > 0
+
+
+def test_a_model_that_draws_bundles_product_by_product_suggests_one(trained_run, tmp_path):
+    # the tiny run was not taught bundles, but its manifest lets it split and compose them
+    log = [{"user": "s", "type": "search", "text": "咖啡", "ts": "2026-11-01T10:00:00"},
+           {"user": "s", "type": "click", "text": "蛋糕", "ts": "2026-11-01T10:05:00"}]
+    found = personalize.suggest(write_log(tmp_path / "e.jsonl", log), "s", trained_run)
+    assert "蛋糕和咖啡" in [r["prompt"] for r in found["ranked"]]  # the stronger interest first
