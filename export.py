@@ -36,6 +36,9 @@ word in the text to fix the style. A text that names two or three products ("咖
 "burger with fries") is drawn product by product, each gated, and composed side by side
 (composition.py; export_info.json's `composes_bundles`); its score is the lowest of its
 products', its tries their sum. Bad input raises InvalidArgument naming the problem.
+Every PNG (png, png_bytes) carries the AI-generated labels inside the served bytes
+(labels.py: GB 45438's AIGC JSON and IPTC XMP, --producer their ContentProducer), so
+a TF Serving client gets labelled files without adgan code; `adgan-label` checks them.
 """
 
 import argparse
@@ -45,6 +48,7 @@ import shutil
 
 import tensorflow as tf
 
+import labels
 import runs
 from data_loader import to_float_tensor
 from helpers import atomic_path, remove_stale_temporaries, run_command, write_json
@@ -135,9 +139,11 @@ def seeds_or_random(seed, batch):
                    lambda: tf.random.uniform([batch], 0, tf.int64.max, tf.int64))
 
 
-def picture_outputs(images):
-    """uint8 images [B, S, S, 3] -> the `images`, `png` (base64 text) and `png_bytes` outputs."""
-    png_bytes = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+def picture_outputs(images, producer=labels.DEFAULT_PRODUCER):
+    """uint8 images [B, S, S, 3] -> the `images`, `png` (base64 text) and `png_bytes` outputs;
+    each PNG carries the AI-generated labels (labels.py) with `producer` as ContentProducer."""
+    png_bytes = labels.label_png_in_graph(
+        tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string), images, producer)
     return {"images": images, "png": standard_base64(png_bytes), "png_bytes": png_bytes}
 
 
@@ -148,7 +154,8 @@ SIZE_SPEC = tf.TensorSpec([None], tf.int64, name="size")
 
 
 def build_serving_module(gan, gate, default_candidates, max_candidates, style_words=None,
-                         upsampler=None, default_size=None, splitter=None):
+                         upsampler=None, default_size=None, splitter=None,
+                         producer=labels.DEFAULT_PRODUCER):
     """A `tf.Module` with the functions of the SavedModel's signatures.
 
     `generate_at_size` and `draw_at_size` vary the style of texts that name none by seed
@@ -156,7 +163,8 @@ def build_serving_module(gan, gate, default_candidates, max_candidates, style_wo
     (`output_sizes`), enlarged by `upsampler` as `upsampler.enlarge` does; with a `splitter`
     a text naming two or three products is drawn product by product and composed
     (composition.py, as `sampling.GatedSampler`); `generate` and `draw` are the same
-    without the size input (`default_size`, else the largest)."""
+    without the size input (`default_size`, else the largest). Every PNG they return is
+    labelled AI-generated, `producer` its ContentProducer (labels.py)."""
     sizes = output_sizes(gan.image_size)
     none = tf.zeros([0], tf.int64)  # an optional input left out
 
@@ -165,7 +173,7 @@ def build_serving_module(gan, gate, default_candidates, max_candidates, style_wo
 
     def sized(out, size, layout):  # enlarged to the size asked for, composed, encoded
         out = finished(out, requested_size(size, default_size or sizes[-1]), upsampler, layout)
-        return {**out, **picture_outputs(out["images"])}
+        return {**out, **picture_outputs(out["images"], producer)}
 
     @tf.function(input_signature=[TEXT_SPEC, SEED_SPEC, CANDIDATES_SPEC, SIZE_SPEC])
     def generate_at_size(text, seed=none, num_candidates=none, size=none):
@@ -236,10 +244,35 @@ def serving_module(gan, functions, tables=()):
     return module
 
 
+def export_info(run_dir, gan, calibration, gate, style_words, num_candidates, max_candidates,
+                gamma, min_score, default_size, learned_upsampler, composes_bundles, producer):
+    """What assets.extra/adgan.json records of an export (`runs.read_export_info`)."""
+    return {"run": os.path.abspath(run_dir), "image_size": gan.image_size,
+            "sequence_length": gan.sequence_length, "num_candidates": num_candidates,
+            "max_candidates": max_candidates,
+            "gate": {"method": "min_score" if min_score is not None else "drs",
+                     "gamma": calibration["gamma"] if gamma is None else gamma,
+                     "min_score": min_score, "shift": gate.shift},
+            "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"},
+            # the words a client puts in its text to ask for a drawing style; a text
+            # without one is drawn in the style its seed picks (styles.vary_style)
+            "style_words": {s: list(w) for s, w in style_words.items()},
+            "varies_style": bool(style_words),
+            # the `size` a request may ask for, the one it gets by default, and how the
+            # native picture is enlarged ("learned": the run's upsampler.keras)
+            "sizes": list(output_sizes(gan.image_size)), "default_size": default_size,
+            "upsampler": "learned" if learned_upsampler else "lanczos",
+            "composes_bundles": composes_bundles,  # false: bundles in one pass
+            # every served PNG says it is AI-generated (GB 45438, IPTC; labels.py)
+            "labels": {"producer": producer, "explicit": labels.NO_EXPLICIT}}
+
+
 def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
-               num_candidates=DEFAULT_MAX_TRIES, max_candidates=64, size=None):
+               num_candidates=DEFAULT_MAX_TRIES, max_candidates=64, size=None, producer=None):
     """Export a finished, calibrated run; returns the new version folder. `size`: the
-    picture size a request that names none gets (default the largest)."""
+    picture size a request that names none gets (default the largest); `producer`: the
+    ContentProducer of the served PNGs' labels (`labels.producer_name`)."""
+    producer = labels.producer_name(producer)
     calibration = runs.load_calibration(run_dir)
     if not 1 <= num_candidates <= max_candidates:
         raise ValueError(f"--num-candidates must be in [1, --max-candidates={max_candidates}], "
@@ -260,7 +293,7 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
     upsampler = runs.load_upsampler(run_dir)
     splitter = runs.load_splitter(run_dir)
     module = build_serving_module(gan, gate, num_candidates, max_candidates, style_words,
-                                  upsampler, size, splitter)
+                                  upsampler, size, splitter, producer)
 
     os.makedirs(export_dir, exist_ok=True)
     for name in remove_stale_temporaries(export_dir):
@@ -271,22 +304,9 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
         tf.saved_model.save(module, tmp, signatures={
             "serving_default": module.generate, "draw": module.draw, "score": module.score,
             "generate_at_size": module.generate_at_size, "draw_at_size": module.draw_at_size})
-        info = {"run": os.path.abspath(run_dir), "image_size": gan.image_size,
-                "sequence_length": gan.sequence_length, "num_candidates": num_candidates,
-                "max_candidates": max_candidates,
-                "gate": {"method": "min_score" if min_score is not None else "drs",
-                         "gamma": calibration["gamma"] if gamma is None else gamma,
-                         "min_score": min_score, "shift": gate.shift},
-                "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"},
-                # the words a client puts in its text to ask for a drawing style; a text
-                # without one is drawn in the style its seed picks (styles.vary_style)
-                "style_words": {s: list(w) for s, w in style_words.items()},
-                "varies_style": bool(style_words),
-                # the `size` a request may ask for, the one it gets by default, and how the
-                # native picture is enlarged ("learned": the run's upsampler.keras)
-                "sizes": list(sizes), "default_size": size or sizes[-1],
-                "upsampler": "learned" if upsampler is not None else "lanczos",
-                "composes_bundles": splitter is not None}  # false: bundles in one pass
+        info = export_info(run_dir, gan, calibration, gate, style_words, num_candidates,
+                           max_candidates, gamma, min_score, size or sizes[-1],
+                           upsampler is not None, splitter is not None, producer)
         os.makedirs(os.path.dirname(runs.export_info_path(tmp)), exist_ok=True)
         write_json(info, runs.export_info_path(tmp))
         with atomic_path(os.path.join(export_dir, f"{version}.keras")) as keras_tmp:
@@ -318,6 +338,7 @@ def make_parser():
     parser.add_argument("--size", type=int,
                         help="picture side a request gets when it names none: the model's "
                              "size or 2x or 4x it (64, 128, 256; default the largest)")
+    labels.add_producer_flag(parser)
     return parser
 
 
@@ -336,7 +357,7 @@ def main(argv=None):
             print(f"export: wrote {path} ({size / 2**20:.1f} MiB): what drawing needs of {run}")
             return path
         path = export_run(run, args.export_dir, args.version, args.gamma, args.min_score,
-                          args.num_candidates, args.max_candidates, args.size)
+                          args.num_candidates, args.max_candidates, args.size, args.producer)
     except (FileNotFoundError, FileExistsError, OSError, ValueError) as error:
         parser.exit(1, f"export: {error}\n")
     print(f"export: wrote {path} (SavedModel, signatures serving_default, draw and score) and "

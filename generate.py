@@ -20,7 +20,10 @@ its word, 3d / 立体) asks every image for one style the run was taught; `--sty
 none` draws the prompts as typed. A prompt that names two or three products
 ("一杯咖啡和一块蛋糕", "a burger with fries") is drawn product by product, each gated,
 and composed side by side in one style (composition.py); `--no-compose` draws it in one
-pass of the GAN. A prompt that is empty or has no known token exits with status 2. A shopper's personalised creatives are made by `python -m ads.personalize`.
+pass of the GAN. Every PNG carries the AI-generated labels (labels.py: GB 45438's AIGC
+JSON and IPTC XMP; `--producer` names the service in them). A prompt that is empty or
+has no known token exits with status 2. A shopper's personalised creatives are made by
+`python -m ads.personalize`.
 """
 
 import argparse
@@ -32,7 +35,8 @@ import numpy as np
 
 import runs
 from tokenizer import PromptError, check_prompts
-from helpers import make_grid, run_command, save_png
+from helpers import make_grid, run_command
+from labels import add_producer_flag, producer_name, save_labelled_png
 from sampling import DEFAULT_MAX_TRIES, generate_images
 from styles import NONE, VARIED, StyleError, style_prompt
 from upsampler import output_sizes
@@ -99,6 +103,7 @@ def make_parser():
     parser.add_argument("--compare-gate", action="store_true",
                         help="with --out: each row shows the ungated images (the first "
                              "candidates), a gap, then the gated ones")
+    add_producer_flag(parser)
     return parser
 
 
@@ -121,6 +126,10 @@ def check_flags(parser, args):
         args.prompts = [*args.prompts, *PANEL_PROMPTS]
     if not args.prompts:
         parser.error("give at least one prompt (or --panel)")
+    try:
+        args.producer = producer_name(args.producer)
+    except ValueError as error:
+        parser.error(f"--producer: {error}")
 
 
 def side_by_side(ungated, gated):
@@ -166,19 +175,21 @@ def drawable_prompts(prompts, gan):
     return drawable, refused
 
 
-def write_images(images, prompts, out=None, out_dir=None):
+def write_images(images, prompts, out=None, out_dir=None, producer=None):
     """uint8 images [P, K, S, S, 3] as one grid at `out` (a row a prompt), or one PNG each in
-    `out_dir`; returns the files written."""
+    `out_dir`, each labelled AI-generated (labels.py, `producer` its ContentProducer);
+    returns the files written."""
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        save_png(make_grid(images.reshape(-1, *images.shape[2:]), rows=len(prompts)), out)
+        save_labelled_png(make_grid(images.reshape(-1, *images.shape[2:]), rows=len(prompts)),
+                          out, producer)
         return [out]
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for i, prompt in enumerate(prompts):
         for k, image in enumerate(images[i]):
             written.append(os.path.join(out_dir, f"{i:02d}_{slug(prompt)}_{k}.png"))
-            save_png(image, written[-1])
+            save_labelled_png(image, written[-1], producer)
     return written
 
 
@@ -214,7 +225,7 @@ def main(argv=None):
         print(f"generate: mean score ungated {first['score'].mean():.3f}, gated "
               f"{result['score'].mean():.3f} (left: ungated, right: gated)")
         images = side_by_side(first["images"], images)
-    written = write_images(images, args.prompts, args.out, args.out_dir)
+    written = write_images(images, args.prompts, args.out, args.out_dir, args.producer)
     how = ("" if args.size == gan.image_size else ", learned up-sampler" if upsampler is not None
            else ", Lanczos + unsharp mask")
     print(f"generate: wrote {', '.join(written) if len(written) <= 3 else f'{len(written)} files'}"

@@ -15,7 +15,8 @@ setup(
                 "generator", "discriminator", "baseline", "encoder", "checkpoints", "callbacks",
                 "train", "runs", "sampling", "styles", "gate", "generate", "export", "metrics",
                 "evaluate", "evaluation_report", "tfds_emoji", "upsampler", "train_upsampler",
-                "compare_upsamplers", "distribute", "tokenizer", "bundles", "composition"],
+                "compare_upsamplers", "distribute", "tokenizer", "bundles", "composition",
+                "labels"],
     packages=["ads"],  # the ad layer
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -41,5 +42,6 @@ setup(
                                     "adgan-creative=ads.creative:console_main",
                                     "adgan-personalize=ads.personalize:console_main",
                                     "adgan-ctr=ads.ctr:console_main",
-                                    "adgan-studio=ads.studio:console_main"]},
+                                    "adgan-studio=ads.studio:console_main",
+                                    "adgan-label=labels:console_main"]},
 )

@@ -2,19 +2,20 @@
 
     python -m ads.creative --model exports/adgan/1 --prompt "红色连衣裙" --headline "新款连衣裙"
                            --price "¥199" --size 1080x1080 --template hero --out-dir creatives/
-    python -m ads.creative --from-sidecar creatives/creative.json --out-dir again/   # the same PNG
+    python -m ads.creative --from-sidecar creatives/creative.json --out-dir again/   # same pixels
     python -m ads.creative --prompt "红色连衣裙" --price "¥199"   # the shipped model (models/adgan)
 
-Standard sizes (1080x1080, 1200x628, 300x250, 728x90) and three layout templates
-("hero": product above the copy, "split": product beside the copy, "banner": one
-row of product, headline and button, for wide strips). Copy in Chinese or English
-is wrapped (by word, or by character for Chinese) and shrunk to fit its box, and
-cut with an ellipsis only if even the smallest size cannot hold it; the copy box
-never overlaps the product. The product is drawn at `--product-size` (default the
-largest the model gives: 256 px, the shipped model's 64 px drawing through its learned
-up-sampler, upsampler.py) and fitted to its box with Lanczos and an unsharp mask. Every
-PNG gets a JSON sidecar with the prompt, seed, score, template, size, product size (and
-how it was enlarged) and copy, from which `--from-sidecar` redraws it exactly.
+Standard sizes (1080x1080, 1200x628, 300x250, 728x90) and three layout templates ("hero":
+product above the copy, "split": product beside the copy, "banner": one row of product,
+headline and button, for wide strips). Copy in Chinese or English is wrapped (by word, or
+by character for Chinese) and shrunk to fit its box, cut with an ellipsis only if even the
+smallest size cannot hold it; the copy box never overlaps the product. The product is
+drawn at `--product-size` (default the largest the model gives: 256 px, the shipped
+model's 64 px through its learned up-sampler) and fitted to its box with Lanczos and an
+unsharp mask. "AI生成" / "AI-generated" goes in a free corner (ads/ai_label.py; off only
+with `--no-ai-label`), the PNG carries the implicit labels (labels.py), and a JSON sidecar
+records them with the prompt, seed, score, template, size, product size (and how it was
+enlarged) and copy, from which `--from-sidecar` redraws the same pixels.
 """
 
 import argparse
@@ -27,8 +28,9 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ads import fonts, sources
-from helpers import HAN_CHARACTERS, has_han, run_command, save_png, write_json
+import labels
+from ads import ai_label, fonts, sources
+from helpers import HAN_CHARACTERS, has_han, run_command, write_json
 from upsampler import pil_lanczos_unsharp
 
 SIZES = {"1080x1080": (1080, 1080), "1200x628": (1200, 628), "300x250": (300, 250),
@@ -168,8 +170,9 @@ def layout(template, size):
     return {"product": product,
             "headline": (margin, top, width - margin, top + int(rest * 0.5)),
             "price": (margin, top + int(rest * 0.5), width - margin, top + int(rest * 0.72)),
-            "cta": (width // 2 - int(width * 0.2), top + int(rest * 0.76),
-                    width // 2 + int(width * 0.2), height - margin)}
+            # 30% of the width: the bottom corners stay free for the "AI-generated" label
+            "cta": (width // 2 - int(width * 0.15), top + int(rest * 0.76),
+                    width // 2 + int(width * 0.15), height - margin)}
 
 
 def accent_color(product):
@@ -180,9 +183,10 @@ def accent_color(product):
     return tuple(int(c) for c in np.clip(mean * 0.7, 0, 200))
 
 
-def compose(product, copy, template="hero", size="1080x1080"):
-    """Draw one creative; returns (PIL RGB image, layout dict with the boxes actually used
-    and, under "copy", the checked copy as a dict).
+def compose(product, copy, template="hero", size="1080x1080", show_ai_label=True):
+    """Draw one creative; returns (PIL RGB image, layout dict with the boxes actually used,
+    "copy": the checked copy as a dict, "ai_label": the visible label's record (ai_label.py),
+    or {"shown": False} when `show_ai_label` is off).
 
     product: uint8 RGB [S, S, 3]; copy: a `Copy` (checked here).
     """
@@ -221,6 +225,10 @@ def compose(product, copy, template="hero", size="1080x1080"):
                                   PAPER, center=True, middle=True)
     if cut:
         used["truncated"].append("cta")
+    inked = [used[k] for k in boxes if k in used]  # inside the boxes, but to be sure
+    used["ai_label"] = (ai_label.draw_label(draw, language(copy.headline), (width, height),
+                                            [*boxes.values(), *inked])
+                        if show_ai_label else {"shown": False})
     return canvas, used
 
 
@@ -242,11 +250,16 @@ def draw_lines(draw, lines, font, box, color, center=False, middle=False):
 
 # ----------------------------------------------------------------------------- files
 
-def save_creative(image, sidecar, out_dir, name):
-    """Write NAME.png and NAME.json (atomically each); returns the PNG path."""
+def save_creative(image, sidecar, out_dir, name, producer=None):
+    """Write NAME.png, labelled AI-generated (labels.py: its adgan:ExplicitLabel is the
+    visible label's text, or "off"), and NAME.json, which records the implicit label too
+    (atomically each); returns the PNG path."""
     os.makedirs(out_dir, exist_ok=True)
     png = os.path.join(out_dir, name + ".png")
-    save_png(image, png)
+    shown = sidecar["layout"]["ai_label"]
+    label = labels.save_labelled_png(image, png, producer,
+                                     shown["text"] if shown["shown"] else labels.EXPLICIT_OFF)
+    sidecar = {**sidecar, "implicit_label": label}
     write_json(sidecar, os.path.join(out_dir, name + ".json"))
     return png
 
@@ -258,18 +271,19 @@ def creative_name(prompt, seed, template, size):
 
 
 def make_creative(source, prompt, copy, seed=0, template="hero", size="1080x1080",
-                  num_candidates=8, product_size=None):
+                  num_candidates=8, product_size=None, show_ai_label=True):
     """Generate the product for `prompt` with `source` (see `sources.load_source`) at
     `product_size` (default the largest it gives), compose it; returns (image, sidecar)."""
     drawn = source.generate([prompt], [seed], num_candidates, product_size)
     return compose_with_sidecar({k: v[0] for k, v in drawn.items()}, prompt, copy, seed,
-                                template, size, num_candidates, source.describe())
+                                template, size, num_candidates, source.describe(), show_ai_label)
 
 
-def compose_with_sidecar(drawn, prompt, copy, seed, template, size, num_candidates, model):
+def compose_with_sidecar(drawn, prompt, copy, seed, template, size, num_candidates, model,
+                         show_ai_label=True):
     """`compose` one drawn product ({"images": [S, S, 3], "score", "accepted", "tries"});
     returns (image, sidecar dict: everything `--from-sidecar` needs to redraw it)."""
-    image, used = compose(drawn["images"], copy, template, size)
+    image, used = compose(drawn["images"], copy, template, size, show_ai_label)
     side = int(drawn["images"].shape[0])
     sidecar = {"prompt": prompt, "seed": int(seed), "num_candidates": int(num_candidates),
                "score": float(drawn["score"]), "accepted": bool(drawn["accepted"]),
@@ -304,6 +318,11 @@ def make_parser():
                              "own (64) or 2x / 4x it (128, 256: the default)")
     parser.add_argument("--from-sidecar", help="redraw the creative a sidecar JSON describes")
     parser.add_argument("--out-dir", default="creatives", help="where creatives go")
+    parser.add_argument("--no-ai-label", action="store_true",
+                        help="leave out the visible AI生成 / AI-generated label (recorded in the "
+                             "sidecar and the PNG's implicit label; publishing such an image "
+                             "in China breaks GB 45438)")
+    labels.add_producer_flag(parser)
     return parser
 
 
@@ -315,7 +334,8 @@ def check_sidecar_fields(saved):
               "template": lambda v: isinstance(v, str) and v in TEMPLATES,
               "size": lambda v: isinstance(v, str) and v in SIZES,
               "num_candidates": lambda v: whole(v) and 1 <= v <= 64,
-              "copy": lambda v: isinstance(v, dict), "model": lambda v: isinstance(v, dict)}
+              "copy": lambda v: isinstance(v, dict), "model": lambda v: isinstance(v, dict),
+              "layout": lambda v: isinstance(v, dict)}
     for name, ok in checks.items():
         if not ok(saved[name]):
             raise TypeError(f"field {name!r} has an unusable value {str(saved[name])[:40]!r}")
@@ -325,6 +345,10 @@ def main(argv=None):
     """CLI: returns the PNG paths written."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    try:
+        args.producer = labels.producer_name(args.producer)
+    except ValueError as error:
+        parser.error(f"--producer: {error}")
     if args.from_sidecar:
         try:
             with open(args.from_sidecar, encoding="utf-8") as f:
@@ -334,6 +358,8 @@ def main(argv=None):
             check_sidecar_fields(saved)
             # a sidecar from before the up-sampler drew the product at the model's own size
             args.product_size = saved.get("product_size", "native")
+            shown = saved["layout"].get("ai_label")  # turned off then: off again
+            args.no_ai_label |= isinstance(shown, dict) and shown.get("shown") is False
             copy = Copy(**saved["copy"])
             args.model = args.model or saved["model"].get("model")
             args.run = args.run or saved["model"].get("run")
@@ -352,10 +378,11 @@ def main(argv=None):
         paths = []
         for size in args.size or sorted(SIZES):
             image, sidecar = make_creative(source, args.prompt, copy, args.seed, args.template,
-                                           size, args.num_candidates, args.product_size)
+                                           size, args.num_candidates, args.product_size,
+                                           not args.no_ai_label)
             paths.append(save_creative(image, sidecar, args.out_dir,
                                        creative_name(args.prompt, args.seed, args.template,
-                                                     size)))
+                                                     size), args.producer))
     except (CopyError, fonts.FontMissing, sources.SourceError) as error:
         parser.exit(1, f"creative: {error}\n")
     for path in paths:

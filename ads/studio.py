@@ -29,11 +29,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+import labels
 import runs
-from ads import charts, creative, ctr, personalize, sources, studio_page
+from ads import charts, creative, ctr, events, personalize, privacy, sources, studio_page
 from data_loader import ManifestError, load_image
 from helpers import run_command
 
@@ -66,17 +66,19 @@ class Busy(RuntimeError):
 class Studio:
     """The studio's state: the product source, the event log, where creatives go."""
 
-    def __init__(self, source, out_dir, events_path=None, run_dir=None, num_candidates=8):
+    def __init__(self, source, out_dir, events_path=None, run_dir=None, num_candidates=8,
+                 salt=None, producer=None):
         self.source = source
+        self.producer = labels.producer_name(producer)
         self.out_dir = out_dir
         self.events_path = events_path
         self.run_dir = run_dir
         self.num_candidates = num_candidates
         self.model_lock = threading.Lock()  # one model call at a time on this small machine
-        self.users = []
-        if events_path:
-            events, _ = personalize.read_events(events_path)
-            self.users = sorted({e["user"] for e in events})
+        self.users, self.salt = [], salt
+        if events_path:  # shoppers are listed, asked for and shown by pseudonym only
+            self.salt = salt or privacy.load_salt()
+            self.users = sorted(events.shoppers(events.read_events(events_path)[0], self.salt))
 
     @contextlib.contextmanager
     def model(self):
@@ -102,7 +104,7 @@ class Studio:
         with self.model():
             drawn = self.source.generate([text] * count, seeds, self.num_candidates)
         return {"num_candidates": self.num_candidates, "candidates": [
-            {"seed": s, "png": png_base64(image), "score": float(score),
+            {"seed": s, "png": png_base64(image, self.producer), "score": float(score),
              "accepted": bool(accepted), "tries": int(tries)}
             for s, image, score, accepted, tries in zip(
                 seeds, drawn["images"], drawn["score"], drawn["accepted"], drawn["tries"])]}
@@ -117,7 +119,7 @@ class Studio:
         if not isinstance(user, str) or not user:
             raise RequestError("pick a user")
         try:
-            found = personalize.suggest(self.events_path, user, self.run_dir)
+            found = personalize.suggest(self.events_path, user, self.run_dir, salt=self.salt)
         except (personalize.EventLogError, runs.RunError, ManifestError) as error:
             raise RequestError(str(error)) from None
         return {"prompts": [{"prompt": r["prompt"], "reasons": r["reasons"]}
@@ -136,7 +138,7 @@ class Studio:
             image, sidecar = creative.make_creative(self.source, text, copy, seed, template,
                                                     size, num_candidates)
         name = creative.creative_name(text, seed, template, size)
-        creative.save_creative(image, sidecar, self.out_dir, name)
+        creative.save_creative(image, sidecar, self.out_dir, name, self.producer)
         return {"name": name, "png_url": f"/creatives/{name}.png",
                 "sidecar_url": f"/creatives/{name}.json", "sidecar": sidecar}
 
@@ -188,10 +190,9 @@ def integer(body, name, default, low, high):
     return value
 
 
-def png_base64(image):
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def png_base64(image, producer=None):
+    """A candidate as base64 text of its PNG file, labelled AI-generated (labels.py)."""
+    return base64.b64encode(labels.labelled_png_bytes(image, producer)).decode("ascii")
 
 
 def decode_upload(data_url, size):
@@ -333,7 +334,7 @@ def serve(studio, host="127.0.0.1", port=8080):
 
 
 def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, num_candidates=8,
-                gated=True):
+                gated=True, salt_file=None, producer=None):
     """A `Studio` over an exported SavedModel, a run, or (given neither) the shipped model;
     the run folder for user prompts is --run, else the one the export records
     (`runs.read_export_info`)."""
@@ -343,7 +344,8 @@ def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, n
     elif not run:
         recorded = (runs.read_export_info(model) or {}).get("run")
         run = recorded if recorded and os.path.isdir(recorded) else None
-    return Studio(source, out_dir, events, run, num_candidates)
+    salt = privacy.load_salt(salt_file) if events else None
+    return Studio(source, out_dir, events, run, num_candidates, salt, producer)
 
 
 def main(argv=None):
@@ -357,14 +359,17 @@ def main(argv=None):
     parser.add_argument("--num-candidates", type=int, default=8, help="the gate's budget")
     parser.add_argument("--no-gate", action="store_true",
                         help="with --run: keep each seed's first candidate (an uncalibrated run)")
+    parser.add_argument("--salt-file", help="the shoppers' pseudonym salt (ads/privacy.py)")
+    labels.add_producer_flag(parser)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
     try:
         studio = make_studio(args.model, args.run, args.out_dir, args.user_events,
-                             args.num_candidates, gated=not args.no_gate)
+                             args.num_candidates, not args.no_gate, args.salt_file, args.producer)
         server = serve(studio, args.host, args.port)
-    except (sources.SourceError, personalize.EventLogError, runs.RunError, OSError) as error:
+    except (sources.SourceError, personalize.EventLogError, runs.RunError, OSError,
+            ValueError) as error:
         parser.exit(1, f"studio: {error}\n")
     print(f"studio: http://{args.host}:{server.server_address[1]}/ (Ctrl+C stops it); "
           f"creatives go to {args.out_dir}")

@@ -1,8 +1,10 @@
 """Shared fixtures: tiny manifests and a tiny trained run (sizes absurdly small on purpose)."""
 
 import csv
+import json
 import os
 import shutil
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -97,9 +99,49 @@ def tiny_encoder(trained_run, tmp_path_factory):
     return out
 
 
+@pytest.fixture(autouse=True, scope="session")
+def pseudonym_salt(tmp_path_factory):
+    """The shoppers' pseudonym salt lives in the session's temporary folder, not in ~/.config."""
+    path = str(tmp_path_factory.mktemp("privacy") / "pseudonym-salt")
+    os.environ["ADGAN_SALT_FILE"] = path
+    return path
+
+
 @pytest.fixture(autouse=True)
 def float32_policy():
     """Each test starts and ends in float32 (mixed-precision tests change the global policy)."""
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+def exiftool(path):
+    """exiftool's reading of a file ({"GROUP:Tag": value}), or None when exiftool is not
+    installed (Debian's libimage-exiftool-perl, in the README's test setup)."""
+    if not shutil.which("exiftool"):
+        return None
+    result = subprocess.run(["exiftool", "-j", "-G1", "-a", str(path)], capture_output=True,
+                            timeout=60, check=True)
+    return json.loads(result.stdout.decode("utf-8"))[0]
+
+
+def assert_labelled(path, explicit="none"):
+    """Both AI-generated labels read back from a PNG with Pillow and with exiftool (when
+    installed), the hash matching the pixels (labels.check); returns the AIGC fields."""
+    import labels
+    from PIL import Image
+
+    report = labels.check(str(path))
+    assert report["ok"] and report["hash"] == "matches", report
+    assert report["explicit"] == explicit, report
+    with Image.open(path) as picture:
+        aigc = json.loads(picture.text["AIGC"])["AIGC"]
+        assert labels.DIGITAL_SOURCE_TYPE in picture.text["XML:com.adobe.xmp"]
+    assert aigc["Label"] == "1" and aigc["ReservedCode1"].startswith("siphash24:")
+    found = exiftool(path)
+    if found is not None:
+        assert json.loads(found["PNG:AIGC"])["AIGC"] == aigc
+        assert found["XMP-iptcExt:DigitalSourceType"] == labels.DIGITAL_SOURCE_TYPE
+        assert found["XMP-adgan:ExplicitLabel"] == explicit
+        assert json.loads(found["XMP-TC260:Aigc"])["AIGC"] == aigc
+    return aigc

@@ -16,7 +16,7 @@ import generate
 import runs
 import sampling
 import upsampler
-from conftest import SERVING_PROMPTS
+from conftest import SERVING_PROMPTS, assert_labelled
 
 PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "sampling", "runs",
                    "export", "generate", "train", "helpers", "config", "encoder")
@@ -52,6 +52,9 @@ np.savez(out, images=first["images"].numpy(), again=second["images"].numpy(), pn
          default_tries=defaults["tries"].numpy(), project_modules=np.array(ours, dtype=str),
          drawn=drawn["images"].numpy(), single=single["images"].numpy(),
          drawn_png=np.stack([tf.io.decode_png(png).numpy() for png in drawn["png_bytes"]]))
+for i, png in enumerate(first["png_bytes"].numpy()):  # the served files, as a client saves them
+    with open(f"{out}.{i}.png", "wb") as f:
+        f.write(png)
 """
 
 # Loads the SavedModel the way TF Serving's C++ loader does: restore + init ops in a
@@ -106,6 +109,7 @@ def test_export_layout_and_versions(upsampled_run, exported, capsys):
     assert info["style_words"]["fluent-3d"] == ["3d", "立体"]  # what a client may ask for
     assert info["sizes"] == [16, 32, 64] and info["default_size"] == 64
     assert info["upsampler"] == "learned" and info["composes_bundles"]
+    assert info["labels"] == {"producer": "adgan", "explicit": "none"}
     assert export.main(["--run", upsampled_run, "--export-dir", base, "--size", "16"]) == \
         os.path.join(base, "2")
     assert runs.read_export_info(os.path.join(base, "2"))["default_size"] == 16
@@ -139,6 +143,11 @@ def test_fresh_tensorflow_process_matches_generate(upsampled_run, exported, tmp_
     drawn = np.stack([np.asarray(Image.open(path)) for path in files])
     # equal to float tolerance before uint8 rounding: at most one grey level apart
     assert np.abs(drawn.astype(int) - served["images"].astype(int)).max() <= 1
+    # every served PNG and every generate.py PNG says it is AI-generated, each its own id
+    served_files = [f"{out}.{i}.png" for i in range(len(SERVING_PROMPTS))]
+    found = [assert_labelled(path) for path in served_files + files]
+    assert len({label["ProduceID"] for label in found}) == len(found)
+    assert {label["ContentProducer"] for label in found} == {"adgan"}
 
     gan, gate = runs.load_model(upsampled_run), runs.load_gate(upsampled_run)
     # "咖啡 and cake" is drawn product by product and composed, in the graph as here

@@ -11,7 +11,7 @@ from PIL import Image
 import export
 import generate
 import runs
-from conftest import ROOT
+from conftest import ROOT, assert_labelled
 from upsampler import output_sizes
 
 SHIPPED = os.path.exists(runs.path(runs.SHIPPED_RUN, "model"))
@@ -81,6 +81,7 @@ def test_the_readme_first_creative_from_the_shipped_model(tmp_path):
     made = [name for name in os.listdir(tmp_path / "creatives") if name.endswith(".png")]
     assert len(made) == 1
     assert Image.open(tmp_path / "creatives" / made[0]).size == (1080, 1080)
+    assert_labelled(tmp_path / "creatives" / made[0], "AI生成")  # both labels, hash matching
 
 
 # Loads the SavedModel as TF Serving's C++ loader does and sends only text (and a size).

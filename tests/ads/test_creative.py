@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import labels
 from ads import creative, fonts
+from conftest import assert_labelled
 from upsampler import pil_lanczos_unsharp
 
 LONG_ZH = "夏季新款连衣裙轻盈透气，限时特惠，全场包邮，" * 8  # 176 characters
@@ -30,12 +32,26 @@ def disjoint(a, b):
 
 @pytest.mark.parametrize("size", sorted(creative.SIZES))
 @pytest.mark.parametrize("template", creative.TEMPLATES)
-def test_copy_fits_its_box_and_never_overlaps_the_product(size, template):
+def test_copy_and_ai_label_fit_their_boxes_and_never_overlap(size, template):
     boxes = creative.layout(template, creative.SIZES[size])
+    width, height = creative.SIZES[size]
     for headline, price in (("红色连衣裙", "¥199"), (LONG_ZH, "¥1,299.00 包邮"),
                             (LONG_EN, "$29.99")):
         image, used = creative.compose(product(), creative.Copy(headline, price), template, size)
         assert image.size == creative.SIZES[size]
+        # the visible label: in the copy's language, inside the picture, its text at least 5%
+        # of the shortest side tall, clear of the product and of every copy box and its ink
+        label = used["ai_label"]
+        assert label["shown"] and label["text"] == ("AI生成" if headline != LONG_EN
+                                                    else "AI-generated")
+        assert inside(label["box"], (0, 0, width, height)) and inside(label["text_box"],
+                                                                      label["box"])
+        assert label["text_height"] >= 0.05 * min(width, height)
+        for name in ("product", "headline", "price", "cta"):
+            assert disjoint(label["box"], boxes[name]) and disjoint(label["box"], used[name]), name
+        left, top, right, bottom = label["text_box"]
+        ink = np.asarray(image)[top:bottom, left:right]
+        assert (ink.max(-1) < 128).any()  # the text is really drawn there
         for name in ("headline", "price", "cta"):
             assert inside(used[name], boxes[name]), (name, used[name], boxes[name])
             assert disjoint(used[name], used["product"]), name
@@ -98,8 +114,22 @@ def test_sidecar_redraws_the_same_png(trained_run, tmp_path, capsys):
                              "upsampler": "lanczos"}
     # the product at the largest size the model gives, and what enlarged it
     assert meta["product_size"] == 64 and meta["product_upsampler"] == "lanczos"
+    assert meta["layout"]["ai_label"]["text"] == "AI-generated"
+    first = assert_labelled(paths[0], "AI-generated")
+    assert meta["implicit_label"]["ProduceID"] == first["ProduceID"]
     again = creative.main(["--from-sidecar", sidecar, "--out-dir", str(tmp_path / "b")])
-    assert open(again[0], "rb").read() == open(paths[0], "rb").read()
+    # the same pixels; a new picture, so a new content id
+    assert np.array_equal(np.asarray(Image.open(again[0])), np.asarray(Image.open(paths[0])))
+    assert assert_labelled(again[0], "AI-generated")["ProduceID"] != first["ProduceID"]
+    bare = creative.main(["--run", trained_run, "--prompt", "red dress", "--seed", "5", "--size",
+                          "300x250", "--no-ai-label", "--out-dir", str(tmp_path / "bare")])
+    bare_meta = json.load(open(bare[0][:-4] + ".json", encoding="utf-8"))
+    assert bare_meta["layout"]["ai_label"] == {"shown": False}
+    assert bare_meta["implicit_label"]["ExplicitLabel"] == "off"
+    assert not labels.check(bare[0])["ok"] and labels.check(bare[0])["explicit"] == "off"
+    redrawn_bare = creative.main(["--from-sidecar", bare[0][:-4] + ".json", "--out-dir",
+                                  str(tmp_path / "bare2")])  # off stays off
+    assert labels.check(redrawn_bare[0])["explicit"] == "off"
     del meta["product_size"]  # a sidecar from before the up-sampler: the model's own size
     old = str(tmp_path / "old.json")
     json.dump(meta, open(old, "w", encoding="utf-8"))

@@ -1,5 +1,6 @@
 """The studio end to end in a real headless Chromium (Debian's chromium + chromedriver)."""
 
+import base64
 import json
 import os
 import shutil
@@ -12,7 +13,8 @@ import pytest
 from PIL import Image
 
 import export
-from ads import studio
+from ads import privacy, studio
+from conftest import assert_labelled
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -65,15 +67,23 @@ def test_api_rejects_bad_requests_with_reasons(server):
         assert "script-src 'self'" in response.headers["Content-Security-Policy"]
 
 
-def test_studio_serves_generate_and_compose_over_http(server):
+def test_studio_serves_generate_and_compose_over_http(server, tmp_path):
     base, app = server
     status, reply = post(base + "/api/generate", {"text": "连衣裙", "count": 2, "seed": 3})
     assert status == 200 and [c["seed"] for c in reply["candidates"]] == [3, 4]
+    candidate = tmp_path / "candidate.png"  # what the page shows is labelled too
+    candidate.write_bytes(base64.b64decode(reply["candidates"][0]["png"]))
+    assert_labelled(candidate)
     status, made = post(base + "/api/compose", {"prompt": "连衣裙", "seed": 3, "template": "hero",
                                                 "size": "300x250", "headline": "新款连衣裙"})
     assert status == 200 and made["sidecar"]["seed"] == 3
     assert os.path.exists(os.path.join(app.out_dir, made["name"] + ".json"))
-    status, reply = post(base + "/api/user", {"user": "u1"})
+    # shoppers are listed and asked for by pseudonym; their ids never reach the page
+    shopper = privacy.pseudonym("u1", privacy.load_salt())
+    assert app.users == [shopper]
+    with urllib.request.urlopen(base + "/api/info", timeout=60) as response:
+        assert "u1" not in response.read().decode()
+    status, reply = post(base + "/api/user", {"user": shopper})
     assert status == 200 and reply["prompts"][0]["prompt"] == "red dress"
     assert reply["skipped_lines"] == 1
 
@@ -144,6 +154,7 @@ def test_a_marketer_types_chinese_picks_composes_and_downloads(server, browser):
                                    if f.endswith(".png")])
     with Image.open(os.path.join(browser.downloads, downloaded[0])) as image:
         assert image.size == (300, 250)
+    assert_labelled(os.path.join(browser.downloads, downloaded[0]), "AI生成")
     sidecar = json.load(open(os.path.join(app.out_dir, downloaded[0][:-4] + ".json"),
                              encoding="utf-8"))
     assert sidecar["prompt"] == "连衣裙" and sidecar["seed"] == 1 and sidecar["size"] == "300x250"
@@ -192,6 +203,7 @@ def test_shopper_suggestions_show_reasons(server, browser):
     base, _ = server
     element = open_page(browser, base)
     assert element("users-box").is_displayed()
+    assert element("user").text.startswith("shopper-")  # listed by pseudonym
     element("suggest").click()
     items = wait_for(lambda: browser.find_elements("css selector", "#suggestions li"))
     assert items[0].find_element("css selector", "strong").text == "red dress"
