@@ -59,7 +59,8 @@ def catalogue_matches(text, concepts, similarity=None):
     inside a longer named one is dropped), else, given the encoder's cosines [C] of the
     text, the nearest name of its language (its cosine, when positive)."""
     named = [i for i, c in enumerate(concepts) if names_in(c, text)]
-    named = [i for i in named if not any(concepts[i] in concepts[j] and i != j for j in named)]
+    named = [i for i in named if not any(concepts[i] != concepts[j] and concepts[i] in concepts[j]
+                                         for j in named)]
     if named or similarity is None:
         return [(i, 1.0) for i in named]
     same = [i for i, c in enumerate(concepts) if has_han(c) == has_han(text)]

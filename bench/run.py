@@ -1,26 +1,21 @@
 """Benchmarks, run by hand: `python bench/run.py [--out FILE] [--only PARTS]`.
 
-Each part runs in its own process (so its peak memory is its own) and prints JSON;
-each imports only what it measures, inside its function, for the same reason:
-- peak: float32 and bfloat16 throughput of this CPU: a 2048^2 matmul and a 3x3
-  convolution (64 channels, 64x64, batch 32), the roofs the train step is held to;
-- train: the `full` preset's 64x64 train step (G + D + text encoder, MA-GP every
-  step, D's decoders, batch 32) on synthetic data, in float32 and in mixed bfloat16
-  (`--precision`): images/s, and its FLOPs (counted by TF's profiler from the step's
-  graph) per second as a fraction of the float32 matmul peak and of the same dtype's
-  convolution peak; plus the step without FastGAN's and MSGAN's
-  additions (`dfgan_only`), to show what they cost;
-- breakdown: where that step's time goes, float32 and bfloat16: the D and G steps,
-  the forward passes of the text encoder, G and D, the real pass with its MA-GP, and
-  the EMA update, each compiled and timed alone, with its FLOPs;
+Each part runs in its own process (so its peak memory is its own) and prints JSON; each imports
+only what it measures, inside its function, for the same reason:
+- peak: float32 and bfloat16 throughput of this CPU: a 2048^2 matmul and a 3x3 convolution (64
+  channels, 64x64, batch 32), the roofs the train step is held to;
+- train: the `full` preset's 64x64 train step (G + D + text encoder, MA-GP every step, D's
+  decoders, batch 32) on synthetic data, float32 and mixed bfloat16: images/s, its FLOP/s (TF's
+  profiler) as a fraction of the float32 matmul and same-dtype convolution peaks; and the step
+  without FastGAN's and MSGAN's additions (`dfgan_only`), to show what they cost;
+- breakdown: where that step's time goes (float32, bfloat16): D and G steps, forward passes of
+  text encoder, G and D, real pass with MA-GP, EMA update, each timed alone, with its FLOPs;
 - pipeline: the tf.data loader alone on the shipped manifest at 64x64, batch 32;
-- serve: the exported SavedModel (drawn at 64x64 and returned at 256x256 through an
-  up-sampler, untrained weights: speed does not depend on them), computing in float32
-  and in bfloat16, for one prompt and for a batch of 64: gate off (the `draw`
-  signature), one judged candidate (`serving_default`, num_candidates 1) and the gate
-  on (8 candidates, all drawn: the gate's worst case);
-- upsample: the learned 64 -> 256 up-sampler alone at batch 1 (and 16), float32 and
-  bfloat16, beside Lanczos + unsharp mask in PIL.
+- serve: the exported SavedModel (64 px drawn, 256 px out through an untrained up-sampler),
+  float32 and bfloat16, one prompt and a batch of 64: gate off (`draw`), one judged candidate
+  (num_candidates 1), the gate on (8 candidates, all drawn: its worst case);
+- upsample: the learned 64 -> 256 up-sampler alone at batch 1 (and 16), float32 and bfloat16,
+  beside Lanczos + unsharp mask in PIL; label: what the labels add to a PNG.
 """
 
 import argparse
@@ -304,14 +299,33 @@ def upsample_part(precision="float32", repeats=200):
             "lanczos_unsharp_pil_p50_ms": float(np.percentile(lanczos, 50))}
 
 
+def label_part(repeats=20):
+    """Milliseconds per 256 px picture of PNG-encoding a batch of 16 in a graph, without and
+    with the AI-generated labels (labels.py)."""
+    # deferred: a part imports only what it measures (its memory is its own)
+    import numpy as np
+    import tensorflow as tf
+
+    import labels
+
+    x = tf.constant(np.random.default_rng(0).integers(0, 256, (16, 256, 256, 3), np.uint8))
+    encode = tf.function(lambda x: tf.map_fn(tf.io.encode_png, x, fn_output_signature=tf.string))
+    labelled = tf.function(lambda x: labels.label_png_in_graph(encode(x), x, "adgan"))
+    plain, both = (float(np.median(timed(lambda: step(x).numpy(), repeats)) * 1000 / 16)
+                   for step in (encode, labelled))
+    return {"encode_ms_per_picture": plain, "encode_and_label_ms_per_picture": both}
+
+
 PARTS = {"peak": peak_part, "train": train_part, "breakdown": breakdown_part,
-         "pipeline": pipeline_part, "serve": serve_part, "upsample": upsample_part}
+         "pipeline": pipeline_part, "serve": serve_part, "upsample": upsample_part,
+         "label": label_part}
 # the runs of `main`: (results key, part, --precision)
 RUNS = (("peak", "peak", None), ("train_float32", "train", "float32"),
         ("train_bfloat16", "train", "bfloat16"), ("breakdown_float32", "breakdown", "float32"),
         ("breakdown_bfloat16", "breakdown", "bfloat16"), ("pipeline", "pipeline", None),
         ("serve", "serve", "float32"), ("serve_bfloat16", "serve", "bfloat16"),
-        ("upsample_float32", "upsample", "float32"), ("upsample_bfloat16", "upsample", "bfloat16"))
+        ("upsample_float32", "upsample", "float32"), ("upsample_bfloat16", "upsample", "bfloat16"),
+        ("label", "label", None))
 
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
