@@ -36,7 +36,7 @@ import numpy as np
 import runs
 from tokenizer import PromptError, check_prompts
 from helpers import make_grid, run_command
-from labels import add_producer_flag, producer_name, save_labelled_png
+from labels import add_producer_flag, save_labelled_png
 from sampling import DEFAULT_MAX_TRIES, generate_images
 from styles import NONE, VARIED, StyleError, style_prompt
 from upsampler import output_sizes
@@ -126,10 +126,6 @@ def check_flags(parser, args):
         args.prompts = [*args.prompts, *PANEL_PROMPTS]
     if not args.prompts:
         parser.error("give at least one prompt (or --panel)")
-    try:
-        args.producer = producer_name(args.producer)
-    except ValueError as error:
-        parser.error(f"--producer: {error}")
 
 
 def side_by_side(ungated, gated):

@@ -67,10 +67,18 @@ def producer_name(name=None):
 
 
 def add_producer_flag(parser):
-    """`--producer NAME` for a command that writes or serves pictures."""
-    parser.add_argument("--producer", help="ContentProducer of the AI-generated label (GB 45438): "
-                                           "your service's name or code (default "
-                                           "$ADGAN_PRODUCER or adgan)")
+    """`--producer NAME` for a command that writes or serves pictures: checked while the
+    flags are parsed (a bad $ADGAN_PRODUCER too), so `args.producer` is always usable."""
+    def checked(name):
+        try:
+            return producer_name(name)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parser.add_argument("--producer", type=checked,
+                        default=os.environ.get("ADGAN_PRODUCER") or DEFAULT_PRODUCER,
+                        help="ContentProducer of the AI-generated label (GB 45438): your "
+                             "service's name or code (default $ADGAN_PRODUCER or adgan)")
 
 
 def new_produce_id():

@@ -21,13 +21,19 @@ CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 
 class NoRoom(ValueError):
     """No corner of the layout is free for the label (a layout bug: every template and size
-    leaves one, tests/ads/test_ai_label.py)."""
+    leaves one, tests/ads/test_creative.py)."""
+
+
+def min_height(shortest_side):
+    """Pixels the label's ink must be tall at least: `MIN_SHARE` of the shortest side, and
+    `MIN_PIXELS`."""
+    return max(MIN_PIXELS, math.ceil(MIN_SHARE * shortest_side))
 
 
 def label_font(text, draw, shortest_side):
     """(font, ink box at the origin): the smallest font size whose ink of `text` is at least
-    `MIN_SHARE` of `shortest_side` (and `MIN_PIXELS`) tall."""
-    needed = max(MIN_PIXELS, math.ceil(MIN_SHARE * shortest_side))
+    `min_height` tall."""
+    needed = min_height(shortest_side)
     size = needed
     while True:
         font = fonts.load(size)
@@ -76,4 +82,4 @@ def draw_label(draw, language, canvas_size, occupied):
     text_box = draw.textbbox(origin, text, font=font)
     return {"shown": True, "text": text, "corner": corner, "box": list(box),
             "text_box": list(text_box), "text_height": text_box[3] - text_box[1],
-            "min_height": max(MIN_PIXELS, math.ceil(MIN_SHARE * shortest))}
+            "min_height": min_height(shortest)}

@@ -345,10 +345,6 @@ def main(argv=None):
     """CLI: returns the PNG paths written."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    try:
-        args.producer = labels.producer_name(args.producer)
-    except ValueError as error:
-        parser.error(f"--producer: {error}")
     if args.from_sidecar:
         try:
             with open(args.from_sidecar, encoding="utf-8") as f:

@@ -33,7 +33,7 @@ from ads.events import EventLogError, read_events, user_events, weigh
 from bundles import CONNECTORS
 from data_loader import ManifestError
 from helpers import has_han, run_command, to_float, write_json
-from labels import add_producer_flag, producer_name
+from labels import add_producer_flag
 from sampling import DEFAULT_MAX_TRIES
 from tokenizer import split_tokens
 
@@ -292,7 +292,6 @@ def main(argv=None):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     try:
-        args.producer = producer_name(args.producer)
         salt = privacy.load_salt(args.salt_file)
         args.run = runs.run_or_shipped(args.run)
         summary = make_user_creatives(
