@@ -27,9 +27,10 @@ setup(
         "pillow",
         "tensorflow-datasets",
     ],
-    # the studio's browser tests drive Debian's chromium through chromedriver; `build` is
-    # what data/build_emoji.py needs (the SVG rasteriser and Chinese names CLDR lacks)
-    extras_require={"test": ["pytest", "selenium>=4.20", "resvg-py==0.5.0"],
+    # the studio's browser tests drive Debian's chromium through chromedriver; pytest-xdist
+    # runs the suite on every core (tests/README.md); `build` is what data/build_emoji.py
+    # needs (the SVG rasteriser and Chinese names CLDR lacks)
+    extras_require={"test": ["pytest", "pytest-xdist>=3.5", "selenium>=4.20", "resvg-py==0.5.0"],
                     "build": ["resvg-py==0.5.0", "emoji==2.16.0"],
                     # compare_upsamplers.py's anchor: pretrained Real-ESRGAN (ncnn, CPU; its
                     # native library needs Debian's libomp5)

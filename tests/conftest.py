@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny manifests and a tiny trained run (sizes absurdly small on purpose)."""
+"""Shared fixtures: tiny manifests, and one tiny trained run, export and release per test
+session (sizes absurdly small on purpose). tests/README.md says which to use when."""
 
 import csv
 import json
@@ -21,6 +22,20 @@ SERVING_PROMPTS = ["黑色羽绒服", "red dress", "咖啡 and cake"]  # Chinese
 TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
                 "--image-channels", "4", "--embedding-dim", "16", "--text-hidden-units", "16",
                 "--sequence-length", "8", "--verbose", "0"]
+
+
+def pytest_collection_modifyitems(items):
+    """The longest work first: the `slow` end-to-end tests (training subprocesses), then
+    the shipped model's, then the other groups that share a fixture. With two workers, a
+    long test left for the end keeps one worker busy while the other idles; started
+    first, the short ones fill in beside it."""
+    def rank(item):
+        if item.get_closest_marker("slow"):
+            return 0
+        group = item.get_closest_marker("xdist_group")
+        return 3 if group is None else 1 if group.args == ("shipped",) else 2
+
+    items.sort(key=rank)  # stable: each rank keeps the files' order
 
 
 def shipped_rows(count, names=("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop"),
@@ -65,6 +80,19 @@ def uncalibrated_copy(run_dir, folder):
     return folder
 
 
+def copy_run(trained_run, tmp_path):
+    """A copy of a trained run in `tmp_path`/run that records its new folder (a run refuses
+    another out_dir), to resume, damage or change without touching the original."""
+    import runs
+
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_run, run)
+    settings = json.load(open(runs.path(run, "config")))
+    with open(runs.path(run, "config"), "w") as f:
+        json.dump({**settings, "out_dir": run}, f)
+    return run
+
+
 @pytest.fixture
 def tiny_manifest(tmp_path):
     """A clean 12-row manifest of real shipped images."""
@@ -88,6 +116,51 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def upsampled_run(trained_run, tmp_path_factory):
+    """A copy of `trained_run` with a (random, so not nearest-neighbour) learned up-sampler."""
+    import numpy as np
+    import runs
+    import upsampler
+
+    run = str(tmp_path_factory.mktemp("upsampled") / "run")
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+    model = upsampler.Upsampler(channels=4, num_convs=1)
+    model.set_weights([np.random.default_rng(i).normal(size=w.shape) * 0.05
+                       for i, w in enumerate(model.get_weights())])
+    model.save(runs.path(run, "upsampler"))
+    return run
+
+
+@pytest.fixture(scope="session")
+def exported(upsampled_run, tmp_path_factory):
+    """(export base folder, version folder) of `upsampled_run`: what `export.py` writes and
+    TF Serving loads. Version 1 is read only (a test may add versions beside it)."""
+    import export
+
+    base = str(tmp_path_factory.mktemp("export") / "adgan")
+    return base, export.main(["--run", upsampled_run, "--export-dir", base])
+
+
+@pytest.fixture(scope="session")
+def trained_export(trained_run, tmp_path_factory):
+    """The version folder of `trained_run` exported as it is (no learned up-sampler: its
+    pictures are enlarged with Lanczos), for the ad layer's served sources."""
+    import export
+
+    return export.main(["--run", trained_run, "--export-dir",
+                        str(tmp_path_factory.mktemp("export") / "plain")])
+
+
+@pytest.fixture(scope="session")
+def release(trained_run, tmp_path_factory):
+    """`trained_run`'s release folder (what `export.py --release` writes, as models/adgan).
+    Read it only: copy it (`shutil.copytree`) to change it."""
+    import runs
+
+    return runs.write_release(trained_run, str(tmp_path_factory.mktemp("models") / "adgan"))
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder(trained_run, tmp_path_factory):
     """A dual encoder trained for one epoch on the trained run's manifest (its folder)."""
     import encoder
@@ -97,6 +170,33 @@ def tiny_encoder(trained_run, tmp_path_factory):
     manifest = runs.load_config(trained_run).manifest
     assert encoder.main(["--data", manifest, "--out", out] + TINY_ENCODER) == out
     return out
+
+
+_LOADED_MODELS = {}  # (path, size, mtime) of a model file -> the model loaded from it
+
+
+@pytest.fixture
+def shared_models(monkeypatch):
+    """Every `runs.load_model` of one model file in this session returns the one model
+    loaded first (a file changed or damaged since is loaded anew: the key is its path, size
+    and modification time). For tests that only draw through a command's `main` (generate,
+    creative, personalize): loading costs ~3 s a call; the first call of each file loads
+    it for real. Never for a test that changes a loaded model's weights."""
+    import runs
+
+    load = runs.load_model
+
+    def load_once(run_dir):
+        file = runs.path(run_dir, "model")
+        if not os.path.exists(file):
+            return load(run_dir)  # its error
+        status = os.stat(file)
+        key = (os.path.realpath(file), status.st_size, status.st_mtime_ns)
+        if key not in _LOADED_MODELS:
+            _LOADED_MODELS[key] = load(run_dir)
+        return _LOADED_MODELS[key]
+
+    monkeypatch.setattr(runs, "load_model", load_once)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -13,6 +13,9 @@ import generate
 import runs
 import sampling
 
+# they draw through the commands' main(): one load of each model file (conftest)
+pytestmark = pytest.mark.usefixtures("shared_models")
+
 STYLE_WORDS = {"fluent-3d": ("3d", "立体"), "noto": ("noto", "谷歌")}
 NAMES = ["face with tears of joy", "bow and arrow", "cup with straw", "弓和箭", "hot beverage"]
 # "a" and "咖" are too short to count as product words on their own

@@ -12,13 +12,17 @@ from encoder import load_encoder
 from helpers import to_float
 from metrics import r_precision
 
+# the tests of this file share conftest.tiny_encoder and the evaluation report on one
+# worker (pytest-xdist)
+pytestmark = pytest.mark.xdist_group("encoder")
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")  # session: kept while other files' tests run between
 def report(trained_run, tiny_encoder, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("eval") / "report.json")
     return out, evaluate.main(["--run", trained_run, "--encoder", tiny_encoder, "--split",
                                "train", "--out", out, "--samples-per-prompt", "2",
-                               "--repeats", "2"])
+                               "--repeats", "2", "--bundle-pairs", "10"])
 
 
 def test_report_has_references_and_gate_rows(report):

@@ -1,7 +1,6 @@
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -18,10 +17,15 @@ import sampling
 import upsampler
 from conftest import SERVING_PROMPTS, assert_labelled
 
+# the tests of this file share one export (conftest.exported, trained_export) on one worker
+# (pytest-xdist)
+pytestmark = pytest.mark.xdist_group("export")
+
 PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "sampling", "runs",
                    "export", "generate", "train", "helpers", "config", "encoder")
 
-# Runs in a fresh interpreter that imports only tensorflow (and numpy to save results).
+# Runs in a fresh interpreter that imports only tensorflow (and numpy to save results):
+# first a TF2 client of every signature, then a TF1 session as TF Serving loads it.
 FRESH_CLIENT = """
 import base64
 import sys
@@ -55,41 +59,16 @@ np.savez(out, images=first["images"].numpy(), again=second["images"].numpy(), pn
 for i, png in enumerate(first["png_bytes"].numpy()):  # the served files, as a client saves them
     with open(f"{out}.{i}.png", "wb") as f:
         f.write(png)
-"""
 
-# Loads the SavedModel the way TF Serving's C++ loader does: restore + init ops in a
-# TF1 session, then feed only the inputs a request names (the rest take their defaults).
-SESSION_CLIENT = """
-import sys
-import numpy as np
-import tensorflow as tf
-
+# Then it loads the export the way TF Serving's C++ loader does: restore + init ops in a TF1
+# session, then feed only the inputs a request names (the rest take their defaults).
 with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
-    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], sys.argv[1])
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
     signature = meta.signature_def["serving_default"]
     fetch = {k: v.name for k, v in signature.outputs.items()}
-    result = session.run(fetch, {signature.inputs["text"].name: sys.argv[2].split("|")})
+    result = session.run(fetch, {signature.inputs["text"].name: ["红色 dress", "jeans"]})
     print(result["images"].shape, result["images"].dtype, result["tries"].tolist())
 """
-
-
-@pytest.fixture(scope="module")
-def upsampled_run(trained_run, tmp_path_factory):
-    """A copy of the tiny trained run with a (random, so not nearest-neighbour) up-sampler."""
-    run = str(tmp_path_factory.mktemp("upsampled") / "run")
-    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "logs"))
-    model = upsampler.Upsampler(channels=4, num_convs=1)
-    model.set_weights([np.random.default_rng(i).normal(size=w.shape) * 0.05
-                       for i, w in enumerate(model.get_weights())])
-    model.save(runs.path(run, "upsampler"))
-    return run
-
-
-@pytest.fixture(scope="module")
-def exported(upsampled_run, tmp_path_factory):
-    """(export base dir, version folder) of the tiny trained run with its up-sampler."""
-    base = str(tmp_path_factory.mktemp("export") / "adgan")
-    return base, export.main(["--run", upsampled_run, "--export-dir", base])
 
 
 def run_python(code, *args):
@@ -119,11 +98,20 @@ def test_export_layout_and_versions(upsampled_run, exported, capsys):
     assert sorted(os.listdir(base)) == ["1", "1.keras", "2", "2.keras"]  # no temporary left
 
 
-def test_fresh_tensorflow_process_matches_generate(upsampled_run, exported, tmp_path):
+@pytest.fixture(scope="session")  # session: kept while other files' tests run between
+def fresh_client(exported, tmp_path_factory):
+    """(what it printed, its arrays, the path prefix of its PNGs): one fresh Python process,
+    importing only TensorFlow, that calls the export as a TF2 client and then loads it in a
+    TF1 session as TF Serving does (one process: its start-up is most of its cost)."""
     _, version = exported
-    out = tmp_path / "served.npz"
-    run_python(FRESH_CLIENT, version, "|".join(SERVING_PROMPTS), 7, out, ",".join(PROJECT_MODULES))
-    served = np.load(out)
+    out = tmp_path_factory.mktemp("client") / "served.npz"
+    printed = run_python(FRESH_CLIENT, version, "|".join(SERVING_PROMPTS), 7, out,
+                         ",".join(PROJECT_MODULES))
+    return printed, np.load(out), out
+
+
+def test_fresh_tensorflow_process_matches_generate(upsampled_run, fresh_client, tmp_path):
+    _, served, out = fresh_client
     assert list(served["project_modules"]) == []
     # 64 px by default: the 16 px drawing through the run's up-sampler, in the graph
     assert served["images"].shape == (3, 64, 64, 3) and served["images"].dtype == np.uint8
@@ -160,9 +148,8 @@ def test_fresh_tensorflow_process_matches_generate(upsampled_run, exported, tmp_
     assert served["tries"][2] >= 2  # two products, each drawn at least once
 
 
-def test_loads_like_tf_serving_with_only_text(exported):
-    _, version = exported
-    printed = run_python(SESSION_CLIENT, version, "红色 dress|jeans")
+def test_loads_like_tf_serving_with_only_text(fresh_client):
+    printed, _, _ = fresh_client
     assert printed.startswith("(2, 64, 64, 3) uint8 [")
 
 
@@ -208,7 +195,7 @@ def test_saved_model_cli_lists_the_signatures(exported):
     assert "score" not in drawing and "num_candidates" not in drawing
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded(exported):
     return tf.saved_model.load(exported[1])
 

@@ -8,6 +8,9 @@ import runs
 import sampling
 from conftest import uncalibrated_copy
 
+# they draw through the commands' main(): one load of each model file (conftest)
+pytestmark = pytest.mark.usefixtures("shared_models")
+
 
 def test_run_calibration_is_saved_and_reproducible(trained_run):
     saved = runs.load_calibration(trained_run)

@@ -13,6 +13,9 @@ import sampling
 import upsampler
 from styles import vary_style
 
+# they draw through the commands' main(): one load of each model file (conftest)
+pytestmark = pytest.mark.usefixtures("shared_models")
+
 
 def test_grid_has_one_row_per_prompt(trained_run, tmp_path):
     out = str(tmp_path / "grid.png")

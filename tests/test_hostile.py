@@ -4,7 +4,6 @@ accepts it under a stated rule."""
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import runs
 import tokenizer
 import train
 from ads import creative, ctr, personalize
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, copy_run
 from data_loader import ManifestError, load_examples
 
 
@@ -32,16 +31,6 @@ def one_line_error(capsys, console_main, argv):
     assert message and "\n" not in message, message
     assert "Traceback" not in message and "internal error" not in message, message
     return message
-
-
-def copy_run(trained_run, tmp_path):
-    """A copy of the trained run that records its new folder (a run refuses another out_dir)."""
-    run = str(tmp_path / "run")
-    shutil.copytree(trained_run, run)
-    settings = json.load(open(runs.path(run, "config")))
-    with open(runs.path(run, "config"), "w") as f:
-        json.dump({**settings, "out_dir": run}, f)
-    return run
 
 
 # ----------------------------------------------------------------------------- manifests

@@ -74,8 +74,7 @@ def test_model_vocabulary_and_missing_files(trained_run, tmp_path):
     assert runs.read_export_info(str(tmp_path)) is None
 
 
-def test_a_release_keeps_what_drawing_needs_and_draws_the_same(trained_run, tmp_path):
-    release = runs.write_release(trained_run, str(tmp_path / "models" / "adgan"))
+def test_a_release_keeps_what_drawing_needs_and_draws_the_same(trained_run, release):
     assert sorted(os.listdir(os.path.join(release, "final"))) == [
         "calibration.json", "model.keras", "vocabulary.txt"]
     assert not os.path.exists(runs.path(release, "checkpoints"))

@@ -14,14 +14,11 @@ import runs
 from conftest import ROOT, assert_labelled
 from upsampler import output_sizes
 
+# the tests of this file load the shipped model once, on one worker (pytest-xdist)
+pytestmark = pytest.mark.xdist_group("shipped")
+
 SHIPPED = os.path.exists(runs.path(runs.SHIPPED_RUN, "model"))
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no shipped model in models/adgan")
-
-
-@pytest.fixture(scope="module")
-def release(trained_run, tmp_path_factory):
-    """The trained run's release folder (what `export.py --release` writes)."""
-    return runs.write_release(trained_run, str(tmp_path_factory.mktemp("models") / "adgan"))
 
 
 def run_fresh(args, cwd):

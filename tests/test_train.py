@@ -1,6 +1,9 @@
+import contextlib
 import dataclasses
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +16,7 @@ import model
 import runs
 import distribute
 import train
-from conftest import ROOT, TINY_ARGS
+from conftest import ROOT, TINY_ARGS, copy_run, shipped_rows, write_manifest
 from config import resolve_config
 from encoder import load_encoder
 
@@ -70,11 +73,23 @@ def test_manifest_problems_stop_with_a_clear_message(tmp_path):
                                 "--out-dir", str(tmp_path / "run")])
 
 
-def test_colour_augmentation_without_recolourable_rows_is_a_note(tmp_path, tiny_manifest,
-                                                                 capsys):
-    run = train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
-                                  "--color-augment", "1", "--color-subgroups", "hats"])
-    assert "colour augmentation has nothing to recolour" in capsys.readouterr().out
+@pytest.fixture(scope="session")  # session: kept while other files' tests run between
+def colour_and_mixed_run(tmp_path_factory):
+    """(run folder, what it printed): one epoch in mixed precision with colour augmentation
+    of a subgroup no row is in; trained once for the two tests that read it."""
+    folder = tmp_path_factory.mktemp("mixed")
+    manifest = write_manifest(str(folder / "data"), shipped_rows(12))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run = train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "r"),
+                                      "--color-augment", "1", "--color-subgroups", "hats",
+                                      "--mixed-precision", "--epochs", "1"])
+    return run, printed.getvalue()
+
+
+def test_colour_augmentation_without_recolourable_rows_is_a_note(colour_and_mixed_run):
+    run, printed = colour_and_mixed_run
+    assert "colour augmentation has nothing to recolour" in printed
     assert os.path.exists(os.path.join(run, "final", "model.keras"))
 
 
@@ -84,16 +99,15 @@ def test_fewer_rows_than_a_batch_is_a_clear_error(tmp_path, tiny_manifest):
                                 "--steps-per-epoch", "0", "--batch-size", "32"])
 
 
-def test_non_finite_loss_exits_and_keeps_the_last_good_checkpoint(tmp_path, tiny_manifest,
+def test_non_finite_loss_exits_and_keeps_the_last_good_checkpoint(trained_run, tmp_path,
                                                                 monkeypatch):
-    args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "run"),
-                        "--epochs", "1"]
-    run = train.main(args)
+    run = copy_run(trained_run, tmp_path)  # two good epochs
     state = os.path.join(run, "checkpoints", "state.npz")
     good = open(state, "rb").read()
     monkeypatch.setattr(model, "generator_hinge_loss", lambda logits: logits[0, 0] * np.nan)
-    with pytest.raises(SystemExit, match=r"non-finite g_loss at epoch 2, batch 1.*last good"):
-        train.main(args[:-1] + ["2"])
+    with pytest.raises(SystemExit, match=r"non-finite g_loss at epoch 3, batch 1.*last good"):
+        train.main(TINY_ARGS + ["--manifest", runs.load_config(run).manifest, "--out-dir", run,
+                                "--epochs", "3"])
     assert open(state, "rb").read() == good
 
 
@@ -145,9 +159,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_manifest):
     assert "2 replica(s)" in result.stdout
 
 
-def test_mixed_precision_smoke_run(tmp_path, tiny_manifest):
-    run = train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
-                                  "--mixed-precision", "--epochs", "1"])
+def test_mixed_precision_smoke_run(colour_and_mixed_run):
+    run, _ = colour_and_mixed_run
     config = json.load(open(os.path.join(run, "config.json")))
     assert config["mixed_precision"] is True
     assert os.path.exists(os.path.join(run, "final", "model.keras"))
@@ -179,8 +192,8 @@ def test_a_text_encoder_can_come_from_a_trained_run(trained_run, tmp_path):
 
 
 def test_auto_starts_from_the_shipped_text_encoder_only_when_it_is_the_one_auto_trains(
-        trained_run, tmp_path, monkeypatch, capsys):
-    release = runs.write_release(trained_run, str(tmp_path / "models" / "adgan"))
+        release, tmp_path, monkeypatch, capsys):
+    release = shutil.copytree(release, str(tmp_path / "models" / "adgan"))  # settings change
     settings = json.load(open(os.path.join(release, "config.json")))
     settings.update(text_encoder="auto", freeze_text_encoder=True)
     json.dump(settings, open(os.path.join(release, "config.json"), "w"))
@@ -245,11 +258,14 @@ def test_a_resumed_run_is_the_same_run(tmp_path, tiny_manifest, steps):
     # share TensorFlow's process-wide state, which a user's runs never do)
     args = TINY_ARGS + ["--manifest", tiny_manifest, "--batch-size", "4", "--steps-per-epoch",
                         steps, "--sample-every", "100"]
-    phases = [("a", "2"), ("b", "1"), ("b", "2")]
-    for folder, epochs in phases:
-        process = run_train(args + ["--out-dir", str(tmp_path / folder), "--epochs", epochs])
-        output = process.communicate(timeout=300)[0]
-        assert process.returncode == 0, output[-3000:]
+    # a: two epochs at once; b: one epoch, then resumed for the second. a and b's first
+    # phase are independent, so they run side by side.
+    for phase in ([("a", "2"), ("b", "1")], [("b", "2")]):
+        processes = [run_train(args + ["--out-dir", str(tmp_path / folder), "--epochs", epochs])
+                     for folder, epochs in phase]
+        for process in processes:
+            output = process.communicate(timeout=300)[0]
+            assert process.returncode == 0, output[-3000:]
     assert "resuming" in output
     states = [np.load(tmp_path / run / "checkpoints" / "state.npz") for run in ("a", "b")]
     assert sorted(states[0].files) == sorted(states[1].files)

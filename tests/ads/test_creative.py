@@ -10,6 +10,9 @@ from ads import creative, fonts
 from conftest import assert_labelled
 from upsampler import pil_lanczos_unsharp
 
+# they draw through the commands' main(): one load of each model file (conftest)
+pytestmark = pytest.mark.usefixtures("shared_models")
+
 LONG_ZH = "夏季新款连衣裙轻盈透气，限时特惠，全场包邮，" * 8  # 176 characters
 LONG_EN = ("Lightweight breathable running shoes with extra cushioning for every day " * 3)[:200]
 
@@ -121,6 +124,15 @@ def test_sidecar_redraws_the_same_png(trained_run, tmp_path, capsys):
     # the same pixels; a new picture, so a new content id
     assert np.array_equal(np.asarray(Image.open(again[0])), np.asarray(Image.open(paths[0])))
     assert assert_labelled(again[0], "AI-generated")["ProduceID"] != first["ProduceID"]
+    del meta["product_size"]  # a sidecar from before the up-sampler: the model's own size
+    old = str(tmp_path / "old.json")
+    json.dump(meta, open(old, "w", encoding="utf-8"))
+    redrawn = creative.main(["--from-sidecar", old, "--out-dir", str(tmp_path / "old")])
+    redrawn_meta = json.load(open(redrawn[0][:-4] + ".json", encoding="utf-8"))
+    assert redrawn_meta["product_size"] == 16 and redrawn_meta["product_upsampler"] == "none"
+
+
+def test_a_creative_without_the_visible_label_stays_without_it(trained_run, tmp_path):
     bare = creative.main(["--run", trained_run, "--prompt", "red dress", "--seed", "5", "--size",
                           "300x250", "--no-ai-label", "--out-dir", str(tmp_path / "bare")])
     bare_meta = json.load(open(bare[0][:-4] + ".json", encoding="utf-8"))
@@ -130,12 +142,9 @@ def test_sidecar_redraws_the_same_png(trained_run, tmp_path, capsys):
     redrawn_bare = creative.main(["--from-sidecar", bare[0][:-4] + ".json", "--out-dir",
                                   str(tmp_path / "bare2")])  # off stays off
     assert labels.check(redrawn_bare[0])["explicit"] == "off"
-    del meta["product_size"]  # a sidecar from before the up-sampler: the model's own size
-    old = str(tmp_path / "old.json")
-    json.dump(meta, open(old, "w", encoding="utf-8"))
-    redrawn = creative.main(["--from-sidecar", old, "--out-dir", str(tmp_path / "old")])
-    redrawn_meta = json.load(open(redrawn[0][:-4] + ".json", encoding="utf-8"))
-    assert redrawn_meta["product_size"] == 16 and redrawn_meta["product_upsampler"] == "none"
+
+
+def test_product_size_and_bad_prompts_or_copy(trained_run, tmp_path, capsys):
     small = creative.main(["--run", trained_run, "--prompt", "red dress", "--product-size", "32",
                            "--size", "300x250", "--out-dir", str(tmp_path / "d")])
     assert json.load(open(small[0][:-4] + ".json", encoding="utf-8"))["product_size"] == 32

@@ -7,6 +7,9 @@ import pytest
 import colors
 from ads import personalize, privacy
 
+# they draw through the commands' main(): one load of each model file (conftest)
+pytestmark = pytest.mark.usefixtures("shared_models")
+
 EVENTS = [
     {"user": "u1", "type": "search", "text": "黑色羽绒服", "ts": "2026-11-20T10:00:00"},
     {"user": "u1", "type": "click", "text": "red dress", "ts": "2026-11-27T10:00:00"},

@@ -11,6 +11,10 @@ from PIL import Image
 from ads import personalize, privacy
 from conftest import ROOT, assert_labelled, exiftool
 
+# they draw through the commands' main(): one load of each model file (conftest); they
+# load the shipped model once, on one worker (pytest-xdist)
+pytestmark = [pytest.mark.usefixtures("shared_models"), pytest.mark.xdist_group("shipped")]
+
 EXAMPLE_LOG = os.path.join(ROOT, "data", "examples", "events.jsonl")
 SHIPPED = os.path.join(ROOT, "models", "adgan")
 
@@ -45,34 +49,40 @@ def output_texts(folder):
     return texts
 
 
-def test_example_shoppers_creatives_carry_no_id_and_no_event_text(tmp_path, capsys):
+def example_events():
+    """The example event log's events, and its shoppers' ids in order."""
     with open(EXAMPLE_LOG, encoding="utf-8") as f:
         events = [json.loads(line) for line in f if line.strip()]
-    users = sorted({e["user"] for e in events})
+    return events, sorted({e["user"] for e in events})
+
+
+# one test per shopper: each draws with the shipped model, so they can run on separate workers
+@pytest.mark.parametrize("user", example_events()[1])
+def test_example_shoppers_creatives_carry_no_id_and_no_event_text(user, tmp_path, capsys):
+    events, users = example_events()
     report = tmp_path / "private" / "reasons.json"
-    for user in users:
-        out = tmp_path / "ads" / f"campaign-{users.index(user)}"
-        files = personalize.main(["--run", SHIPPED, "--user-events", EXAMPLE_LOG, "--user", user,
-                                  "--out-dir", str(out), "-n", "1", "--user-prompts", "2",
-                                  "--max-tries", "2", "--personal-report", str(report)])
-        assert len(files) == 2
-        for path in files:
-            assert_labelled(path, json.load(open(path[:-4] + ".json", encoding="utf-8"))[
-                "layout"]["ai_label"]["text"])
-        texts = output_texts(out)
-        assert any(name.startswith("shopper-") for name in texts)  # the list, by pseudonym
-        for name, text in texts.items():
-            for other in users:
-                assert not re.search(rf"(?<![0-9A-Za-z]){re.escape(other)}(?![0-9A-Za-z])",
-                                     text), (name, other)
-            for event in events:
-                assert event["text"] not in text, (name, event["text"])
-        stdout = capsys.readouterr().out
-        assert user not in stdout.split() and not any(e["text"] in stdout for e in events)
-        # asked for, the reasons quote the shopper's own events, in a report marked personal
-        why = json.load(open(report, encoding="utf-8"))
-        assert why["personal_data"] and why["shopper"] == privacy.pseudonym(
-            user, privacy.load_salt())
-        quoted = json.dumps(why["creatives"], ensure_ascii=False)
-        assert any(e["text"] in quoted for e in events if e["user"] == user)
-        assert not any(e["text"] in quoted for e in events if e["user"] != user)
+    out = tmp_path / "ads" / f"campaign-{users.index(user)}"
+    files = personalize.main(["--run", SHIPPED, "--user-events", EXAMPLE_LOG, "--user", user,
+                              "--out-dir", str(out), "-n", "1", "--user-prompts", "2",
+                              "--max-tries", "2", "--personal-report", str(report)])
+    assert len(files) == 2
+    for path in files:
+        assert_labelled(path, json.load(open(path[:-4] + ".json", encoding="utf-8"))[
+            "layout"]["ai_label"]["text"])
+    texts = output_texts(out)
+    assert any(name.startswith("shopper-") for name in texts)  # the list, by pseudonym
+    for name, text in texts.items():
+        for other in users:
+            assert not re.search(rf"(?<![0-9A-Za-z]){re.escape(other)}(?![0-9A-Za-z])",
+                                 text), (name, other)
+        for event in events:
+            assert event["text"] not in text, (name, event["text"])
+    stdout = capsys.readouterr().out
+    assert user not in stdout.split() and not any(e["text"] in stdout for e in events)
+    # asked for, the reasons quote the shopper's own events, in a report marked personal
+    why = json.load(open(report, encoding="utf-8"))
+    assert why["personal_data"] and why["shopper"] == privacy.pseudonym(
+        user, privacy.load_salt())
+    quoted = json.dumps(why["creatives"], ensure_ascii=False)
+    assert any(e["text"] in quoted for e in events if e["user"] == user)
+    assert not any(e["text"] in quoted for e in events if e["user"] != user)

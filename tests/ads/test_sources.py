@@ -3,10 +3,13 @@ import os
 import numpy as np
 import pytest
 
-import export
 import runs
 from ads import sources
 from conftest import uncalibrated_copy
+
+# they draw through the commands' main(): one load of each model file (conftest); they
+# share one export (conftest.exported, trained_export) on one worker (pytest-xdist)
+pytestmark = [pytest.mark.usefixtures("shared_models"), pytest.mark.xdist_group("export")]
 
 
 def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, monkeypatch):
@@ -27,8 +30,8 @@ def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, 
     assert list(drawn["tries"]) == [1, 1] and drawn["accepted"].all()
 
 
-def test_a_run_and_its_export_draw_and_score_alike(trained_run, tmp_path):
-    version = export.main(["--run", trained_run, "--export-dir", str(tmp_path / "e")])
+def test_a_run_and_its_export_draw_and_score_alike(trained_run, trained_export):
+    version = trained_export
     served, run = sources.load_source(model=version), sources.load_source(run=trained_run)
     assert served.image_size == run.image_size == 16
     assert served.sizes == run.sizes == (16, 32, 64)

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import export
 from ads import privacy, studio
 from conftest import assert_labelled
+
+# the tests of this file share one export (conftest.exported, trained_export) on one
+# worker (pytest-xdist)
+pytestmark = pytest.mark.xdist_group("export")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -22,14 +25,13 @@ EVENTS = [{"user": "u1", "type": "search", "text": "连衣裙", "ts": "2026-11-2
           {"user": "u1", "type": "click", "text": "red dress", "ts": "2026-11-21T10:00:00"}]
 
 
-@pytest.fixture(scope="module")
-def server(trained_run, tmp_path_factory):
+@pytest.fixture(scope="session")  # session: kept while other files' tests run between
+def server(trained_export, tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio")
-    version = export.main(["--run", trained_run, "--export-dir", str(folder / "export")])
     events = folder / "events.jsonl"
     events.write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in EVENTS) + "\n{bad\n",
                       encoding="utf-8")
-    app = studio.make_studio(model=version, out_dir=str(folder / "creatives"),
+    app = studio.make_studio(model=trained_export, out_dir=str(folder / "creatives"),
                              events=str(events), num_candidates=2)
     running = studio.serve(app, port=0)
     yield f"http://127.0.0.1:{running.server_address[1]}", app
@@ -88,7 +90,7 @@ def test_studio_serves_generate_and_compose_over_http(server, tmp_path):
     assert reply["skipped_lines"] == 1
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(tmp_path_factory):
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("needs Debian's chromium and chromium-driver (the README's test setup)")
