@@ -25,17 +25,11 @@ TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
 
 
 def pytest_collection_modifyitems(items):
-    """The longest work first: the `slow` end-to-end tests (training subprocesses), then
-    the shipped model's, then the other groups that share a fixture. With two workers, a
-    long test left for the end keeps one worker busy while the other idles; started
-    first, the short ones fill in beside it."""
-    def rank(item):
-        if item.get_closest_marker("slow"):
-            return 0
-        group = item.get_closest_marker("xdist_group")
-        return 3 if group is None else 1 if group.args == ("shipped",) else 2
-
-    items.sort(key=rank)  # stable: each rank keeps the files' order
+    """The `slow` end-to-end tests (training subprocesses) first, and with them their
+    files: with two workers (`--dist loadfile`), a long file left for the end keeps one
+    worker busy while the other idles; started first, the short ones fill in beside it."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: files keep their order
 
 
 def shipped_rows(count, names=("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop"),

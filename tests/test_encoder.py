@@ -10,10 +10,6 @@ import data_loader
 import encoder
 from encoder import DualEncoder, ImageEncoder, load_encoder
 
-# the tests of this file share conftest.tiny_encoder and the evaluation report on one
-# worker (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("encoder")
-
 
 def test_image_encoder_shapes_and_config_round_trip():
     image_encoder = ImageEncoder(image_size=16, base_channels=2, code_dim=6)

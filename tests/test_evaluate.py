@@ -12,10 +12,6 @@ from encoder import load_encoder
 from helpers import to_float
 from metrics import r_precision
 
-# the tests of this file share conftest.tiny_encoder and the evaluation report on one
-# worker (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("encoder")
-
 
 @pytest.fixture(scope="session")  # session: kept while other files' tests run between
 def report(trained_run, tiny_encoder, tmp_path_factory):

@@ -17,9 +17,6 @@ import sampling
 import upsampler
 from conftest import SERVING_PROMPTS, assert_labelled
 
-# the tests of this file share one export (conftest.exported, trained_export) on one worker
-# (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("export")
 
 PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "sampling", "runs",
                    "export", "generate", "train", "helpers", "config", "encoder")

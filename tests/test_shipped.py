@@ -14,8 +14,6 @@ import runs
 from conftest import ROOT, assert_labelled
 from upsampler import output_sizes
 
-# the tests of this file load the shipped model once, on one worker (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("shipped")
 
 SHIPPED = os.path.exists(runs.path(runs.SHIPPED_RUN, "model"))
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no shipped model in models/adgan")

@@ -10,9 +10,6 @@ import train_upsampler
 import upsampler
 from conftest import SHIPPED
 
-# the tests of this file share conftest.tiny_encoder and the evaluation report on one
-# worker (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("encoder")
 
 TINY = ["--native-size", "16", "--patch", "8", "--batch-size", "4", "--channels", "4",
         "--num-convs", "1", "--max-images", "6", "--verbose", "0"]

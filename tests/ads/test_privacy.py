@@ -11,9 +11,8 @@ from PIL import Image
 from ads import personalize, privacy
 from conftest import ROOT, assert_labelled, exiftool
 
-# they draw through the commands' main(): one load of each model file (conftest); they
-# load the shipped model once, on one worker (pytest-xdist)
-pytestmark = [pytest.mark.usefixtures("shared_models"), pytest.mark.xdist_group("shipped")]
+# they draw through the commands' main(): one load of each model file (conftest)
+pytestmark = pytest.mark.usefixtures("shared_models")
 
 EXAMPLE_LOG = os.path.join(ROOT, "data", "examples", "events.jsonl")
 SHIPPED = os.path.join(ROOT, "models", "adgan")

@@ -7,9 +7,8 @@ import runs
 from ads import sources
 from conftest import uncalibrated_copy
 
-# they draw through the commands' main(): one load of each model file (conftest); they
-# share one export (conftest.exported, trained_export) on one worker (pytest-xdist)
-pytestmark = [pytest.mark.usefixtures("shared_models"), pytest.mark.xdist_group("export")]
+# they draw through the commands' main(): one load of each model file (conftest)
+pytestmark = pytest.mark.usefixtures("shared_models")
 
 
 def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, monkeypatch):

@@ -15,9 +15,6 @@ from PIL import Image
 from ads import privacy, studio
 from conftest import assert_labelled
 
-# the tests of this file share one export (conftest.exported, trained_export) on one
-# worker (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("export")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -230,7 +227,6 @@ def test_ctr_report_from_an_uploaded_log(server, browser, tmp_path):
     element("ctr-file").send_keys(str(empty))
     element("ctr-run").click()
     wait_for(lambda: "missing column(s) clicks" in error_text(browser))
-
 
 
 def raw_request(base, head, body=b"", timeout=30):
