@@ -13,7 +13,7 @@ from helpers import to_float
 from metrics import r_precision
 
 
-@pytest.fixture(scope="session")  # session: kept while other files' tests run between
+@pytest.fixture(scope="session")  # session: made once, whatever runs between
 def report(trained_run, tiny_encoder, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("eval") / "report.json")
     return out, evaluate.main(["--run", trained_run, "--encoder", tiny_encoder, "--split",

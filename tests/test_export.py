@@ -95,7 +95,7 @@ def test_export_layout_and_versions(upsampled_run, exported, capsys):
     assert sorted(os.listdir(base)) == ["1", "1.keras", "2", "2.keras"]  # no temporary left
 
 
-@pytest.fixture(scope="session")  # session: kept while other files' tests run between
+@pytest.fixture(scope="session")  # session: made once, whatever runs between
 def fresh_client(exported, tmp_path_factory):
     """(what it printed, its arrays, the path prefix of its PNGs): one fresh Python process,
     importing only TensorFlow, that calls the export as a TF2 client and then loads it in a

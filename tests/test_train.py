@@ -73,7 +73,7 @@ def test_manifest_problems_stop_with_a_clear_message(tmp_path):
                                 "--out-dir", str(tmp_path / "run")])
 
 
-@pytest.fixture(scope="session")  # session: kept while other files' tests run between
+@pytest.fixture(scope="session")  # session: made once, whatever runs between
 def colour_and_mixed_run(tmp_path_factory):
     """(run folder, what it printed): one epoch in mixed precision with colour augmentation
     of a subgroup no row is in; trained once for the two tests that read it."""

@@ -22,7 +22,7 @@ EVENTS = [{"user": "u1", "type": "search", "text": "连衣裙", "ts": "2026-11-2
           {"user": "u1", "type": "click", "text": "red dress", "ts": "2026-11-21T10:00:00"}]
 
 
-@pytest.fixture(scope="session")  # session: kept while other files' tests run between
+@pytest.fixture(scope="session")  # session: made once, whatever runs between
 def server(trained_export, tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio")
     events = folder / "events.jsonl"
