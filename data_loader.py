@@ -78,8 +78,9 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
     root = os.path.dirname(os.path.abspath(path))
     frame = frame.fillna("").astype(str)
 
-    cleaned = [[clean_text(row[column]) for column in caption_columns]
-               for _, row in frame.iterrows()]
+    # column by column: iterrows builds a Series a row, most of the time on a large manifest
+    cleaned = [[clean_text(text) for text in row]
+               for row in zip(*(frame[column].tolist() for column in caption_columns))]
     captions = [[text for text, _ in row if text] for row in cleaned]
     marked = np.full(len(frame), bool(recolorable))
     for column, values in recolorable.items():

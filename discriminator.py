@@ -41,6 +41,14 @@ class DownBlock(layers.Layer):
         # At 0 the block is the shortcut alone, which keeps early training stable.
         self.gate = self.add_weight(shape=(), initializer="zeros", name="gate")
 
+    def build(self, input_shape):
+        # from the shapes: cheaper than Keras running `call` on symbolic inputs to build
+        self.conv_down.build(input_shape)
+        self.conv.build(self.compute_output_shape(input_shape))
+        if self.shortcut is not None:
+            self.shortcut.build(input_shape)
+        self.pool.build((*input_shape[:3], self.out_channels))
+
     def call(self, x):
         h = ops.leaky_relu(self.conv_down(x), 0.2)
         h = ops.leaky_relu(self.conv(h), 0.2)

@@ -43,7 +43,7 @@ from evaluation_report import (format_bundle_table, format_color_table, format_t
 from helpers import run_command, to_float
 from metrics import (color_scores, distance_features, diversity, frechet_distance,
                      kernel_inception_distance, r_precision, two_object_rate)
-from sampling import generate_images
+from sampling import GatedSampler, draw_prompts
 from styles import NONE, VARIED
 
 
@@ -110,24 +110,28 @@ class InceptionFeatures:
 
 
 def generated_rows(gan, run_dir, prompts, per_prompt, max_tries, seed, gated=True,
-                   style=VARIED, compose=False):
+                   style=VARIED, compose=False, samplers=None):
     """(label, images [P, K, ...], row extras) for a loaded run: ungated, and gated unless
     `gated` is False (an uncalibrated run is a `runs.RunError` otherwise). With `style`
     "varied" the draws vary the style as generate.py's do; "none" draws prompts as given.
     With `compose`, bundle prompts are drawn product by product (composition.py), as
-    generate.py draws them; else in one pass."""
+    generate.py draws them; else in one pass. `samplers`: {(run, compose): GatedSampler}
+    made by earlier calls, reused (each traces its graph once) and added to."""
     name = os.path.basename(os.path.normpath(run_dir)) + (" composed" if compose else "")
-    gate = runs.load_gate(run_dir, gated=gated)
-    style_words = runs.load_style_words(run_dir) if style == VARIED else {}
-    splitter = runs.load_splitter(run_dir) if compose else None
+    samplers = {} if samplers is None else samplers
+    if (run_dir, compose) not in samplers:
+        samplers[run_dir, compose] = GatedSampler(
+            gan, runs.load_gate(run_dir, gated=gated),
+            style_words=runs.load_style_words(run_dir) if style == VARIED else {},
+            splitter=runs.load_splitter(run_dir) if compose else None)
+    sampler = samplers[run_dir, compose]
     started = time.time()
-    plain = generate_images(gan, prompts, per_prompt, seed, gate, 1, style_words, splitter)
+    plain = draw_prompts(sampler, prompts, per_prompt, seed, 1)
     rows = [(f"{name} (ungated)", plain, {"seconds": round(time.time() - started, 1)})]
     if gated:
         gamma = runs.load_calibration(run_dir)["gamma"]
         started = time.time()
-        result = generate_images(gan, prompts, per_prompt, seed, gate, max_tries, style_words,
-                                 splitter)
+        result = draw_prompts(sampler, prompts, per_prompt, seed, max_tries)
         rows.append((f"{name} (gated: DRS, gamma {gamma}, {max_tries} tries)",
                      result, {"seconds": round(time.time() - started, 1),
                               "accepted": float(result["accepted"].mean()),
@@ -167,7 +171,8 @@ def color_accuracy(config, split, caption_columns, gans, sampling):
     """The colour section of a report (None when the split has no recolourable row), and
     its pictures: {label: uint8 [P, K, S, S, 3]} with the prompts.
 
-    sampling: `generated_rows`' keyword arguments (per_prompt, max_tries, seed, gated, style).
+    sampling: `generated_rows`' keyword arguments (per_prompt, max_tries, seed, gated, style,
+    samplers).
     """
     found = color_set(config, split, caption_columns)
     if found is None:
@@ -303,7 +308,7 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     common = dict(prompt_vectors=encoder.embed_texts(prompts), prompt_concept=prompt_concept,
                   repeats=repeats, seed=seed)
     sampling = dict(per_prompt=per_prompt, max_tries=max_tries, seed=seed, gated=gated,
-                    style=style)
+                    style=style, samplers={})  # every row of a run draws with one sampler
     inception = InceptionFeatures(inception_weights) if inception_weights else None
     rows = reference_rows(encoder, real_images, real_prompts, prompt_concept, common, seed)
     generated, pictures = model_rows(gans, prompts, sampling, encoder, real_images, common,

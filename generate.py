@@ -37,7 +37,7 @@ import runs
 from tokenizer import PromptError, check_prompts
 from helpers import make_grid, run_command
 from labels import add_producer_flag, save_labelled_png
-from sampling import DEFAULT_MAX_TRIES, generate_images
+from sampling import DEFAULT_MAX_TRIES, GatedSampler, draw_prompts
 from styles import NONE, VARIED, StyleError, style_prompt
 from upsampler import output_sizes
 
@@ -208,16 +208,16 @@ def main(argv=None):
     if not args.prompts:
         parser.exit(EXIT_BAD_PROMPT, f"generate: {'; '.join(refused)}\n")
 
-    drawing = dict(splitter=splitter, size=args.size, upsampler=upsampler)
-    result = generate_images(gan, args.prompts, args.num_images, args.seed, gate,
-                             1 if args.no_gate else args.max_tries, style_words, **drawing)
+    sampler = GatedSampler(gan, gate, style_words=style_words, splitter=splitter,
+                           upsampler=upsampler)  # traced once for both draws of --compare-gate
+    result = draw_prompts(sampler, args.prompts, args.num_images, args.seed,
+                          1 if args.no_gate else args.max_tries, args.size)
     for i, prompt in enumerate(args.prompts):
         print("generate: " + gate_report(prompt, {k: v[i] for k, v in result.items()},
                                          not args.no_gate))
     images = result["images"]
     if args.compare_gate:
-        first = generate_images(gan, args.prompts, args.num_images, args.seed, gate, 1,
-                                style_words, **drawing)
+        first = draw_prompts(sampler, args.prompts, args.num_images, args.seed, 1, args.size)
         print(f"generate: mean score ungated {first['score'].mean():.3f}, gated "
               f"{result['score'].mean():.3f} (left: ungated, right: gated)")
         images = side_by_side(first["images"], images)

@@ -56,6 +56,15 @@ class ConditionalAffine(layers.Layer):
         self.shift_out = layers.Dense(channels, kernel_initializer="zeros",
                                       bias_initializer="zeros", dtype=self.dtype_policy)
 
+    def build(self, input_shape):
+        # sub-layers built from the shapes, not by running `call` on symbolic inputs (what
+        # Keras does for a layer without `build`, and the bulk of a model's construction)
+        _, condition_shape = input_shape
+        for hidden, out in ((self.scale_hidden, self.scale_out),
+                            (self.shift_hidden, self.shift_out)):
+            hidden.build(condition_shape)
+            out.build((*condition_shape[:-1], self.hidden_units))
+
     def call(self, inputs):
         features, condition = inputs
         scale = self.scale_out(self.scale_hidden(condition))[:, None, None, :]
@@ -95,6 +104,19 @@ class UpBlock(layers.Layer):
         self.conv2 = layers.Conv2D(out_channels, 3, padding="same", dtype=policy)
         self.shortcut = (layers.Conv2D(out_channels, 1, dtype=policy)
                          if in_channels != out_channels else None)
+
+    def build(self, input_shape):
+        x_shape, condition_shape = input_shape
+        b, h, w, _ = x_shape
+        up = (b, None if h is None else 2 * h, None if w is None else 2 * w, self.in_channels)
+        out = (*up[:3], self.out_channels)
+        self.upsample.build(x_shape)
+        for affine, features in zip(self.affines, (up, up, out, out)):
+            affine.build([features, condition_shape])
+        self.conv1.build(up)
+        self.conv2.build(out)
+        if self.shortcut is not None:
+            self.shortcut.build(up)
 
     def _fuse(self, x, condition, first, second):
         x = ops.leaky_relu(first([x, condition]), 0.2)
@@ -138,6 +160,12 @@ class SkipExcitation(layers.Layer):
         self.pool = layers.AveragePooling2D(low_size // 4, dtype=policy)
         self.squeeze = layers.Conv2D(channels, 4, padding="valid", dtype=policy)
         self.excite = layers.Conv2D(channels, 1, activation="sigmoid", dtype=policy)
+
+    def build(self, input_shape):
+        low_shape, _ = input_shape
+        self.pool.build(low_shape)
+        self.squeeze.build((low_shape[0], 4, 4, low_shape[-1]))  # pooled to 4x4
+        self.excite.build((low_shape[0], 1, 1, self.channels))
 
     def call(self, inputs):
         low, high = inputs

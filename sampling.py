@@ -270,10 +270,17 @@ def generate_images(gan, prompts, per_prompt, seed=0, gate=None, max_tries=1, st
     `splitter`, bundle prompts are drawn product by product; `size`, `upsampler`: the
     output size and how it is reached (`GatedSampler`).
     """
+    sampler = GatedSampler(gan, gate or Gate.ungated(), style_words=style_words,
+                           splitter=splitter, upsampler=upsampler)
+    return draw_prompts(sampler, prompts, per_prompt, seed, max_tries, size)
+
+
+def draw_prompts(sampler, prompts, per_prompt, seed=0, max_tries=1, size=None):
+    """`generate_images` with a `GatedSampler` already made: several calls share its traced
+    graph (a few seconds a trace). Image k of every prompt uses seed `seed + k`."""
     texts = [p for p in prompts for _ in range(per_prompt)]
     seeds = [seed + k for _ in prompts for k in range(per_prompt)]
-    out = GatedSampler(gan, gate or Gate.ungated(), style_words=style_words, splitter=splitter,
-                       upsampler=upsampler)(texts, seeds, [max_tries] * len(texts), size)
+    out = sampler(texts, seeds, [max_tries] * len(texts), size)
     return {name: value.reshape(len(prompts), per_prompt, *value.shape[1:])
             for name, value in out.items()}
 

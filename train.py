@@ -186,7 +186,7 @@ def build_gan(config, vocabulary, pretrained=None):
                           generator_channels=config.generator_channels,
                           discriminator_channels=config.discriminator_channels, seed=config.seed)
         use_pretrained(gan, pretrained, config.freeze_text_encoder)
-        gan.compile()
+        gan.compile(run_eagerly=config.run_eagerly)
         gan.build_optimizers()
         return gan
 
@@ -196,7 +196,8 @@ def build_gan(config, vocabulary, pretrained=None):
                                         if name in FIELDS})
     use_pretrained(gan, pretrained, config.freeze_text_encoder)
     gan.compile(g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=0.0, beta_2=0.9),
-                d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=0.0, beta_2=0.9))
+                d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=0.0, beta_2=0.9),
+                run_eagerly=config.run_eagerly)
     gan.build_optimizers()
     return gan
 

@@ -2,6 +2,7 @@
 session (sizes absurdly small on purpose). tests/README.md says which to use when."""
 
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -16,7 +17,10 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 SHIPPED = os.path.join(ROOT, "data", "emoji")
-TINY_ARGS = ["--preset", "smoke", "--verbose", "0"]
+# A smoke run's six steps run eagerly in less time than tracing the step takes (~10 s);
+# the tests of the traced step (mixed precision, mirrored, multiworker) use TRACED_ARGS.
+TRACED_ARGS = ["--preset", "smoke", "--verbose", "0"]
+TINY_ARGS = TRACED_ARGS + ["--run-eagerly"]
 SERVING_PROMPTS = ["黑色羽绒服", "red dress", "咖啡 and cake"]  # Chinese, English, mixed
 # text sizes equal the smoke preset's, so the encoder can start a smoke run
 TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
@@ -25,9 +29,11 @@ TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
 
 
 def pytest_collection_modifyitems(items):
-    """The `slow` end-to-end tests (training subprocesses) first, and with them their
+    """The `slow` end-to-end tests (they start processes) first, and with them their
     files: with two workers (`--dist loadfile`), a long file left for the end keeps one
-    worker busy while the other idles; started first, the short ones fill in beside it."""
+    worker busy while the other idles; started first, the short ones fill in beside it.
+    (`--no-loadscope-reorder` keeps this order: pytest-xdist otherwise hands out the files
+    with the most tests first.)"""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)  # stable: files keep their order
 
@@ -93,6 +99,23 @@ def tiny_manifest(tmp_path):
     return write_manifest(str(tmp_path / "data"), shipped_rows(12))
 
 
+def made_once(tmp_path_factory, name, make):
+    """What `make(folder)` returns (JSON), made in `folder` once per test session: with
+    several workers (pytest-xdist) the first to ask makes it under a lock in their common
+    temporary folder, and the others wait for it and read it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, beside each worker's popen-gwI/
+    folder, made = root / name, root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on an error
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+            folder.mkdir()
+            made.write_text(json.dumps(make(folder)))
+        return json.loads(made.read_text())
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A finished smoke run on a tiny manifest (trained once per test session).
@@ -102,11 +125,14 @@ def trained_run(tmp_path_factory):
     """
     import train
 
-    folder = tmp_path_factory.mktemp("run")
-    names = ("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop", "hot beverage",
-             "shortcake")
-    manifest = write_manifest(str(folder / "data"), shipped_rows(16, names), style_words=True)
-    return train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "run")])
+    def make(folder):
+        names = ("dress", "jeans", "pizza", "hamburger", "mobile phone", "laptop",
+                 "hot beverage", "shortcake")
+        manifest = write_manifest(str(folder / "data"), shipped_rows(16, names),
+                                  style_words=True)
+        return train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "run")])
+
+    return made_once(tmp_path_factory, "trained_run", make)
 
 
 @pytest.fixture(scope="session")
@@ -116,13 +142,16 @@ def upsampled_run(trained_run, tmp_path_factory):
     import runs
     import upsampler
 
-    run = str(tmp_path_factory.mktemp("upsampled") / "run")
-    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "logs"))
-    model = upsampler.Upsampler(channels=4, num_convs=1)
-    model.set_weights([np.random.default_rng(i).normal(size=w.shape) * 0.05
-                       for i, w in enumerate(model.get_weights())])
-    model.save(runs.path(run, "upsampler"))
-    return run
+    def make(folder):
+        run = str(folder / "run")
+        shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+        model = upsampler.Upsampler(channels=4, num_convs=1)
+        model.set_weights([np.random.default_rng(i).normal(size=w.shape) * 0.05
+                           for i, w in enumerate(model.get_weights())])
+        model.save(runs.path(run, "upsampler"))
+        return run
+
+    return made_once(tmp_path_factory, "upsampled_run", make)
 
 
 @pytest.fixture(scope="session")
@@ -131,8 +160,11 @@ def exported(upsampled_run, tmp_path_factory):
     TF Serving loads. Version 1 is read only (a test may add versions beside it)."""
     import export
 
-    base = str(tmp_path_factory.mktemp("export") / "adgan")
-    return base, export.main(["--run", upsampled_run, "--export-dir", base])
+    def make(folder):
+        base = str(folder / "adgan")
+        return base, export.main(["--run", upsampled_run, "--export-dir", base])
+
+    return tuple(made_once(tmp_path_factory, "exported", make))
 
 
 @pytest.fixture(scope="session")
@@ -141,8 +173,8 @@ def trained_export(trained_run, tmp_path_factory):
     pictures are enlarged with Lanczos), for the ad layer's served sources."""
     import export
 
-    return export.main(["--run", trained_run, "--export-dir",
-                        str(tmp_path_factory.mktemp("export") / "plain")])
+    return made_once(tmp_path_factory, "trained_export", lambda folder: export.main(
+        ["--run", trained_run, "--export-dir", str(folder / "plain")]))
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +183,8 @@ def release(trained_run, tmp_path_factory):
     Read it only: copy it (`shutil.copytree`) to change it."""
     import runs
 
-    return runs.write_release(trained_run, str(tmp_path_factory.mktemp("models") / "adgan"))
+    return made_once(tmp_path_factory, "release",
+                     lambda folder: runs.write_release(trained_run, str(folder / "adgan")))
 
 
 @pytest.fixture(scope="session")
@@ -160,37 +193,67 @@ def tiny_encoder(trained_run, tmp_path_factory):
     import encoder
     import runs
 
-    out = str(tmp_path_factory.mktemp("encoder") / "enc")
-    manifest = runs.load_config(trained_run).manifest
-    assert encoder.main(["--data", manifest, "--out", out] + TINY_ENCODER) == out
-    return out
+    def make(folder):
+        out = str(folder / "enc")
+        manifest = runs.load_config(trained_run).manifest
+        assert encoder.main(["--data", manifest, "--out", out] + TINY_ENCODER) == out
+        return out
+
+    return made_once(tmp_path_factory, "tiny_encoder", make)
 
 
-_LOADED_MODELS = {}  # (path, size, mtime) of a model file -> the model loaded from it
+_SHARED = {}  # (what made it, key) -> the object made first in this worker
+
+
+def made_for(maker, key, make):
+    """`make()` the first time `maker` is asked for `key` in this worker, the same object
+    after that."""
+    if (maker, key) not in _SHARED:
+        _SHARED[maker, key] = make()
+    return _SHARED[maker, key]
 
 
 @pytest.fixture
 def shared_models(monkeypatch):
-    """Every `runs.load_model` of one model file in this session returns the one model
-    loaded first (a file changed or damaged since is loaded anew: the key is its path, size
-    and modification time). For tests that only draw through a command's `main` (generate,
-    creative, personalize): loading costs ~3 s a call; the first call of each file loads
-    it for real. Never for a test that changes a loaded model's weights."""
+    """Every `runs.load_model`, `runs.load_upsampler` and `runs.load_splitter` of one run's
+    file returns what the first call made (a file changed or damaged since is read anew:
+    the key is its path, size and modification time), and every `GatedSampler` of the
+    same model, gate and settings is the one made (and traced) first. For tests that only
+    draw through a command's `main` (generate, creative, personalize) or `ads.sources`:
+    loading a model costs ~3 s a call and tracing its sampler ~3 s more. Never for a test
+    that changes a loaded model's weights."""
+    import generate
     import runs
+    import sampling
+    from ads import sources
 
-    load = runs.load_model
+    def read_once(load, name):
+        def load_once(run_dir):
+            file = runs.path(run_dir, name)
+            if not os.path.exists(file):
+                return load(run_dir)  # its error, or its answer for a run without the file
+            status = os.stat(file)
+            key = (os.path.realpath(file), status.st_size, status.st_mtime_ns)
+            return made_for(load, key, lambda: load(run_dir))
+        return load_once
 
-    def load_once(run_dir):
-        file = runs.path(run_dir, "model")
-        if not os.path.exists(file):
-            return load(run_dir)  # its error
-        status = os.stat(file)
-        key = (os.path.realpath(file), status.st_size, status.st_mtime_ns)
-        if key not in _LOADED_MODELS:
-            _LOADED_MODELS[key] = load(run_dir)
-        return _LOADED_MODELS[key]
+    monkeypatch.setattr(runs, "load_model", read_once(runs.load_model, "model"))
+    monkeypatch.setattr(runs, "load_upsampler", read_once(runs.load_upsampler, "upsampler"))
+    monkeypatch.setattr(runs, "load_splitter", read_once(runs.load_splitter, "config"))
 
-    monkeypatch.setattr(runs, "load_model", load_once)
+    make_sampler = sampling.GatedSampler
+
+    def sampler_once(gan, gate, batch_size=256, style_words=None, splitter=None,
+                     upsampler=None):
+        # the objects themselves in the key: each is kept alive, so none is mistaken for a
+        # later one that reuses its id
+        key = (gan, gate, batch_size, tuple(sorted((style_words or {}).items())), splitter,
+               upsampler)
+        return made_for(make_sampler, key, lambda: make_sampler(
+            gan, gate, batch_size, style_words, splitter, upsampler))
+
+    for module in (sampling, generate, sources):  # where it is made
+        monkeypatch.setattr(module, "GatedSampler", sampler_once)
 
 
 @pytest.fixture(autouse=True, scope="session")

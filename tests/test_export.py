@@ -86,13 +86,11 @@ def test_export_layout_and_versions(upsampled_run, exported, capsys):
     assert info["sizes"] == [16, 32, 64] and info["default_size"] == 64
     assert info["upsampler"] == "learned" and info["composes_bundles"]
     assert info["labels"] == {"producer": "adgan", "explicit": "none"}
-    assert export.main(["--run", upsampled_run, "--export-dir", base, "--size", "16"]) == \
-        os.path.join(base, "2")
-    assert runs.read_export_info(os.path.join(base, "2"))["default_size"] == 16
     with pytest.raises(SystemExit) as exit_info:
         export.main(["--run", upsampled_run, "--export-dir", base, "--version", "1"])
     assert exit_info.value.code == 1 and "never overwritten" in capsys.readouterr().err
-    assert sorted(os.listdir(base)) == ["1", "1.keras", "2", "2.keras"]  # no temporary left
+    assert not [name for name in os.listdir(base) if name.startswith(".")]  # no temporary
+    # the next free version is 2: test_release_writes_the_slim_folder_and_exports_default_to_it
 
 
 @pytest.fixture(scope="session")  # session: made once, whatever runs between
@@ -107,6 +105,7 @@ def fresh_client(exported, tmp_path_factory):
     return printed, np.load(out), out
 
 
+@pytest.mark.slow
 def test_fresh_tensorflow_process_matches_generate(upsampled_run, fresh_client, tmp_path):
     _, served, out = fresh_client
     assert list(served["project_modules"]) == []
@@ -299,8 +298,9 @@ def test_a_failed_export_leaves_no_version(trained_run, tmp_path, monkeypatch, c
     assert os.listdir(tmp_path / "e") == []
 
 
-def test_release_writes_the_slim_folder_and_exports_default_to_it(trained_run, tmp_path,
-                                                                   monkeypatch, capsys):
+def test_release_writes_the_slim_folder_and_exports_default_to_it(trained_run, exported,
+                                                                   tmp_path, monkeypatch,
+                                                                   capsys):
     release = str(tmp_path / "models" / "adgan")
     assert export.main(["--run", trained_run, "--release", release]) == release
     assert f"export: wrote {release} (" in capsys.readouterr().out
@@ -310,8 +310,14 @@ def test_release_writes_the_slim_folder_and_exports_default_to_it(trained_run, t
     with pytest.raises(SystemExit):  # one of the two targets, not both
         export.main(["--release", release, "--export-dir", str(tmp_path / "e")])
     monkeypatch.setattr(runs, "SHIPPED_RUN", release)
-    version = export.main(["--export-dir", str(tmp_path / "e")])  # no --run: the shipped model
-    assert runs.read_export_info(version)["run"] == release
+    # no --run: the shipped model, as the next free version beside `exported`'s first (one
+    # export checks both), drawn at 16 px when a request names no size
+    base, _ = exported
+    version = export.main(["--export-dir", base, "--size", "16"])
+    assert version == os.path.join(base, "2")
+    info = runs.read_export_info(version)
+    assert info["run"] == release and info["default_size"] == 16
+    assert sorted(os.listdir(base)) == ["1", "1.keras", "2", "2.keras"]  # no temporary left
 
 
 def test_every_signature_refuses_invalid_utf8_and_cleans_control_characters(loaded):

@@ -32,6 +32,15 @@ def test_ema_decay_warms_up():
     assert float(distribute.ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
 
 
+@pytest.mark.parametrize("options", [{}, dict(image_size=64, skip_excitation=True,
+                                               reconstruction_weight=1.0, word_attention=True)])
+def test_a_new_model_is_built_through_and_through(options):
+    # the blocks build their layers from the shapes (no symbolic run of `call`); one left
+    # unbuilt makes Keras call the whole model on a batch first, which a GAN cannot take
+    gan = TextToImageGAN(VOCABULARY, **{**TINY, **options})
+    assert [layer.name for layer in gan._flatten_layers() if not layer.built] == []
+
+
 def test_one_train_step_gives_finite_losses_and_moves_both_nets():
     gan = TextToImageGAN(VOCABULARY, **TINY)
     gan.compile()

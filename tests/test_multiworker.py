@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_ARGS
+from conftest import ROOT, TRACED_ARGS
 
 
 def free_ports(count):
@@ -61,12 +61,12 @@ def saved_epoch(run):
 @pytest.mark.slow
 def test_two_workers_agree_write_once_and_resume_after_a_kill(tmp_path, tiny_manifest):
     run = str(tmp_path / "run")
-    args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", run, "--strategy",
-                        "multiworker", "--epochs", "6", "--steps-per-epoch", "2",
-                        "--sample-every", "5"]  # a kill after epoch 2 leaves several to resume
+    args = TRACED_ARGS + ["--manifest", tiny_manifest, "--out-dir", run, "--strategy",
+                          "multiworker", "--epochs", "6", "--steps-per-epoch", "2",
+                          "--sample-every", "5"]  # a kill after epoch 2 leaves several to resume
 
-    # 1. Train until the chief has checkpointed, then kill worker 1; the chief must stop
-    #    (an error naming the lost worker) rather than hang, or be killed too.
+    # 1. Train (the traced step) until the chief has checkpointed, then kill worker 1; the
+    #    chief must stop (an error naming the lost worker) rather than hang, or be killed too.
     workers = start_workers(args, free_ports(2), tmp_path, 1)
     deadline = time.time() + 240
     while saved_epoch(run) < 2 and time.time() < deadline:
@@ -83,8 +83,9 @@ def test_two_workers_agree_write_once_and_resume_after_a_kill(tmp_path, tiny_man
     assert "Traceback" not in outputs[0][1], outputs[0][1][-3000:]
     done = saved_epoch(run)
 
-    # 2. Start both again with the same command: they resume and finish together.
-    workers = start_workers(args, free_ports(2), tmp_path, 2)
+    # 2. Start both again (stepping eagerly this time, a change a resume allows, which saves
+    #    tracing the step again): they resume and finish together.
+    workers = start_workers(args + ["--run-eagerly"], free_ports(2), tmp_path, 2)
     (chief_status, chief), (worker_status, worker) = finish(workers, 300)
     assert chief_status == 0 and worker_status == 0, (chief[-3000:], worker[-3000:])
     assert f"resuming {run} after epoch {done}" in chief

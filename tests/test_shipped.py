@@ -43,6 +43,7 @@ def largest(run):
     return output_sizes(runs.load_config(run).image_size)[-1]
 
 
+@pytest.mark.slow
 def test_a_release_draws_in_a_fresh_process(release, tmp_path):
     prompts = ["连衣裙", "jeans", "披萨"]
     run_fresh([os.path.join(ROOT, "generate.py"), "--run", release, "--out", "grid.png",
@@ -55,20 +56,22 @@ def test_a_release_draws_in_a_fresh_process(release, tmp_path):
     assert images.std() > 0
 
 
+@pytest.mark.slow
 @needs_shipped
 def test_the_shipped_model_draws_every_panel_prompt_in_a_fresh_process(tmp_path):
-    out = run_fresh([os.path.join(ROOT, "generate.py"), "--panel", "-n", "8", "--out",
+    out = run_fresh([os.path.join(ROOT, "generate.py"), "--panel", "-n", "4", "--out",
                      "panel.png"], cwd=tmp_path)
     for prompt in generate.PANEL_PROMPTS:
         assert f"generate: {prompt!r}: " in out
-    images = draws(tmp_path / "panel.png", len(generate.PANEL_PROMPTS), 8,
+    images = draws(tmp_path / "panel.png", len(generate.PANEL_PROMPTS), 4,
                    largest(runs.SHIPPED_RUN)).astype(float)
-    # every row is eight different pictures, and no two rows are the same picture
+    # every row is four different pictures, and no two rows are the same picture
     assert (images.std(axis=1).mean(axis=(1, 2, 3)) > 1).all()
     means = images.mean(axis=1).reshape(len(images), -1)
     assert min(np.abs(a - b).mean() for i, a in enumerate(means) for b in means[i + 1:]) > 1
 
 
+@pytest.mark.slow
 @needs_shipped
 def test_the_readme_first_creative_from_the_shipped_model(tmp_path):
     run_fresh(["-m", "ads.creative", "--prompt", "红色连衣裙", "--price", "¥199", "--size",
@@ -97,6 +100,7 @@ with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess
 """
 
 
+@pytest.mark.slow
 @needs_shipped
 def test_the_shipped_model_serves_raw_text_at_every_size(tmp_path):
     version = export.main(["--export-dir", str(tmp_path / "adgan")])

@@ -16,7 +16,7 @@ import model
 import runs
 import distribute
 import train
-from conftest import ROOT, TINY_ARGS, copy_run, shipped_rows, write_manifest
+from conftest import ROOT, TINY_ARGS, TRACED_ARGS, copy_run, shipped_rows, write_manifest
 from config import resolve_config
 from encoder import load_encoder
 
@@ -81,9 +81,9 @@ def colour_and_mixed_run(tmp_path_factory):
     manifest = write_manifest(str(folder / "data"), shipped_rows(12))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        run = train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "r"),
-                                      "--color-augment", "1", "--color-subgroups", "hats",
-                                      "--mixed-precision", "--epochs", "1"])
+        run = train.main(TRACED_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "r"),
+                                        "--color-augment", "1", "--color-subgroups", "hats",
+                                        "--mixed-precision", "--epochs", "1"])
     return run, printed.getvalue()
 
 
@@ -151,8 +151,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_manifest):
         "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
         "import train\n"
         "train.main(sys.argv[1:])\n")
-    args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "run"),
-                        "--strategy", "mirrored", "--epochs", "1"]
+    args = TRACED_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "run"),
+                          "--strategy", "mirrored", "--epochs", "1"]
     result = subprocess.run([sys.executable, "-c", script] + args, cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
