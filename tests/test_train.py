@@ -1,6 +1,4 @@
-import contextlib
 import dataclasses
-import io
 import json
 import os
 import shutil
@@ -73,22 +71,34 @@ def test_manifest_problems_stop_with_a_clear_message(tmp_path):
                                 "--out-dir", str(tmp_path / "run")])
 
 
+# Two logical CPU devices must be set before TensorFlow starts: a fresh process.
+TWO_CPUS = (
+    "import sys, tensorflow as tf\n"
+    "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+    "import train\n"
+    "train.main(sys.argv[1:])\n")
+
+
 @pytest.fixture(scope="session")  # session: made once, whatever runs between
-def colour_and_mixed_run(tmp_path_factory):
-    """(run folder, what it printed): one epoch in mixed precision with colour augmentation
-    of a subgroup no row is in; trained once for the two tests that read it."""
+def mirrored_mixed_run(tmp_path_factory):
+    """(run folder, what it printed): one epoch of the traced step on two logical CPUs
+    (MirroredStrategy) in mixed precision, with colour augmentation of a subgroup no row is
+    in, in a fresh process; trained once for the three tests that read it."""
     folder = tmp_path_factory.mktemp("mixed")
     manifest = write_manifest(str(folder / "data"), shipped_rows(12))
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        run = train.main(TRACED_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "r"),
-                                        "--color-augment", "1", "--color-subgroups", "hats",
-                                        "--mixed-precision", "--epochs", "1"])
-    return run, printed.getvalue()
+    args = TRACED_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "r"),
+                          "--strategy", "mirrored", "--mixed-precision", "--epochs", "1",
+                          "--color-augment", "1", "--color-subgroups", "hats"]
+    result = subprocess.run([sys.executable, "-c", TWO_CPUS] + args, cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return str(folder / "r"), result.stdout
 
 
-def test_colour_augmentation_without_recolourable_rows_is_a_note(colour_and_mixed_run):
-    run, printed = colour_and_mixed_run
+@pytest.mark.slow
+def test_colour_augmentation_without_recolourable_rows_is_a_note(mirrored_mixed_run):
+    run, printed = mirrored_mixed_run
     assert "colour augmentation has nothing to recolour" in printed
     assert os.path.exists(os.path.join(run, "final", "model.keras"))
 
@@ -118,49 +128,14 @@ def run_train(args, env=None):
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path, tiny_manifest):
-    run = str(tmp_path / "run")
-    args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", run, "--epochs", "40",
-                        "--verbose", "2"]
-    state = os.path.join(run, "checkpoints", "state.npz")
-    process = run_train(args)
-    deadline = time.time() + 240
-    while not os.path.exists(state) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)  # well inside a later epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    with np.load(state) as saved:
-        done = int(saved["epoch"])
-    assert 1 <= done < 40
-
-    resumed = run_train(args[:-4] + ["--epochs", str(done + 1), "--verbose", "2"])
-    output = resumed.communicate(timeout=240)[0]
-    assert resumed.returncode == 0, output
-    assert f"resuming {run} after epoch {done}" in output
-    assert f"Epoch {done + 1}/{done + 1}" in output and "Epoch 1/" not in output
-    with np.load(state) as saved:
-        assert int(saved["epoch"]) == done + 1
+def test_mirrored_strategy_on_two_logical_cpus(mirrored_mixed_run):
+    _, printed = mirrored_mixed_run
+    assert "2 replica(s)" in printed
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_manifest):
-    script = (
-        "import sys, tensorflow as tf\n"
-        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
-        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
-        "import train\n"
-        "train.main(sys.argv[1:])\n")
-    args = TRACED_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "run"),
-                          "--strategy", "mirrored", "--epochs", "1"]
-    result = subprocess.run([sys.executable, "-c", script] + args, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "2 replica(s)" in result.stdout
-
-
-def test_mixed_precision_smoke_run(colour_and_mixed_run):
-    run, _ = colour_and_mixed_run
+def test_mixed_precision_smoke_run(mirrored_mixed_run):
+    run, _ = mirrored_mixed_run
     config = json.load(open(os.path.join(run, "config.json")))
     assert config["mixed_precision"] is True
     assert os.path.exists(os.path.join(run, "final", "model.keras"))
@@ -253,21 +228,35 @@ def test_amx_is_read_from_the_cpu_flags(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("steps", ["0", "2"])  # whole passes over the data; a fixed step count
-def test_a_resumed_run_is_the_same_run(tmp_path, tiny_manifest, steps):
+def test_a_run_killed_and_resumed_is_the_same_run(tmp_path, tiny_manifest, steps):
     # each phase in its own process, as a real resume is (several runs in one process
     # share TensorFlow's process-wide state, which a user's runs never do)
     args = TINY_ARGS + ["--manifest", tiny_manifest, "--batch-size", "4", "--steps-per-epoch",
-                        steps, "--sample-every", "100"]
-    # a: two epochs at once; b: one epoch, then resumed for the second. a and b's first
-    # phase are independent, so they run side by side.
-    for phase in ([("a", "2"), ("b", "1")], [("b", "2")]):
-        processes = [run_train(args + ["--out-dir", str(tmp_path / folder), "--epochs", epochs])
-                     for folder, epochs in phase]
-        for process in processes:
-            output = process.communicate(timeout=300)[0]
-            assert process.returncode == 0, output[-3000:]
-    assert "resuming" in output
+                        steps, "--sample-every", "100", "--verbose", "2"]
+    # b: SIGKILLed inside an epoch after its first checkpoint, then started again for one
+    # more epoch than it finished; a: as many epochs in one go, beside it.
+    b = str(tmp_path / "b")
+    state = os.path.join(b, "checkpoints", "state.npz")
+    process = run_train(args + ["--out-dir", b, "--epochs", "40"])
+    deadline = time.time() + 240
+    while not os.path.exists(state) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # well inside a later epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with np.load(state) as saved:
+        done = int(saved["epoch"])
+    assert 1 <= done < 40
+    epochs = str(done + 1)
+    processes = [run_train(args + ["--out-dir", str(tmp_path / folder), "--epochs", epochs])
+                 for folder in ("a", "b")]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    assert f"resuming {b} after epoch {done}" in outputs[1]
+    assert f"Epoch {done + 1}/{done + 1}" in outputs[1] and "Epoch 1/" not in outputs[1]
     states = [np.load(tmp_path / run / "checkpoints" / "state.npz") for run in ("a", "b")]
+    assert int(states[1]["epoch"]) == done + 1
     assert sorted(states[0].files) == sorted(states[1].files)
     for key in states[0].files:  # weights, EMA, optimizer slots and random streams alike
         np.testing.assert_array_equal(states[0][key], states[1][key], err_msg=key)
