@@ -108,7 +108,7 @@ class TrainConfig:
     verbose: int = 1  # Keras progress output: 0 silent, 1 progress bar, 2 one line an epoch
     # Step without `tf.function` (Keras's run_eagerly): for debugging with print or pdb, and
     # quicker for runs of a few steps, such as the tests' (no ~10 s trace of the step);
-    # many times slower a step otherwise. Results are the same either way.
+    # many times slower a step otherwise. The same training either way (to float rounding).
     run_eagerly: bool = False
 
 

@@ -102,8 +102,9 @@ def fit_across_workers(model, dataset, strategy, epochs, initial_epoch, steps_pe
                        callbacks=()):
     """`model.fit` for MultiWorkerMirroredStrategy, whose Keras 3 `fit` fails on distributed
     batches (keras-team/keras#20585): the same `train_step`, run by `strategy.run` in a
-    `tf.function` (unless the model runs eagerly), with the callbacks' epoch and batch hooks. `dataset` must repeat (every
-    worker takes exactly `steps_per_epoch` batches an epoch, or the collectives would wait).
+    `tf.function` (unless the model runs eagerly), with the callbacks' epoch and batch
+    hooks. `dataset` must repeat (every worker takes exactly `steps_per_epoch` batches an
+    epoch, or the collectives would wait).
     Prints one line an epoch on the chief."""
     batches = iter(strategy.experimental_distribute_dataset(dataset))
     hooks = keras.callbacks.CallbackList(list(callbacks), model=model, epochs=epochs,

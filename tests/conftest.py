@@ -157,7 +157,7 @@ def upsampled_run(trained_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def exported(upsampled_run, tmp_path_factory):
     """(export base folder, version folder) of `upsampled_run`: what `export.py` writes and
-    TF Serving loads. Version 1 is read only (a test may add versions beside it)."""
+    TF Serving loads. Version 1 is read only (test_export.py adds version 2 beside it)."""
     import export
 
     def make(folder):
