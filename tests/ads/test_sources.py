@@ -7,7 +7,7 @@ import runs
 from ads import sources
 from conftest import uncalibrated_copy
 
-# they draw through the commands' main(): one load of each model file (conftest)
+# they load runs through ads.sources: one load of each model file, one traced sampler (conftest)
 pytestmark = pytest.mark.usefixtures("shared_models")
 
 
@@ -30,11 +30,10 @@ def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, 
 
 
 def test_a_run_and_its_export_draw_and_score_alike(trained_run, trained_export):
-    version = trained_export
-    served, run = sources.load_source(model=version), sources.load_source(run=trained_run)
+    served, run = sources.load_source(model=trained_export), sources.load_source(run=trained_run)
     assert served.image_size == run.image_size == 16
     assert served.sizes == run.sizes == (16, 32, 64)
-    assert served.describe() == {"model": os.path.abspath(version), "image_size": 16,
+    assert served.describe() == {"model": os.path.abspath(trained_export), "image_size": 16,
                                  "upsampler": "lanczos"}
     prompts, seeds = ["dress", "红色 jeans"], [5, 6]
     a, b = served.generate(prompts, seeds, 4), run.generate(prompts, seeds, 4)
