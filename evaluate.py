@@ -1,25 +1,24 @@
-"""Offline quality suite: measure runs with the in-domain dual encoder (encoder.py).
+"""Offline quality suite: measure runs with an independent judge and the in-domain encoder.
 
-    python evaluate.py train-encoder [--data MANIFEST] --out ENC     # the evaluator
+    python evaluate.py --run RUN --judge-only --out judge.json        # the judge alone
     python evaluate.py --run RUN [--encoder ENC] [--split test|train] --out report.json
                        [--compare OTHER_RUN ...] [--no-gate] [--style varied|none]
+    python evaluate.py train-encoder [--data MANIFEST] --out ENC     # the in-domain evaluator
+    python evaluate.py train-judge [--data MANIFEST] --out JUDGE     # (one ships in models/judge)
 
-Metrics (all in the in-domain encoder's space; nothing downloads weights):
+The independent judge (judge.py, read by judging.py) never trained with any generator:
+its figures are the ones to read a model by (`--judge`, the shipped one by default;
+`--no-judge` leaves it out). The in-domain metrics, in the space of the dual encoder
+whose family, data and training the GAN's text encoder shares (so they overstate):
 - R-precision: each generated image ranks its prompt against 99 prompts of other
   concepts by cosine; top-1 rate, mean +- std over repeats (AttnGAN's protocol).
-- FID (in-domain encoder) and KID (unbiased MMD^2, cubic kernel): generated vs real
-  images of the split, on the encoder's pooled image features scaled to norm
-  sqrt(D). Not Inception FID.
+- FID (in-domain encoder) and KID (unbiased MMD^2, cubic kernel) on the encoder's
+  pooled image features scaled to norm sqrt(D); true FID with `--inception-weights`.
 - Diversity: mean pairwise distance of unit image features among images of one prompt.
-- Colour accuracy: for the recolourable rows (clothes, bags, shoes, cars; colors.py),
-  prompts such as "red dress" / "红色连衣裙" in every palette colour; the dominant
-  colour of the generated product's pixels must be the prompt's.
-- The gate's effect: each run's rows without and with the discriminator gate (a run
-  must be calibrated, or measured with --no-gate).
-- Samples are drawn as generate.py draws them: with `--style varied` (the default) the
-  samples of a prompt name the drawing styles their seeds pick; `--style none` draws
-  the prompts as they are.
-- With `--inception-weights FILE` (a local InceptionV3 weights file), true FID too.
+- Colour accuracy: for the recolourable rows (colors.py), "red dress" / "红色连衣裙" in
+  every palette colour; the dominant colour of the product's pixels must be the prompt's.
+- Each run ungated and gated (a run must be calibrated, or measured with --no-gate);
+  drawn as generate.py draws (`--style varied`: each seed names a style), or as typed.
 Reference rows: real images (the ceiling) and real images with shuffled prompts
 (the floor). Writes report.json, report.md and pictures (evaluation_report.py).
 """
@@ -29,21 +28,23 @@ import os
 import sys
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 import bundles
 import colors
 import data_loader
 import encoder as dual_encoder
 import runs
-from evaluation_report import (format_bundle_table, format_color_table, format_table,
-                               write_report)
-from helpers import run_command, to_float
-from metrics import (color_scores, distance_features, diversity, frechet_distance,
-                     kernel_inception_distance, r_precision, two_object_rate)
-from sampling import GatedSampler, draw_prompts
+import judge as judge_model
+from generate import PANEL_PROMPTS
+from judge import DEFAULT_JUDGE
+from judging import JUDGE_GROUPS, judge_report, judge_runs
+from evaluation_report import (format_bundle_table, format_color_table, format_judge_table,
+                               format_table, write_report)
+from helpers import run_command, split_list, to_float
+from metrics import (InceptionFeatures, color_scores, distance_features, diversity,
+                     frechet_distance, kernel_inception_distance, r_precision, two_object_rate)
+from sampling import draw_prompts
 from styles import NONE, VARIED
 
 
@@ -85,30 +86,6 @@ def score_set(encoder, images, true_prompt, groups, prompt_vectors, prompt_conce
     return row
 
 
-class InceptionFeatures:
-    """2048-d pool features of a user's InceptionV3 weights file (for true FID; optional).
-
-    Nothing is downloaded: `weights` must be a local file that
-    `keras.applications.InceptionV3(include_top=False, pooling="avg")` can load.
-    """
-
-    def __init__(self, weights):
-        if not os.path.exists(weights):
-            raise FileNotFoundError(f"--inception-weights {weights} not found (FID with "
-                                    "Inception needs the weights file on disk; leave the flag "
-                                    "out to skip it)")
-        self.model = keras.applications.InceptionV3(include_top=False, pooling="avg",
-                                                    weights=weights, input_shape=(299, 299, 3))
-
-    def __call__(self, images, batch_size=32):
-        """uint8 images [N, S, S, 3] -> features [N, 2048] (bilinear resize to 299, [-1, 1])."""
-        out = []
-        for start in range(0, len(images), batch_size):
-            batch = tf.image.resize(to_float(images[start:start + batch_size]), (299, 299))
-            out.append(self.model(batch, training=False).numpy())
-        return np.concatenate(out)
-
-
 def generated_rows(gan, run_dir, prompts, per_prompt, max_tries, seed, gated=True,
                    style=VARIED, compose=False, samplers=None):
     """(label, images [P, K, ...], row extras) for a loaded run: ungated, and gated unless
@@ -117,14 +94,9 @@ def generated_rows(gan, run_dir, prompts, per_prompt, max_tries, seed, gated=Tru
     With `compose`, bundle prompts are drawn product by product (composition.py), as
     generate.py draws them; else in one pass. `samplers`: {(run, compose): GatedSampler}
     made by earlier calls, reused (each traces its graph once) and added to."""
-    name = os.path.basename(os.path.normpath(run_dir)) + (" composed" if compose else "")
-    samplers = {} if samplers is None else samplers
-    if (run_dir, compose) not in samplers:
-        samplers[run_dir, compose] = GatedSampler(
-            gan, runs.load_gate(run_dir, gated=gated),
-            style_words=runs.load_style_words(run_dir) if style == VARIED else {},
-            splitter=runs.load_splitter(run_dir) if compose else None)
-    sampler = samplers[run_dir, compose]
+    name = runs.run_name(run_dir) + (" composed" if compose else "")
+    sampler = runs.run_sampler(gan, run_dir, {} if samplers is None else samplers, gated,
+                               style, compose)
     started = time.time()
     plain = draw_prompts(sampler, prompts, per_prompt, seed, 1)
     rows = [(f"{name} (ungated)", plain, {"seconds": round(time.time() - started, 1)})]
@@ -297,8 +269,10 @@ def model_rows(gans, prompts, sampling, encoder, real_images, common, inception=
 
 def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repeats=5, seed=0,
                   caption_columns=None, inception_weights=None, gated=True, style=VARIED,
-                  bundle_pairs=0):
-    """The report dict, plus the prompts and images for its pictures."""
+                  bundle_pairs=0, judge=None):
+    """The report dict, plus the prompts and images for its pictures. `judge`: None, or
+    `judge_report`'s keyword arguments (judge_dir, groups, panel_prompts, ...) to add the
+    independent judge's section."""
     config = runs.load_config(run_dirs[0])
     caption_columns = tuple(caption_columns or config.caption_columns[:2])
     prompts, prompt_concept, real_images, real_prompts = evaluation_set(config, split,
@@ -329,6 +303,9 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
         pictures["color"] = color_pictures
     if bundle_pairs:
         report["bundles"] = bundle_section(config, split, gans, encoder, sampling, bundle_pairs)
+    if judge:
+        report["judge"], pictures["judge_panel"] = judge_report(
+            gans=gans, sampling=sampling, **judge)
     return report, prompts, real_prompts, pictures
 
 
@@ -354,6 +331,16 @@ def evaluate_parser():
                              "each (0 = skip it)")
     parser.add_argument("--inception-weights",
                         help="a local InceptionV3 weights file: adds true (Inception) FID")
+    parser.add_argument("--judge", default=DEFAULT_JUDGE,
+                        help="the independent judge (judge.py; the shipped one by default)")
+    parser.add_argument("--no-judge", action="store_true", help="leave the judge out")
+    parser.add_argument("--judge-only", action="store_true",
+                        help="only the judge's section (needs no dual encoder)")
+    parser.add_argument("--judge-groups", type=split_list, default=list(JUDGE_GROUPS),
+                        help="comma-separated manifest groups whose concepts the judge reads "
+                             "(default: Food & Drink,Objects; all when the judge has none)")
+    parser.add_argument("--panel-samples", type=int, default=8,
+                        help="draws per prompt of the judged by-eye panel (0 = no panel)")
     return parser
 
 
@@ -362,18 +349,38 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train-encoder"]:
         return dual_encoder.main(argv[1:], prog="evaluate.py train-encoder")
+    if argv[:1] == ["train-judge"]:
+        return judge_model.main(argv[1:], prog="evaluate.py train-judge")
     parser = evaluate_parser()
     args = parser.parse_args(argv)
     if args.samples_per_prompt < 2:
         parser.error("--samples-per-prompt must be at least 2 (diversity needs pairs)")
+    if args.judge_only and args.no_judge:
+        parser.error("--judge-only and --no-judge contradict each other")
+    judge = None if args.no_judge else dict(
+        judge_dir=args.judge, groups=tuple(args.judge_groups), repeats=args.repeats,
+        panel_prompts=PANEL_PROMPTS if args.panel_samples else (),
+        panel_samples=args.panel_samples)
+    run_dirs = [args.run, *args.compare]
     try:
-        report, prompts, real_prompts, pictures = evaluate_runs(
-            [args.run, *args.compare], args.encoder, args.split, args.samples_per_prompt,
-            args.max_tries, args.repeats, args.seed, inception_weights=args.inception_weights,
-            gated=not args.no_gate, style=args.style, bundle_pairs=args.bundle_pairs)
+        if args.judge_only:
+            report, pictures = judge_runs(run_dirs, args.max_tries, args.seed,
+                                          not args.no_gate, judge)
+            prompts = real_prompts = None
+        else:
+            report, prompts, real_prompts, pictures = evaluate_runs(
+                run_dirs, args.encoder, args.split, args.samples_per_prompt, args.max_tries,
+                args.repeats, args.seed, inception_weights=args.inception_weights,
+                gated=not args.no_gate, style=args.style, bundle_pairs=args.bundle_pairs,
+                judge=judge)
     except (FileNotFoundError, ValueError) as error:  # RunError and ManifestError included
         parser.exit(1, f"evaluate: {error}\n")
     write_report(report, prompts, real_prompts, pictures, args.out)
+    if "judge" in report:
+        print(format_judge_table(report["judge"]))
+    if "rows" not in report:
+        print(f"evaluate: wrote {args.out} and {os.path.splitext(args.out)[0]}.md")
+        return report
     print(format_table(report))
     if "color" in report:
         print(format_color_table(report["color"]))

@@ -1,6 +1,7 @@
 """The evaluation report's files: report.json, report.md (tables) and its sample pictures."""
 
 import os
+from collections import Counter
 
 import numpy as np
 
@@ -21,7 +22,7 @@ def report_picture(prompts, real_prompts, pictures, count=8):
     """uint8 grid, enlarged 2x: one row per prompt (the first `count`): a real image, then
     the samples of each generated row of the report."""
     real = pictures["real"]
-    generated = {k: v for k, v in pictures.items() if k not in ("real", "color")}
+    generated = {k: v for k, v in pictures.items() if k not in ("real", "color", "judge_panel")}
     first_real = {}
     for image_index, prompt_indices in enumerate(real_prompts):
         for prompt in prompt_indices:
@@ -97,12 +98,92 @@ def format_bundle_table(section):
     return "\n".join(lines)
 
 
+def format_judge_table(section):
+    """Markdown table of the judge's section: per concept set and style, the real drawings'
+    top-1 (the ceiling) and that of those the judge never saw, then each run's and
+    language's top-1 and its ratio to the ceiling."""
+    sets = section["sets"]
+    reals = ("real", "real, unseen by the judge")
+    labels = list(dict.fromkeys(label for contents in sets.values()
+                                for row in contents["styles"].values() for label in row
+                                if label not in reals))
+    lines = ["| concepts | style | real (ceiling) | real, unseen by the judge | " + " | ".join(
+                 f"{label} (÷ real)" for label in labels) + " |",
+             "|---" * (len(labels) + 4) + "|"]
+    for name, contents in sets.items():
+        for style, row in contents["styles"].items():
+            cells = []
+            for label in reals:
+                real = row.get(label)
+                cells.append("–" if real is None or not real["images"]
+                             else f"{real['top1']:.3f} ({real['images']})")
+            for label in labels:
+                cell = row.get(label)
+                cells.append("–" if cell is None else f"{cell['top1']:.3f}" + (
+                    "" if cell["ratio"] is None else f" ({cell['ratio']:.2f})"))
+            lines.append(f"| {name} ({contents['concepts']}) | {style} | " + " | ".join(cells)
+                         + " |")
+    return "\n".join(lines)
+
+
+def format_panel_table(panel):
+    """Markdown table of the judged panel: per prompt, each run's top-1 rate and the
+    judge's most frequent first guess."""
+    labels = list(panel["runs"])
+    lines = ["| prompt | " + " | ".join(f"{label}: top-1, most frequent guess"
+                                        for label in labels) + " |",
+             "|---" * (len(labels) + 1) + "|"]
+    for prompt in panel["prompts"]:
+        cells = []
+        for label in labels:
+            row = panel["runs"][label].get(prompt)
+            if row is None:
+                cells.append("not a concept of the judge")
+                continue
+            guesses = row["first_guesses"]
+            (common, count), = Counter(guesses).most_common(1)  # ties: the first drawn
+            cells.append(f"{row['top1']:.2f}, {common} ({count}/{len(guesses)})")
+        lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def judge_text(section, stem, panel_pictures):
+    """The judge's part of report.md (and its panel picture, `<stem>_panel.png`)."""
+    text = ["## The independent judge", "",
+            f"Judge `{section['judge']}`: top-1 among {section['candidates']} concepts of "
+            f"{', '.join(section['groups'])}, mean of {section['repeats']} draws of the "
+            f"distractors. Generated: one draw per prompt (seed {section['sample']}, "
+            + (f"gated, up to {section['max_tries']} tries" if section["gated"] else "ungated")
+            + "), the prompt naming the concept and the style; real: the drawings of that "
+            "style (in brackets: how many), and those of them the judge never trained on.", "",
+            format_judge_table(section)]
+    if "panel" in section and panel_pictures:
+        cells = [image for prompt_images in zip(*panel_pictures.values())
+                 for images in prompt_images for image in images]
+        rows = len(next(iter(panel_pictures.values())))
+        save_png(make_grid(same_size(cells), rows=rows), stem + "_panel.png")
+        text += ["", "### The by-eye panel, as the judge reads it", "",
+                 format_panel_table(section["panel"]), "",
+                 f"![panel]({os.path.basename(stem)}_panel.png)", "",
+                 f"Rows: the prompts above (those the judge knows); columns: "
+                 f"{section['panel']['samples_per_prompt']} draws of each of "
+                 f"{', '.join(panel_pictures)}."]
+    return text
+
+
 def write_report(report, prompts, real_prompts, pictures, out):
-    """Write report.json, report.md and report.png (atomically each)."""
+    """Write report.json, report.md and report.png (atomically each); a judge-only report
+    (no "rows") has its json, md and panel picture."""
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
     stem = os.path.splitext(out)[0]
     write_json(report, out)  # first: the numbers outlive a failing picture
+    judged = (judge_text(report["judge"], stem, pictures.get("judge_panel"))
+              if "judge" in report else [])
+    if "rows" not in report:
+        write_text("\n".join(["# Evaluation by the independent judge", "", *judged]) + "\n",
+                   stem + ".md")
+        return
     grid, shown = report_picture(prompts, real_prompts, pictures)
     save_png(grid, stem + ".png")
     samples = report["samples_per_prompt"]
@@ -139,6 +220,6 @@ def write_report(report, prompts, real_prompts, pictures, out):
                  "each half of the picture; it passes when one half ranks A first and the other "
                  f"B first among {report['bundles']['candidates']} concepts.", "",
                  format_bundle_table(report["bundles"])]
-    write_text("\n".join(text) + "\n", stem + ".md")
+    write_text("\n".join(text + ([""] + judged if judged else [])) + "\n", stem + ".md")
 
 

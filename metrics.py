@@ -3,12 +3,18 @@
 - Fréchet distance and KID (unbiased MMD^2, cubic kernel) between two feature sets;
 - R-precision: top-1 rate of an image's prompt among other concepts' prompts;
 - diversity: mean pairwise distance of unit features within a prompt;
-- colour accuracy: the dominant colour of a product against its prompt's colour.
+- colour accuracy: the dominant colour of a product against its prompt's colour;
+- Inception features for true FID, from a user's local weights file (optional).
 """
 
+import os
+
+import keras
 import numpy as np
+import tensorflow as tf
 
 import colors
+from helpers import to_float
 
 
 def frechet_distance(a, b):
@@ -116,3 +122,27 @@ def two_object_rate(half_codes, pairs, concept_vectors, candidates=100, seed=0):
         best = choices[np.argmax(codes @ concept_vectors[choices].T, axis=1)]  # per half
         hits.append(sorted(best.tolist()) == sorted([first, second]))
     return float(np.mean(hits))
+
+
+class InceptionFeatures:
+    """2048-d pool features of a user's InceptionV3 weights file (for true FID; optional).
+
+    Nothing is downloaded: `weights` must be a local file that
+    `keras.applications.InceptionV3(include_top=False, pooling="avg")` can load.
+    """
+
+    def __init__(self, weights):
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"--inception-weights {weights} not found (FID with "
+                                    "Inception needs the weights file on disk; leave the flag "
+                                    "out to skip it)")
+        self.model = keras.applications.InceptionV3(include_top=False, pooling="avg",
+                                                    weights=weights, input_shape=(299, 299, 3))
+
+    def __call__(self, images, batch_size=32):
+        """uint8 images [N, S, S, 3] -> features [N, 2048] (bilinear resize to 299, [-1, 1])."""
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = tf.image.resize(to_float(images[start:start + batch_size]), (299, 299))
+            out.append(self.model(batch, training=False).numpy())
+        return np.concatenate(out)

@@ -42,7 +42,8 @@ from composition import BundleSplitter
 from config import FIELDS, LEGACY_SETTINGS, TrainConfig, coerce_settings
 from encoder import ENCODER_FILE, load_encoder
 from helpers import atomic_path, write_json
-from sampling import DEFAULT_GAMMA, Gate, calibrate
+from sampling import DEFAULT_GAMMA, Gate, GatedSampler, calibrate
+from styles import VARIED
 
 LAYOUT = {
     "config": "config.json",
@@ -381,3 +382,19 @@ def read_export_info(version_dir):
     """The record an export version keeps of its run and gate (None if it has none)."""
     file = export_info_path(version_dir)
     return read_json(file, "the export's record") if os.path.exists(file) else None
+
+
+def run_name(run_dir):
+    """A run's label in a report: its folder's name."""
+    return os.path.basename(os.path.normpath(run_dir))
+
+
+def run_sampler(gan, run_dir, samplers, gated=True, style=VARIED, compose=False):
+    """A loaded run's `GatedSampler` from `samplers` ({(run, compose): sampler}), or made and
+    put there: gated unless `gated` is False, styles varied with "varied", bundles composed."""
+    if (run_dir, compose) not in samplers:
+        samplers[run_dir, compose] = GatedSampler(
+            gan, load_gate(run_dir, gated=gated),
+            style_words=load_style_words(run_dir) if style == VARIED else {},
+            splitter=load_splitter(run_dir) if compose else None)
+    return samplers[run_dir, compose]

@@ -14,7 +14,7 @@ setup(
     py_modules=["config", "data_loader", "colors", "helpers", "model", "losses", "augment",
                 "generator", "discriminator", "baseline", "encoder", "checkpoints", "callbacks",
                 "train", "runs", "sampling", "styles", "gate", "generate", "export", "metrics",
-                "evaluate", "evaluation_report", "tfds_emoji", "upsampler", "train_upsampler",
+                "evaluate", "evaluation_report", "judge", "judging", "tfds_emoji", "upsampler", "train_upsampler",
                 "compare_upsamplers", "distribute", "tokenizer", "bundles", "composition",
                 "labels"],
     packages=["ads"],  # the ad layer

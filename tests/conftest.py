@@ -202,6 +202,26 @@ def tiny_encoder(trained_run, tmp_path_factory):
     return made_once(tmp_path_factory, "tiny_encoder", make)
 
 
+TINY_JUDGE = ["--image-size", "16", "--channels", "4,8", "--epochs", "1", "--batch-size", "8",
+              "--holdout-per-concept", "1", "--min-images-to-hold-out", "2", "--verbose", "0"]
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(trained_run, tmp_path_factory):
+    """The independent judge trained for one epoch on the trained run's manifest (its
+    folder): 8 concepts in two styles, one drawing of each kept out (the ceiling)."""
+    import judge
+    import runs
+
+    def make(folder):
+        out = str(folder / "judge")
+        manifest = runs.load_config(trained_run).manifest
+        assert judge.main(["--data", manifest, "--out", out] + TINY_JUDGE) == out
+        return out
+
+    return made_once(tmp_path_factory, "tiny_judge", make)
+
+
 _SHARED = {}  # (what made it, key) -> the object made first in this worker
 
 

@@ -3,22 +3,27 @@ import os
 import numpy as np
 import pytest
 
+import data_loader
 import evaluate
 import evaluation_report
+import judge
+import judging
 import runs
 import sampling
 from conftest import uncalibrated_copy
+from styles import style_prompt
 from encoder import load_encoder
 from helpers import to_float
 from metrics import r_precision
 
 
 @pytest.fixture(scope="session")  # session: made once, whatever runs between
-def report(trained_run, tiny_encoder, tmp_path_factory):
+def report(trained_run, tiny_encoder, tiny_judge, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("eval") / "report.json")
     return out, evaluate.main(["--run", trained_run, "--encoder", tiny_encoder, "--split",
                                "train", "--out", out, "--samples-per-prompt", "2",
-                               "--repeats", "2", "--bundle-pairs", "10"])
+                               "--repeats", "2", "--bundle-pairs", "10", "--judge", tiny_judge,
+                               "--panel-samples", "2"])
 
 
 def test_report_has_references_and_gate_rows(report):
@@ -65,10 +70,68 @@ def test_colour_section_scores_recoloured_real_images_perfectly(report):
     assert color["rows"][labels[2]]["images"] == 2 * color["prompts"]
 
 
+def test_judge_section_is_the_judges_reading_of_one_draw_per_prompt_and_style(
+        report, trained_run, tiny_judge):
+    # Recompute one cell outside evaluate.py: the seen concepts asked in the twemoji style
+    # in English, sample 0, gated as served, against the unseen real twemoji drawings.
+    out, report = report
+    section = report["judge"]
+    assert section["candidates"] == 8 and section["max_tries"] == 8 and section["sample"] == 0
+    loaded = judge.load_judge(tiny_judge)
+    pool, sets = judging.judge_pool(loaded, judging.JUDGE_GROUPS)
+    assert list(section["sets"]) == ["seen"] and len(sets["seen"]) == 8  # all in train
+    words = runs.load_style_words(trained_run)
+    names = [loaded.concepts["name_en"].iloc[k] for k in sets["seen"]]
+    prompts = [style_prompt(name, "twemoji", words) for name in names]
+    assert prompts[0].startswith(words["twemoji"][0] + " ")
+    gan, gate = runs.load_model(trained_run), runs.load_gate(trained_run)
+    drawn = sampling.generate_images(gan, prompts, 1, seed=0, gate=gate, max_tries=8,
+                                     style_words=words)
+    expected = judge.top1_among(loaded.logits(drawn["images"][:, 0]), sets["seen"], pool,
+                                repeats=2, seed=0)
+    cell = section["sets"]["seen"]["styles"]["twemoji"]
+    assert (cell["run en"]["top1"], cell["run en"]["top1_std"]) == pytest.approx(expected)
+    for label, held_out in judging.REAL_ROWS.items():
+        real = loaded.images[(loaded.images["style"] == "twemoji")
+                             & (loaded.images["held_out"] == held_out)]
+        images = np.stack([data_loader.load_image(p, 16) for p in real["path"]])
+        rate = judge.top1_among(loaded.logits(images), real["concept"], pool, repeats=2, seed=0)
+        assert cell[label]["top1"] == pytest.approx(rate[0]) and cell[label]["images"] == len(real)
+        if label == "real":
+            ceiling = rate
+    assert cell["run zh"]["images"] == 8
+    if cell["real"]["top1"]:
+        assert cell["run en"]["ratio"] == pytest.approx(expected[0] / ceiling[0])
+    # the panel: the prompts the judge knows, two draws each, and the picture
+    panel = section["panel"]
+    assert set(panel["runs"]["run"]) == {"dress", "牛仔裤", "手机", "laptop", "热饮",
+                                          "shortcake", "披萨", "hamburger"}
+    assert "watch" in panel["unknown_to_the_judge"]
+    assert len(panel["runs"]["run"]["dress"]["first_guesses"]) == 2
+    text = open(out[:-5] + ".md").read()
+    assert "The independent judge" in text and "| seen (8) | twemoji |" in text
+    assert os.path.exists(out[:-5] + "_panel.png")
+
+
+def test_the_judge_alone_needs_no_dual_encoder(trained_run, tiny_judge, tmp_path, capsys):
+    out = str(tmp_path / "judge.json")
+    report = evaluate.main(["--run", trained_run, "--judge-only", "--judge", tiny_judge,
+                            "--out", out, "--repeats", "1", "--panel-samples", "0",
+                            "--no-gate"])
+    assert "rows" not in report and "panel" not in report["judge"]
+    assert report["judge"]["max_tries"] == 1 and not report["judge"]["gated"]
+    assert "| seen (8) | noto |" in open(out[:-5] + ".md").read()
+    with pytest.raises(SystemExit):
+        evaluate.main(["--run", trained_run, "--judge-only", "--no-judge"])
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--run", trained_run, "--judge-only", "--judge", str(tmp_path / "none")])
+    assert exit_info.value.code == 1 and "train-judge" in capsys.readouterr().err
+
+
 def test_uncalibrated_runs_need_no_gate(trained_run, tiny_encoder, tmp_path, capsys):
     run = uncalibrated_copy(trained_run, tmp_path / "run")
     args = ["--run", str(run), "--encoder", tiny_encoder, "--split", "train", "--out",
-            str(tmp_path / "r.json"), "--samples-per-prompt", "2", "--repeats", "1"]
+            str(tmp_path / "r.json"), "--samples-per-prompt", "2", "--repeats", "1", "--no-judge"]
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(args)
     assert exit_info.value.code == 1 and "python gate.py --run" in capsys.readouterr().err
