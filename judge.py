@@ -107,7 +107,7 @@ def concept_judge(num_concepts, image_size=32, channels=(48, 96, 192), dropout=0
 
 
 class Judge:
-    """A trained judge: the classifier, its concepts and the real images it never saw.
+    """A trained judge: the classifier, its concepts and its real images (some held out).
 
     concepts: DataFrame of `CONCEPT_COLUMNS`, row k = class k.
     images: DataFrame (path: absolute image path, style, concept: class index, held_out:
