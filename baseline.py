@@ -14,10 +14,10 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from tokenizer import make_text_vectorizer
+from tokenizer import TextEncoder, make_text_vectorizer
 from generator import channel_schedule
 from distribute import replica_scale
-from model import TextConditionedGAN, TextEncoder
+from model import TextConditionedGAN
 
 
 def baseline_generator(image_size, noise_dim, text_dim, base_channels):

@@ -1,5 +1,5 @@
 """The resumable training state: weights, EMA, optimizer slots, random-number state and
-the finished epoch count.
+the finished epoch count; and weights carried from one model into another (`--init-from`).
 
 RUN/checkpoints/state.npz is written atomically after every finished epoch
 (callbacks.TrainingCheckpoint), so a killed run loses at most one epoch; the one
@@ -124,3 +124,54 @@ def saved_epoch(directory):
         except READ_ERRORS:
             continue
     return 0
+
+
+def widened(fresh, old):
+    """`old` weights embedded in a wider `fresh` array of the same rank (Net2Net-style):
+    the old entries in the leading corner, the new kernel rows that read added input
+    channels (the second-to-last axis of a kernel) zero, so the layer computes what it did;
+    new output channels keep their fresh values and start learning at once."""
+    out = np.array(fresh, copy=True)
+    if out.ndim >= 2:
+        out[..., old.shape[-2]:, :] = 0.0
+    out[tuple(slice(0, n) for n in old.shape)] = old
+    return out
+
+
+def parts(network):
+    """A network's layers: those of its graph and those it holds as attributes (the
+    discriminator's projector, decoders and instance critic, which `.layers` leaves out)."""
+    return network._flatten_layers(include_self=False, recursive=False)
+
+
+def copy_model_weights(source, target):
+    """Copy the weights of the `source` GAN into `target`: a whole network where both have
+    the same weight shapes in the same order, else layer by layer name (automatic variable
+    names differ between processes), where the source has a layer of that name with weights
+    of the same shapes, or of no larger shapes (a wider layer: `widened`). Same vocabulary
+    required. Returns the names of the target's layers left as they were (layers the source
+    lacks, such as newly added ones)."""
+    if list(source.vocabulary) != list(target.vocabulary):
+        raise CheckpointError("the source model has another vocabulary (train with its text encoder: "
+                       "--text-encoder SOURCE)")
+    shapes = lambda weights: [tuple(w.shape) for w in weights]  # noqa: E731
+    fits = lambda mine, theirs: len(mine) == len(theirs) and all(  # noqa: E731
+        len(m) == len(t) and all(a >= b for a, b in zip(m, t)) for m, t in zip(mine, theirs))
+    new = []
+    for name in ("text_encoder", "generator", "ema_generator", "discriminator",
+                 "exemplar_bank"):
+        mine, theirs = getattr(target, name, None), getattr(source, name, None)
+        if mine is None or theirs is None:  # a bank only where both condition on instances
+            continue
+        if shapes(mine.weights) == shapes(theirs.weights):
+            mine.set_weights(theirs.get_weights())
+            continue
+        by_name = {layer.name: layer for layer in parts(theirs)}
+        for layer in parts(mine):
+            match = by_name.get(layer.name)
+            if match is not None and fits(shapes(layer.weights), shapes(match.weights)):
+                layer.set_weights([widened(f, o) for f, o in zip(layer.get_weights(),
+                                                                  match.get_weights())])
+            elif layer.weights:
+                new.append(f"{name}/{layer.name}")
+    return new

@@ -95,7 +95,19 @@ class TrainConfig:
     # AttnGAN's word attention in the generator's blocks of side >= 16: each position looks
     # up the prompt's words, so each noun of "coffee and cake" can steer its own region.
     word_attention: bool = False
-    # Compute dtype: auto = bfloat16 where the CPU has AMX-BF16 (several times faster
+    # The fewest channels of any generator block: 32 gives [.., 64, 32, 32] at 64 px instead
+    # of [.., 64, 32, 16] (capacity where the picture is drawn); 0 = the schedule's own.
+    # A model started from a narrower one (--init-from) is widened keeping its function.
+    generator_min_channels: int = 0
+    # Instance conditioning (IC-GAN; exemplars.py): the generator draws around a real
+    # drawing of the product asked for (a thumbnail of this side, retrieved by the prompt's
+    # nearest product name in the served graph), D checks the drawing follows it; 0 = off.
+    exemplar_size: int = 0
+    exemplar_threshold: float = 0.8  # least name cosine to retrieve; below, text alone
+    # G's shape term: |silhouette(drawing) - silhouette(exemplar)| at the exemplar's side
+    # (losses.shape_loss), so the drawing takes its exemplar's outline from the first step
+    exemplar_shape_weight: float = 0.0
+    # Compute dtype: auto = bfloat16 where the CPU has AMX-BF16 or AVX512-BF16 (faster
     # convolutions; bench/), float16 on a GPU, float32 elsewhere; variables, optimizer state,
     # EMA, losses and logits stay float32 either way.
     precision: str = "auto"  # auto | float32 | bfloat16 | float16
@@ -134,6 +146,13 @@ PRESETS = {
                     sample_prompts=("一杯咖啡和一块蛋糕", "coffee and cake", "汉堡和薯条",
                                     "dress and handbag", "手机和耳机", "hamburger",
                                     "连衣裙", "laptop")),
+    # The release fine-tuned with instance conditioning and a wider generator tail
+    # (README "Instance conditioning").
+    "instance": dict(out_dir="runs/instance", image_size=64, epochs=20, steps_per_epoch=100,
+                     generator_min_channels=32, exemplar_size=16, exemplar_shape_weight=2.0,
+                     init_from="models/adgan",  # its text encoder too: `auto` finds it
+                     groups=("Food & Drink", "Objects", "Activities", "Travel & Places"),
+                     sample_every=4),
     "full": dict(out_dir="runs/full", groups=(), image_size=64, batch_size=32, epochs=600,
                  generator_channels=32, discriminator_channels=32, affine_hidden_units=256,
                  g_learning_rate=1e-4, ema_decay=0.999, gp_every=1),
@@ -144,7 +163,8 @@ LEGACY_SETTINGS = {"color_augment": 0, "color_subgroups": colors.DEFAULT_SUBGROU
                    "style_words": False, "augment_color": False, "augment_cutout": 0.0,
                    "skip_excitation": False, "reconstruction_weight": 0.0,
                    "mode_seeking_weight": 0.0, "precision": "float32", "bundle_share": 0.0,
-                   "init_from": "", "word_attention": False,
+                   "init_from": "", "word_attention": False, "generator_min_channels": 0,
+                   "exemplar_size": 0, "exemplar_threshold": 0.8, "exemplar_shape_weight": 0.0,
                    "run_eagerly": False}
 # Settings that may change when a run folder is resumed.
 RESUMABLE_CHANGES = ("epochs", "verbose", "run_eagerly")

@@ -242,10 +242,13 @@ def caption_matrix(captions):
 def epoch_rows(examples, color_augment, style_words):
     """One epoch's rows (every row, then `color_augment` copies of the recolourable ones):
     (image paths [N], (captions [N, K], caption counts [N], is-copy flags [N], styles [N],
-    English style words [N], Chinese style words [N], style ids [N], concept ids [N])).
+    English style words [N], Chinese style words [N], style ids [N], concept ids [N],
+    product ids [N])).
 
-    A concept is a row's first caption (its product name): the renderings of one product in
-    every style share an id. Recoloured copies get ids of their own (their colour differs)."""
+    A product is a row's first caption (its product name), numbered in sorted order: the
+    renderings of one product in every style share a product id (`exemplars.bank_arrays`
+    numbers them alike) and a concept id, but recoloured copies get concept ids of their
+    own (their colour differs)."""
     recolored = (np.flatnonzero(examples["recolorable"].to_numpy(bool)) if color_augment
                  else np.zeros(0, np.int64))
     rows_used = np.concatenate([np.arange(len(examples)), np.tile(recolored, color_augment)])
@@ -258,10 +261,12 @@ def epoch_rows(examples, color_augment, style_words):
     style_ids = np.array([style_names.index(s) if s in style_words else -1 for s in row_styles],
                          dtype=np.int32)
     _, concepts = np.unique([c[0] for c in examples["captions"]], return_inverse=True)
+    product_ids = concepts.reshape(-1)[rows_used].astype(np.int32)
     concept_ids = np.where(is_copy, concepts.max() + 1 + np.arange(len(rows_used)),
-                           concepts.reshape(-1)[rows_used]).astype(np.int32)
+                           product_ids).astype(np.int32)
     return (examples["path"].to_numpy(dtype=str)[rows_used],
-            (captions, counts, is_copy, row_styles, words_en, words_zh, style_ids, concept_ids))
+            (captions, counts, is_copy, row_styles, words_en, words_zh, style_ids, concept_ids,
+             product_ids))
 
 
 def example_of_row(with_style_id):
@@ -270,7 +275,8 @@ def example_of_row(with_style_id):
     for a copy, and the style word before about half of the captions (`make_dataset`)."""
 
     def pick_caption(row, choice):
-        rgba, (options, count, recolor, style, english, chinese, style_id, concept_id) = row
+        (rgba, (options, count, recolor, style, english, chinese, style_id, concept_id,
+                product_id)) = row
         caption = options[choice % count]
         color = (choice // count) % len(colors.PALETTE)
         image, text = tf.cond(recolor,
@@ -282,7 +288,7 @@ def example_of_row(with_style_id):
         named = draw < int(1000 * styles.STYLE_WORD_RATE)
         text = tf.cond(named, lambda: styles.add_style_word(text, english, chinese), lambda: text)
         example = {"text": text, "images": to_float_tensor(image), "style": style,
-                   "concept_id": concept_id}
+                   "concept_id": concept_id, "product_id": product_id}
         if with_style_id:
             example["style_id"] = style_id
         return example
@@ -305,7 +311,7 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
     rows of a named style start with its word ("3d red dress", "立体 红色连衣裙";
     `styles.py`). Vectorized batches carry "style_id" (int32 [B]: the row's style's index
     in `sorted(style_words)`, -1 for none) in place of "style". Every batch has
-    "concept_id" (int32 [B]; one per product, `epoch_rows`). `skip` drops that many examples
+    "concept_id" and "product_id" (int32 [B], `epoch_rows`; -1 for a bundle's product). `skip` drops that many examples
     first, cheaply: a repeating pipeline resumes at epochs x steps x batch size. With a
     `bundles.BundleSource`, a `bundle_share` of the examples (a fixed pattern of positions,
     so a resume skips exactly) are composed bundles instead (`bundle_stream`)."""
@@ -339,7 +345,8 @@ def make_dataset(examples, image_size, batch_size, seed=0, shuffle=True, repeat=
     if vectorizer is not None:
         dataset = dataset.map(lambda b: {"token_ids": vectorizer(b["text"]), "images": b["images"],
                                          "style_id": b["style_id"],
-                                         "concept_id": b["concept_id"]},
+                                         "concept_id": b["concept_id"],
+                                         "product_id": b["product_id"]},
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -371,7 +378,8 @@ def bundle_stream(source, start, image_size, with_style_id):
             source, [k], [tf.uint8, tf.string, tf.string, tf.int32, tf.int32], stateful=False)
         image.set_shape((image_size, image_size, 3))
         example = {"text": tf.reshape(text, ()), "images": to_float_tensor(image),
-                   "style": tf.reshape(style, ()), "concept_id": tf.reshape(concept_id, ())}
+                   "style": tf.reshape(style, ()), "concept_id": tf.reshape(concept_id, ()),
+                   "product_id": tf.constant(-1, tf.int32)}  # several products: no exemplar
         if with_style_id:
             example["style_id"] = tf.reshape(style_id, ())
         return example

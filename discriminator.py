@@ -162,6 +162,49 @@ class ImageProjector(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="adgan")
+class ExemplarCritic(keras.Model):
+    """IC-GAN's instance-conditioned D, as a projection term: exemplar [B, s, s, 3] -> code
+    [B, 4, 4, C]; `score(features, code)` = the mean over the 4x4 positions of
+    features . code, added to the match logit. The code's last layer starts at zero, so a
+    discriminator trained without it starts unchanged.
+
+    Args:
+        feature_channels: C, channels of the backbone's 4x4 features.
+        exemplar_size: s, side of the exemplar (a power of two >= 4).
+        channels: channels of the stride-2 convolutions.
+    """
+
+    def __init__(self, feature_channels=256, exemplar_size=16, channels=32, **kwargs):
+        exemplar = keras.Input((exemplar_size, exemplar_size, 3), name="exemplar")
+        x = exemplar
+        for i in range(int(math.log2(exemplar_size // 4))):  # s -> 4
+            x = layers.Conv2D(channels, 3, strides=2, padding="same", name=f"down_{i}")(x)
+            x = layers.LeakyReLU(negative_slope=0.2)(x)
+        code = layers.Conv2D(feature_channels, 1, kernel_initializer="zeros", name="code")(x)
+        super().__init__(inputs=exemplar, outputs=code, **kwargs)
+        self.feature_channels = feature_channels
+        self.exemplar_size = exemplar_size
+        self.channels = channels
+
+    def score(self, features, exemplar, has, training=False):
+        """Logit term [B, 1] (float32) of features [B, 4, 4, C] and the exemplar drawn from
+        (`has` [B, 1]: 0 where there was none)."""
+        code = self(exemplar, training=training)
+        term = ops.mean(ops.sum(ops.cast(features, "float32") * ops.cast(code, "float32"),
+                                axis=-1), axis=(1, 2))
+        return term[:, None] * ops.cast(has, "float32")
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "feature_channels": self.feature_channels, "exemplar_size": self.exemplar_size,
+                "channels": self.channels}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="adgan")
 class ReconstructionDecoder(keras.Model):
     """FastGAN's small decoder: features [B, 8, 8, C] -> image [B, 8 * 2^steps, ., 3] in [-1, 1].
 
@@ -211,6 +254,8 @@ class Discriminator(keras.Model):
         base_channels: channels at full resolution (see `channel_schedule`).
         reconstruction: add the decoders `decode_whole` and `decode_part` (FastGAN's
             self-supervision; image_size >= 32); see `reconstruction_loss` in model.py.
+        exemplar_size: s > 0 adds `exemplar_critic` (`ExemplarCritic`), D's instance
+            conditioning; the call and the gate score without it.
 
     Example:
     >>> d = Discriminator(image_size=16, text_dim=8, base_channels=4)
@@ -219,7 +264,7 @@ class Discriminator(keras.Model):
     """
 
     def __init__(self, image_size=64, text_dim=256, base_channels=32, reconstruction=False,
-                 **kwargs):
+                 exemplar_size=0, **kwargs):
         if reconstruction and image_size < 32:
             raise ValueError(f"reconstruction needs image_size >= 32, got {image_size}")
         backbone = DiscriminatorBackbone(image_size, base_channels, all_scales=reconstruction,
@@ -241,10 +286,14 @@ class Discriminator(keras.Model):
                                                       name="decode_whole")
             self.decode_part = ReconstructionDecoder(channels[2], steps, 2 * base_channels,
                                                      name="decode_part")
+        if exemplar_size:
+            self.exemplar_critic = ExemplarCritic(channels[0], exemplar_size,
+                                                  2 * base_channels, name="exemplar_critic")
         self.image_size = image_size
         self.text_dim = text_dim
         self.base_channels = base_channels
         self.reconstruction = reconstruction
+        self.exemplar_size = exemplar_size
 
     def image_features(self, images, training=False):
         """images -> (features [B, 4, 4, C], (16x16 features, 8x8 features) or None)."""
@@ -256,7 +305,7 @@ class Discriminator(keras.Model):
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
                 "text_dim": self.text_dim, "base_channels": self.base_channels,
-                "reconstruction": self.reconstruction}
+                "reconstruction": self.reconstruction, "exemplar_size": self.exemplar_size}
 
     @classmethod
     def from_config(cls, config):

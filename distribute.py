@@ -66,28 +66,36 @@ def worker_out_dir(out_dir, strategy):
     return private, False
 
 
-def cpu_has_amx_bf16(cpuinfo="/proc/cpuinfo"):
-    """True when the CPU advertises AMX-BF16 (Intel Sapphire Rapids and later), where oneDNN
-    runs bfloat16 convolutions several times faster than float32."""
+# CPU flags with native bfloat16 arithmetic: AMX-BF16 (Intel Sapphire Rapids and later) and
+# AVX512-BF16 (AMD Zen 4, Intel Cooper Lake). Measured, the `full` train step: 16.8 -> 29.7
+# img/s on a Xeon with AMX, 23.8 -> 32.2 on an EPYC with avx512_bf16; on an AVX2-only EPYC
+# bfloat16 is emulated and 11x slower (7.1 -> 0.64), so `auto` never picks it there.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_has_bf16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU advertises native bfloat16 arithmetic (`BF16_FLAGS`)."""
     try:
         with open(cpuinfo, encoding="utf-8") as f:
-            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
+            return any(line.startswith("flags") and set(BF16_FLAGS) & set(line.split())
+                       for line in f)
     except OSError:
         return False
 
 
-def policy_for(precision, mixed_precision=False, gpu=None, amx=None):
+def policy_for(precision, mixed_precision=False, gpu=None, bf16=None):
     """The Keras dtype policy of `--precision` (see `TrainConfig.precision`).
 
-    auto: mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AMX-BF16, float32 elsewhere.
+    auto: mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AMX-BF16 or AVX512-BF16
+    (`cpu_has_bf16`), float32 elsewhere.
     The older `--mixed-precision` flag means float16 on a GPU and bfloat16 on a CPU.
     """
     gpu = bool(tf.config.list_physical_devices("GPU")) if gpu is None else gpu
     if mixed_precision and precision in ("auto", "float32"):
         precision = "float16" if gpu else "bfloat16"
     if precision == "auto":
-        amx = cpu_has_amx_bf16() if amx is None else amx
-        precision = "float16" if gpu else "bfloat16" if amx else "float32"
+        bf16 = cpu_has_bf16() if bf16 is None else bf16
+        precision = "float16" if gpu else "bfloat16" if bf16 else "float32"
     return "float32" if precision == "float32" else f"mixed_{precision}"
 
 

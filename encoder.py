@@ -29,7 +29,7 @@ from helpers import add_dataclass_flags, atomic_path, progress_verbosity, to_flo
 from metrics import r_precision
 from augment import random_translate
 from losses import contrastive_loss
-from model import TextEncoder
+from tokenizer import TextEncoder
 
 ENCODER_FILE = "encoder.keras"
 DEFAULT_ENCODER = "encoders/emoji"

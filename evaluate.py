@@ -1,26 +1,22 @@
 """Offline quality suite: measure runs with an independent judge and the in-domain encoder.
 
-    python evaluate.py --run RUN --judge-only --out judge.json        # the judge alone
+    python evaluate.py --run RUN --judge-only --out judge.json   # the judge and colour alone
     python evaluate.py --run RUN [--encoder ENC] [--split test|train] --out report.json
                        [--compare OTHER_RUN ...] [--no-gate] [--style varied|none]
     python evaluate.py train-encoder [--data MANIFEST] --out ENC     # the in-domain evaluator
     python evaluate.py train-judge [--data MANIFEST] --out JUDGE     # (one ships in models/judge)
 
-The independent judge (judge.py, read by judging.py) never trained with any generator:
-its figures are the ones to read a model by (`--judge`, the shipped one by default;
-`--no-judge` leaves it out). The in-domain metrics, in the space of the dual encoder
-whose family, data and training the GAN's text encoder shares (so they overstate):
-- R-precision: each generated image ranks its prompt against 99 prompts of other
-  concepts by cosine; top-1 rate, mean +- std over repeats (AttnGAN's protocol).
-- FID (in-domain encoder) and KID (unbiased MMD^2, cubic kernel) on the encoder's
-  pooled image features scaled to norm sqrt(D); true FID with `--inception-weights`.
-- Diversity: mean pairwise distance of unit image features among images of one prompt.
-- Colour accuracy: for the recolourable rows (colors.py), "red dress" / "红色连衣裙" in
-  every palette colour; the dominant colour of the product's pixels must be the prompt's.
-- Each run ungated and gated (a run must be calibrated, or measured with --no-gate);
-  drawn as generate.py draws (`--style varied`: each seed names a style), or as typed.
-Reference rows: real images (the ceiling) and real images with shuffled prompts
-(the floor). Writes report.json, report.md and pictures (evaluation_report.py).
+The independent judge (judge.py, read by judging.py) never trained with any generator: its
+figures are the ones to read a model by. The in-domain metrics, in the space of the dual
+encoder whose family, data and training the GAN's text encoder shares (so they overstate):
+R-precision (top-1 of a prompt among 99 of other concepts, AttnGAN's protocol); FID and KID
+on the encoder's pooled image features (true FID with `--inception-weights`); diversity
+(mean pairwise distance of unit features among one prompt's images). Colour accuracy (no
+encoder): "red dress" / "红色连衣裙" in every palette colour for the recolourable rows; the
+dominant colour of the product's pixels must be the prompt's. Each run ungated and gated,
+drawn as generate.py draws (`--style varied`) or as typed. Reference rows: real images (the
+ceiling) and real images with shuffled prompts (the floor). Writes report.json, report.md
+and pictures (evaluation_report.py).
 """
 
 import argparse
@@ -140,15 +136,15 @@ def color_set(config, split, caption_columns):
 
 
 def color_accuracy(config, split, caption_columns, gans, sampling):
-    """The colour section of a report (None when the split has no recolourable row), and
-    its pictures: {label: uint8 [P, K, S, S, 3]} with the prompts.
+    """({"color": the colour section of a report}, {"color": its pictures: ({label: uint8
+    [P, K, S, S, 3]}, the prompts)}); two empty dicts when the split has nothing to recolour.
 
     sampling: `generated_rows`' keyword arguments (per_prompt, max_tries, seed, gated, style,
     samplers).
     """
     found = color_set(config, split, caption_columns)
     if found is None:
-        return None, None
+        return {}, {}
     prompts, targets, real, real_targets = found
     section = {"prompts": len(prompts), "colors": list(colors.COLOR_NAMES),
                "chance": 1.0 / len(colors.PALETTE),
@@ -161,7 +157,7 @@ def color_accuracy(config, split, caption_columns, gans, sampling):
                 **color_scores(images, np.repeat(targets, sampling["per_prompt"])),
                 **{k: v for k, v in extras.items() if k != "seconds"}}
             pictures[label] = result["images"]
-    return section, (prompts, pictures)
+    return {"color": section}, {"color": (prompts, pictures)}
 
 
 def two_objects(encoder, images, pairs, concept_vectors, seed):
@@ -298,9 +294,8 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
               "runs_sharing_the_evaluator_text_encoder": [os.path.abspath(r) for r in coupled],
               "rows": {**rows, **generated}}
     pictures["real"] = real_images
-    if color:
-        report["color"] = color
-        pictures["color"] = color_pictures
+    report.update(color)
+    pictures.update(color_pictures)
     if bundle_pairs:
         report["bundles"] = bundle_section(config, split, gans, encoder, sampling, bundle_pairs)
     if judge:
@@ -360,12 +355,17 @@ def main(argv=None):
     judge = None if args.no_judge else dict(
         judge_dir=args.judge, groups=tuple(args.judge_groups), repeats=args.repeats,
         panel_prompts=PANEL_PROMPTS if args.panel_samples else (),
-        panel_samples=args.panel_samples)
+        panel_samples=args.panel_samples, bundle_pairs=args.bundle_pairs,
+        diversity_concepts=50)
     run_dirs = [args.run, *args.compare]
     try:
-        if args.judge_only:
+        if args.judge_only:  # and colour accuracy, which needs no encoder either
+            config = runs.load_config(args.run)
+            color = lambda gans, sampling: color_accuracy(  # noqa: E731
+                config, args.split, config.caption_columns[:2], gans,
+                {**sampling, "style": args.style, "per_prompt": args.samples_per_prompt})
             report, pictures = judge_runs(run_dirs, args.max_tries, args.seed,
-                                          not args.no_gate, judge)
+                                          not args.no_gate, judge, color)
             prompts = real_prompts = None
         else:
             report, prompts, real_prompts, pictures = evaluate_runs(
@@ -378,12 +378,12 @@ def main(argv=None):
     write_report(report, prompts, real_prompts, pictures, args.out)
     if "judge" in report:
         print(format_judge_table(report["judge"]))
+    if "color" in report:
+        print(format_color_table(report["color"]))
     if "rows" not in report:
         print(f"evaluate: wrote {args.out} and {os.path.splitext(args.out)[0]}.md")
         return report
     print(format_table(report))
-    if "color" in report:
-        print(format_color_table(report["color"]))
     if "bundles" in report:
         print(format_bundle_table(report["bundles"]))
     print(f"evaluate: wrote {args.out}, {os.path.splitext(args.out)[0]}.md and .png")

@@ -147,8 +147,44 @@ def format_panel_table(panel):
     return "\n".join(lines)
 
 
+def format_copy_table(panel):
+    """Markdown table of the panel's copy check (`judging.copy_check`): per prompt and run,
+    the median distance of a draw to its nearest training drawing against a restyle's."""
+    labels = list(panel["runs"])
+    lines = ["| prompt | " + " | ".join(f"{label}: pixels (restyle), judge features "
+                                        "(restyle), nearer than a restyle" for label in labels)
+             + " |", "|---" * (len(labels) + 1) + "|"]
+    number = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+    for prompt in panel["prompts"]:
+        cells = []
+        for label in labels:
+            check = panel["runs"][label].get(prompt, {}).get("copy_check")
+            cells.append("-" if check is None else
+                         f"{number(check['pixel_distance'])} "
+                         f"({number(check['restyle_pixel_distance'])}), "
+                         f"{number(check['feature_distance'])} "
+                         f"({number(check['restyle_feature_distance'])}), "
+                         f"{number(check['nearer_than_a_restyle'])}")
+        lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def nearest_picture(pictures, count=4):
+    """Rows of draws and, under each, its nearest training drawing (`<label> nearest`):
+    per prompt, the first `count` draws of each run."""
+    cells, rows = [], 0
+    for label, images in pictures.items():
+        if label.endswith(" nearest"):
+            continue
+        for drawn, nearest in zip(images, pictures[f"{label} nearest"]):
+            cells += list(drawn[:count]) + list(nearest[:count])
+            rows += 2
+    return make_grid(same_size(cells), rows=rows)
+
+
 def judge_text(section, stem, panel_pictures):
-    """The judge's part of report.md (and its panel picture, `<stem>_panel.png`)."""
+    """The judge's part of report.md (and its panel pictures, `<stem>_panel.png` and
+    `<stem>_nearest.png`)."""
     text = ["## The independent judge", "",
             f"Judge `{section['judge']}`: top-1 among {section['candidates']} concepts of "
             f"{', '.join(section['groups'])}, mean of {section['repeats']} draws of the "
@@ -157,17 +193,44 @@ def judge_text(section, stem, panel_pictures):
             + "), the prompt naming the concept and the style; real: the drawings of that "
             "style (in brackets: how many), and those of them the judge never trained on.", "",
             format_judge_table(section)]
+    if "bundles" in section:
+        found = section["bundles"]
+        text += ["", f"### Bundles, as the judge reads them ({found['pairs']} pairs of seen "
+                 f"concepts, {found['prompts']} prompts, e.g. {', '.join(found['examples'])})",
+                 "", "| pictures | two-object rate | images |", "|---|---|---|"]
+        text += [f"| {label} | {row['two_object_rate']:.3f} | {row['images']} |"
+                 for label, row in found["rows"].items()]
+    if "diversity" in section:
+        found = section["diversity"]
+        text += ["", f"### Diversity within a style ({found['concepts']} seen concepts, "
+                 f"{found['per_prompt']} draws each; real across styles "
+                 f"{found['real across styles']:.3f})", "",
+                 "| run | style | within a style (judge features) | ÷ real across styles |",
+                 "|---|---|---|---|"]
+        text += [f"| {run} | {style} | {row['within_style']:.3f} | {row['ratio']:.2f} |"
+                 for run, rows in found["runs"].items() for style, row in rows.items()]
     if "panel" in section and panel_pictures:
-        cells = [image for prompt_images in zip(*panel_pictures.values())
+        drawn = {k: v for k, v in panel_pictures.items() if not k.endswith(" nearest")}
+        cells = [image for prompt_images in zip(*drawn.values())
                  for images in prompt_images for image in images]
-        rows = len(next(iter(panel_pictures.values())))
+        rows = len(next(iter(drawn.values())))
         save_png(make_grid(same_size(cells), rows=rows), stem + "_panel.png")
+        save_png(nearest_picture(panel_pictures), stem + "_nearest.png")
         text += ["", "### The by-eye panel, as the judge reads it", "",
                  format_panel_table(section["panel"]), "",
                  f"![panel]({os.path.basename(stem)}_panel.png)", "",
                  f"Rows: the prompts above (those the judge knows); columns: "
                  f"{section['panel']['samples_per_prompt']} draws of each of "
-                 f"{', '.join(panel_pictures)}."]
+                 f"{', '.join(drawn)}.", "",
+                 "### Generated, or copied?", "",
+                 "Median over each row's draws of the distance to the nearest training "
+                 "drawing (RMS pixel difference on a 0-1 scale at the judge's side; cosine "
+                 "distance of the judge's features), in brackets the median distance from a "
+                 "real drawing of the product to its nearest drawing of it in another style "
+                 "(a restyle); last, the share of draws nearer in pixels than that.", "",
+                 format_copy_table(section["panel"]), "",
+                 f"![nearest]({os.path.basename(stem)}_nearest.png)", "",
+                 "Each prompt: a row of draws, under it the nearest training drawing of each."]
     return text
 
 
@@ -181,8 +244,10 @@ def write_report(report, prompts, real_prompts, pictures, out):
     judged = (judge_text(report["judge"], stem, pictures.get("judge_panel"))
               if "judge" in report else [])
     if "rows" not in report:
-        write_text("\n".join(["# Evaluation by the independent judge", "", *judged]) + "\n",
-                   stem + ".md")
+        colored = ([f"## Colour accuracy ({report['color']['prompts']} prompts)", "",
+                    format_color_table(report["color"]), ""] if "color" in report else [])
+        write_text("\n".join(["# Evaluation by the independent judge", "", *judged, "",
+                              *colored]) + "\n", stem + ".md")
         return
     grid, shown = report_picture(prompts, real_prompts, pictures)
     save_png(grid, stem + ".png")

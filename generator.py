@@ -21,16 +21,19 @@ import keras
 from keras import layers, ops
 
 
-def channel_schedule(image_size, base_channels):
-    """Channels at each resolution from 4x4 up to `image_size` (a power of two >= 8).
+def channel_schedule(image_size, base_channels, min_channels=0):
+    """Channels at each resolution from 4x4 up to `image_size` (a power of two >= 8), at
+    least `min_channels` each.
 
-    64 -> [8, 8, 4, 2, 1] * base; 32 -> [8, 4, 2, 1] * base; 128 -> [8, 8, 8, 4, 2, 1] * base.
+    64 -> [8, 8, 4, 2, 1] * base; 32 -> [8, 4, 2, 1] * base; 128 -> [8, 8, 8, 4, 2, 1] * base;
+    64 with base 16 and min 32 -> [128, 128, 64, 32, 32].
     """
     steps = math.log2(image_size / 4)
     if image_size < 8 or steps != int(steps):
         raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
     steps = int(steps)
-    return [base_channels * min(8, 2 ** (steps - i)) for i in range(steps + 1)]
+    return [max(min_channels, base_channels * min(8, 2 ** (steps - i)))
+            for i in range(steps + 1)]
 
 
 @keras.saving.register_keras_serializable(package="adgan")
@@ -89,13 +92,17 @@ class UpBlock(layers.Layer):
         in_channels: channels of the input features.
         out_channels: channels of the output features.
         hidden_units: width of the affine layers' condition MLP.
+        project_shortcut: a 1x1 convolution on the shortcut even where the channels agree
+            (a block widened to equal channels keeps the shortcut it was trained with).
     """
 
-    def __init__(self, in_channels, out_channels, hidden_units=256, **kwargs):
+    def __init__(self, in_channels, out_channels, hidden_units=256, project_shortcut=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.hidden_units = hidden_units
+        self.project_shortcut = project_shortcut
         policy = self.dtype_policy
         self.upsample = layers.UpSampling2D(2, interpolation="nearest", dtype=policy)
         self.affines = [ConditionalAffine(c, hidden_units, dtype=policy)
@@ -103,7 +110,7 @@ class UpBlock(layers.Layer):
         self.conv1 = layers.Conv2D(out_channels, 3, padding="same", dtype=policy)
         self.conv2 = layers.Conv2D(out_channels, 3, padding="same", dtype=policy)
         self.shortcut = (layers.Conv2D(out_channels, 1, dtype=policy)
-                         if in_channels != out_channels else None)
+                         if in_channels != out_channels or project_shortcut else None)
 
     def build(self, input_shape):
         x_shape, condition_shape = input_shape
@@ -135,7 +142,8 @@ class UpBlock(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "in_channels": self.in_channels,
-                "out_channels": self.out_channels, "hidden_units": self.hidden_units}
+                "out_channels": self.out_channels, "hidden_units": self.hidden_units,
+                "project_shortcut": self.project_shortcut}
 
 
 @keras.saving.register_keras_serializable(package="adgan")
@@ -226,6 +234,73 @@ class WordAttention(layers.Layer):
         return {**super().get_config(), "channels": self.channels}
 
 
+def pick_exemplar(candidates, mask, noise):
+    """Instance conditioning (`exemplars.py`): one candidate drawing per row, chosen by the
+    noise (uniformly over the masked-in slots, as the argmax of i.i.d. normal draws is), so
+    training's D sees the very one G drew from: (exemplar [B, s, s, 3], has one [B, 1])."""
+    slots = ops.shape(mask)[1]
+    scores = ops.cast(noise[:, :slots], "float32") + (ops.cast(mask, "float32") - 1.0) * 1e4
+    choice = ops.one_hot(ops.argmax(scores, axis=-1), slots)                       # [B, M]
+    exemplar = ops.sum(candidates * choice[:, :, None, None, None], axis=1)
+    return exemplar, ops.max(mask, axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class PickExemplar(layers.Layer):
+    """`pick_exemplar` as a layer: ([candidates [B, M, s, s, 3], mask [B, M],
+    noise [B, Z]]) -> [exemplar [B, s, s, 3], has one [B, 1]]."""
+
+    def call(self, inputs):
+        return list(pick_exemplar(*inputs))
+
+    def compute_output_shape(self, input_shape):
+        candidates, mask, _ = input_shape
+        return [(candidates[0], *candidates[2:]), (mask[0], 1)]
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class ExemplarInjection(layers.Layer):
+    """Adds a real drawing's layout to the features (IC-GAN's instance conditioning) through
+    a 1x1 convolution that starts at zero (ControlNet's zero convolution), so a generator
+    trained without it starts unchanged. (A scalar gate at zero, as `WordAttention` has,
+    grew at Adam's step size, ~1e-4 a step: 0.05 after 600 steps, the drawing unchanged.)
+
+    out = features + has * conv1x1_zero(leaky_relu(conv3x3(exemplar resized to H x W)))
+
+    Args:
+        channels: C, channels of the features.
+
+    Call: `([features [B, H, W, C], exemplar [B, s, s, 3], has [B, 1]])` -> [B, H, W, C].
+    """
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        policy = self.dtype_policy
+        self.read = layers.Conv2D(channels, 3, padding="same", dtype=policy)
+        self.mix = layers.Conv2D(channels, 1, kernel_initializer="zeros", dtype=policy)
+
+    def build(self, input_shape):
+        features_shape, exemplar_shape, _ = input_shape
+        self.read.build((*features_shape[:3], exemplar_shape[-1]))
+        self.mix.build(features_shape)
+
+    def call(self, inputs):
+        features, exemplar, has = inputs
+        side = ops.shape(features)[1]
+        # area resize (average of whole cells) of the s x s exemplar to the features' side
+        resized = ops.image.resize(ops.cast(exemplar, features.dtype), (side, side),
+                                   interpolation="area")
+        code = self.mix(ops.leaky_relu(self.read(resized), 0.2))
+        return features + ops.cast(has, features.dtype)[:, :, None, None] * code
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
 @keras.saving.register_keras_serializable(package="adgan")
 class Generator(keras.Model):
     """DF-GAN one-stage generator.
@@ -242,6 +317,12 @@ class Generator(keras.Model):
         word_attention: AttnGAN's word attention at each side >= 16 (`WordAttention`: from
             16x16 on, where the layout of several products is drawn); the
             generator then takes [noise, sentence, words [B, L, text_dim], word_mask [B, L]].
+        min_channels: the fewest channels of any block (0 = the schedule's own): capacity
+            where the picture is drawn, e.g. 32 for [.., 32, 32] instead of [.., 32, 16].
+        exemplar_slots: M > 0 adds instance conditioning (`exemplars.py`): the inputs end
+            with candidate drawings [B, M, s, s, 3] and their mask [B, M]; one is picked by
+            the noise and added to the features at each side 8..s (`ExemplarInjection`).
+        exemplar_size: s, the candidates' side.
 
     Example:
     >>> g = Generator(image_size=16, noise_dim=8, text_dim=8, base_channels=4)
@@ -250,8 +331,10 @@ class Generator(keras.Model):
     """
 
     def __init__(self, image_size=64, noise_dim=100, text_dim=256, base_channels=32,
-                 hidden_units=256, skip_excitation=False, word_attention=False, **kwargs):
-        channels = channel_schedule(image_size, base_channels)
+                 hidden_units=256, skip_excitation=False, word_attention=False, min_channels=0,
+                 exemplar_slots=0, exemplar_size=16, **kwargs):
+        channels = channel_schedule(image_size, base_channels, min_channels)
+        narrow = channel_schedule(image_size, base_channels)  # where the shortcuts project
         noise = keras.Input((noise_dim,), name="noise")
         sentence = keras.Input((text_dim,), name="sentence")
         inputs = [noise, sentence]
@@ -259,15 +342,26 @@ class Generator(keras.Model):
             words = keras.Input((None, text_dim), name="words")
             word_mask = keras.Input((None,), name="word_mask")
             inputs += [words, word_mask]
+        if exemplar_slots:
+            candidates = keras.Input((exemplar_slots, exemplar_size, exemplar_size, 3),
+                                     name="exemplars")
+            candidate_mask = keras.Input((exemplar_slots,), name="exemplar_mask")
+            inputs += [candidates, candidate_mask]
+            exemplar, has_exemplar = PickExemplar(name="pick_exemplar")(
+                [candidates, candidate_mask, noise])
         condition = layers.Concatenate(name="condition")([noise, sentence])
         x = layers.Dense(4 * 4 * channels[0], name="project")(noise)
         x = layers.Reshape((4, 4, channels[0]))(x)
         by_size = {4: x}  # features at each side, for the skip-layer excitation
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
-            x = UpBlock(c_in, c_out, hidden_units, name=f"up_{i}")([x, condition])
+            x = UpBlock(c_in, c_out, hidden_units, narrow[i] != narrow[i + 1],
+                        name=f"up_{i}")([x, condition])
             size = 2 ** (i + 3)
             if word_attention and size >= 16:
                 x = WordAttention(c_out, name=f"attend_{size}")([x, words, word_mask])
+            if exemplar_slots and size <= exemplar_size:
+                x = ExemplarInjection(c_out, name=f"exemplar_{size}")(
+                    [x, exemplar, has_exemplar])
             if skip_excitation and size >= 32:
                 x = SkipExcitation(size // 4, c_out, name=f"excite_{size}")([by_size[size // 4], x])
             by_size[size] = x
@@ -283,12 +377,17 @@ class Generator(keras.Model):
         self.hidden_units = hidden_units
         self.skip_excitation = skip_excitation
         self.word_attention = word_attention
+        self.min_channels = min_channels
+        self.exemplar_slots = exemplar_slots
+        self.exemplar_size = exemplar_size
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
                 "noise_dim": self.noise_dim, "text_dim": self.text_dim,
                 "base_channels": self.base_channels, "hidden_units": self.hidden_units,
-                "skip_excitation": self.skip_excitation, "word_attention": self.word_attention}
+                "skip_excitation": self.skip_excitation, "word_attention": self.word_attention,
+                "min_channels": self.min_channels, "exemplar_slots": self.exemplar_slots,
+                "exemplar_size": self.exemplar_size}
 
     @classmethod
     def from_config(cls, config):

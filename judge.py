@@ -132,13 +132,24 @@ class Judge:
     def logits(self, images, batch_size=256):
         """Concept logits [N, K] (numpy) of uint8 images [N, H, W, 3] of any side (resized
         with area averaging, as a smaller picture of the same drawing)."""
+        return self._run(self.model, images, batch_size)
+
+    def features(self, images, batch_size=256):
+        """The judge's pooled features [N, C] (before its concept layer) of uint8 images of
+        any side: where two drawings are near for the judge (the copy check)."""
+        if not hasattr(self, "_embedder"):
+            self._embedder = keras.Model(self.model.input, self.model.get_layer("pool").output)
+        return self._run(self._embedder, images, batch_size)
+
+    def _run(self, network, images, batch_size):
         out = []
         for start in range(0, len(images), batch_size):
             batch = tf.convert_to_tensor(to_float(images[start:start + batch_size]))
             if batch.shape[1] != self.image_size:
                 batch = tf.image.resize(batch, (self.image_size, self.image_size), "area")
-            out.append(self.model(batch, training=False).numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.concepts)), np.float32)
+            out.append(np.asarray(network(batch, training=False), np.float32))
+        width = network.output_shape[-1]
+        return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
     def concept_of(self, name):
         """The class of a concept named in English or Chinese (KeyError if none)."""

@@ -1,6 +1,6 @@
 """GAN losses as small pure functions: DF-GAN's hinge losses and matching-aware gradient
-penalty, the contrastive image-text loss (XMC-GAN), FastGAN's reconstruction loss for D
-and MSGAN's mode-seeking loss for G."""
+penalty, the contrastive image-text loss (XMC-GAN), FastGAN's reconstruction loss for D,
+MSGAN's mode-seeking loss and instance conditioning's shape term for G."""
 
 from keras import ops
 
@@ -75,3 +75,22 @@ def feature_l1_loss(upsampled_features, target_features):
     for fake, real in zip(upsampled_features, target_features):
         total += ops.mean(ops.abs(fake - real)) / (ops.mean(ops.abs(real)) + 1e-6)
     return total / len(upsampled_features)
+
+
+def ink(images, side):
+    """How far each pixel of images [B, S, S, 3] in [-1, 1] is from the white background
+    (1 - its lightest channel: 0 on white, 1 on any saturated or dark colour), averaged over
+    S/side x S/side cells: the drawing's silhouette [B, side, side, 1]."""
+    darkness = 1.0 - ops.min((ops.cast(images, "float32") + 1.0) / 2.0, axis=-1, keepdims=True)
+    factor = images.shape[1] // side
+    return darkness if factor == 1 else ops.average_pool(darkness, factor, factor)
+
+
+def shape_loss(fake, exemplar, has):
+    """Instance conditioning's shape term: mean |ink(fake) - ink(exemplar)| at the exemplar's
+    side [B, s, s, 3], over the rows that have one (`has` [B, 1]); a silhouette, not pixels,
+    so the colour and style stay free (a raw-pixel distance drew the white median)."""
+    side = exemplar.shape[1]
+    gap = ops.mean(ops.abs(ink(fake, side) - ink(exemplar, side)), axis=(1, 2, 3))
+    has = ops.cast(has[:, 0], "float32")
+    return ops.sum(gap * has) / ops.maximum(ops.sum(has), 1.0)

@@ -1,70 +1,31 @@
-"""Text encoder and `TextToImageGAN`, the trainable text-to-image model (losses in losses.py,
-DiffAugment in augment.py).
+"""`TextToImageGAN`, the trainable text-to-image model (the LSTM text encoder in
+tokenizer.py, losses in losses.py, DiffAugment in augment.py).
 
-Training follows DF-GAN: hinge loss over real-matched, real-mismatched (the
-batch's sentences rolled by one) and fake pairs; the matching-aware gradient
-penalty (MA-GP) on the real pair's image and sentence; two-timescale Adam; and
-an exponential moving average (EMA) of the generator that is used for sampling.
-The text encoder normally starts from a pretrained dual encoder (encoder.py) and
-stays frozen, as in DF-GAN; when it is trainable it learns with the discriminator.
-An XMC-GAN-style contrastive loss between the discriminator's image code and the
-sentence teaches D (and a trainable text encoder) to tell concepts apart, and the
-same loss on fake images makes the generator follow the text. FastGAN's parts (skip-layer
-excitation in G, D's reconstruction decoders), DiffAugment colour and cutout, and MSGAN's
-mode-seeking loss are switched on by constructor arguments (off by default, which keeps
-models saved before them loading unchanged).
+Training follows DF-GAN: hinge loss over real-matched, real-mismatched (the batch's
+sentences rolled by one) and fake pairs; the matching-aware gradient penalty (MA-GP) on
+the real pair; two-timescale Adam; an EMA of the generator for sampling. The text encoder
+starts from a pretrained dual encoder (encoder.py), normally frozen as in DF-GAN. An
+XMC-GAN contrastive loss between D's image code and the sentence teaches D to tell
+concepts apart and G to follow the text. FastGAN's parts, DiffAugment colour and cutout,
+MSGAN's mode seeking and instance conditioning (exemplars.py) are switched on by
+constructor arguments (off by default: models saved before them load unchanged).
 """
+
+import inspect
 
 import keras
 import tensorflow as tf
-from keras import layers, ops
+from keras import ops
 
 from augment import random_color, random_cutout, random_translate
 from distribute import ema_decay_at, replica_scale, update_moving_average
-from tokenizer import make_text_vectorizer
+from tokenizer import TextEncoder, make_text_vectorizer  # noqa: F401 (model.TextEncoder)
 from discriminator import Discriminator
-from generator import Generator
+from exemplars import ExemplarBank
+from generator import Generator, pick_exemplar
 from losses import (contrastive_loss, discriminator_hinge_loss, generator_hinge_loss,
-                    matching_aware_gradient_penalty, mode_seeking_loss, reconstruction_loss)
-
-
-@keras.saving.register_keras_serializable(package="adgan")
-class TextEncoder(keras.Model):
-    """Token ids [B, L] -> (words [B, L, 2H], sentence [B, 2H]) with a bidirectional LSTM.
-
-    Args:
-        vocabulary_size: number of token ids (0 = padding, 1 = unknown).
-        embedding_dim: width of the token embedding.
-        hidden_units: H, units of each LSTM direction; the sentence has 2H.
-        sequence_length: L, tokens per text.
-    """
-
-    def __init__(self, vocabulary_size=1000, embedding_dim=128, hidden_units=128,
-                 sequence_length=16, **kwargs):
-        token_ids = keras.Input((sequence_length,), dtype="int64", name="token_ids")
-        x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
-                             name="embedding")(token_ids)
-        # Unrolled: the sequence is short and fixed, and one prompt encodes in 0.7 ms
-        # instead of 1.5 ms through a while loop (the numbers are the same).
-        words, forward_h, _, backward_h, _ = layers.Bidirectional(
-            layers.LSTM(hidden_units, return_sequences=True, return_state=True, unroll=True),
-            name="bilstm")(x)
-        sentence = layers.Concatenate(dtype="float32", name="sentence")([forward_h, backward_h])
-        words = layers.Activation("linear", dtype="float32", name="words")(words)
-        super().__init__(inputs=token_ids, outputs=[words, sentence], **kwargs)
-        self.vocabulary_size = vocabulary_size
-        self.embedding_dim = embedding_dim
-        self.hidden_units = hidden_units
-        self.sequence_length = sequence_length
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "vocabulary_size": self.vocabulary_size, "embedding_dim": self.embedding_dim,
-                "hidden_units": self.hidden_units, "sequence_length": self.sequence_length}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+                    matching_aware_gradient_penalty, mode_seeking_loss, reconstruction_loss,
+                    shape_loss)
 
 
 # ----------------------------------------------------------------------------- the GAN
@@ -100,15 +61,18 @@ class TextConditionedGAN(keras.Model):
         return self.text_encoder(self.vectorizer(texts))[1]
 
     def text_inputs(self, token_ids, training=False):
-        """(sentence [B, 2H], the generator's inputs after the noise: (sentence,), or with
-        word attention (sentence, words [B, L, 2H], word mask [B, L], 1 = a token))."""
+        """(sentence [B, 2H], the generator's inputs after the noise: (sentence,), then with
+        word attention words [B, L, 2H] and word mask [B, L] (1 = a token), then with
+        instance conditioning the retrieved candidate drawings [B, M, s, s, 3] and their
+        mask [B, M] (`exemplars.ExemplarBank.retrieve`))."""
         words, sentence = self.text_encoder(token_ids, training=training)
-        if not getattr(self, "word_attention", False):
-            return sentence, (sentence,)
-        # tf.identity drops the Keras mask the embedding attached (the mask is passed on
-        # explicitly as the fourth input)
-        return sentence, (sentence, tf.identity(words),
-                          ops.cast(ops.greater(token_ids, 0), "float32"))
+        inputs = (sentence,)
+        if getattr(self, "word_attention", False):
+            # tf.identity drops the Keras mask of the embedding (the mask is the next input)
+            inputs += (tf.identity(words), ops.cast(ops.greater(token_ids, 0), "float32"))
+        if getattr(self, "exemplar_size", 0):
+            inputs += tuple(self.exemplar_bank.retrieve(sentence))
+        return sentence, inputs
 
     def generate(self, texts, seed=0, noise=None, use_ema=True):
         """Draw one image per text: float32 [B, S, S, 3] in [-1, 1].
@@ -135,32 +99,32 @@ class TextToImageGAN(TextConditionedGAN):
 
     Args:
         vocabulary: list of tokens (ids 2.. in order; 0 = padding, 1 = unknown).
-        image_size: image side in pixels.
-        sequence_length: tokens per text.
-        noise_dim: noise vector length.
-        embedding_dim: token embedding width.
+        image_size, sequence_length: image side in pixels, tokens per text.
+        noise_dim, embedding_dim: noise vector length, token embedding width.
         text_hidden_units: LSTM units per direction (sentence length = 2x).
-        generator_channels: generator channels at full resolution.
-        discriminator_channels: discriminator channels at full resolution.
+        generator_channels, discriminator_channels: G's and D's channels at full resolution.
         affine_hidden_units: width of the generator's affine condition MLP.
         ema_decay: EMA decay of the sampling generator.
-        gp_weight: MA-GP weight.
-        gp_power: MA-GP exponent.
-        gp_every: apply MA-GP every this many D steps, weighted by it (1 = every step).
-        contrastive_weight: weight of the image-text contrastive loss (0 = pure DF-GAN).
-        contrastive_temperature: its softmax temperature.
+        gp_weight, gp_power, gp_every: MA-GP weight and exponent; apply it every this many
+            D steps, weighted by it (1 = every step).
+        contrastive_weight, contrastive_temperature: the image-text contrastive loss's
+            weight (0 = pure DF-GAN) and softmax temperature.
         augment_shift: largest random translation, as a fraction of the image side, of the
             images D sees (real and fake alike; DiffAugment); 0 = none.
         augment_color: DiffAugment colour (brightness, saturation, contrast) of D's images.
-        augment_cutout: side of DiffAugment's cutout square, a fraction of the image side;
-            0 = none.
+        augment_cutout: DiffAugment's cutout square's side / the image side; 0 = none.
         skip_excitation: FastGAN's skip-layer excitation in the generator.
         reconstruction_weight: weight of D's FastGAN reconstruction loss on real images
             (image_size >= 32); 0 = no decoders.
-        mode_seeking_weight: weight of MSGAN's mode-seeking loss (the first half of the
-            batch's texts drawn once more from other noise); 0 = none.
+        mode_seeking_weight: MSGAN's mode-seeking loss (the first half of the batch's texts
+            drawn once more from other noise); 0 = none.
         word_attention: AttnGAN's word attention in the generator's blocks of side >= 16
             (generator.WordAttention), fed the text encoder's per-word features.
+        generator_min_channels: the fewest channels of a generator block (0 = none).
+        exemplar_size: instance conditioning (exemplars.py) with thumbnails of this side;
+            0 = none. `exemplar_products` and `exemplar_slots` size its `ExemplarBank`
+            (products x drawing styles), `exemplar_threshold` the retrieval's least cosine,
+            `exemplar_shape_weight` the weight of G's shape term (losses.shape_loss).
         seed: seed of the training noise and augmentation.
 
     Example:
@@ -176,31 +140,14 @@ class TextToImageGAN(TextConditionedGAN):
                  gp_weight=2.0, gp_power=6.0, gp_every=1, contrastive_weight=1.0,
                  contrastive_temperature=0.1, augment_shift=0.125, augment_color=False,
                  augment_cutout=0.0, skip_excitation=False, reconstruction_weight=0.0,
-                 mode_seeking_weight=0.0, word_attention=False, seed=0, **kwargs):
+                 mode_seeking_weight=0.0, word_attention=False, generator_min_channels=0,
+                 exemplar_size=0, exemplar_products=0, exemplar_slots=0,
+                 exemplar_threshold=0.8, exemplar_shape_weight=0.0, seed=0, **kwargs):
+        settings = dict(locals())  # the arguments, before anything else is named here
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)
-        self.image_size = image_size
-        self.sequence_length = sequence_length
-        self.noise_dim = noise_dim
-        self.embedding_dim = embedding_dim
-        self.text_hidden_units = text_hidden_units
-        self.generator_channels = generator_channels
-        self.discriminator_channels = discriminator_channels
-        self.affine_hidden_units = affine_hidden_units
-        self.ema_decay = ema_decay
-        self.gp_weight = gp_weight
-        self.gp_power = gp_power
-        self.gp_every = gp_every
-        self.contrastive_weight = contrastive_weight
-        self.contrastive_temperature = contrastive_temperature
-        self.augment_shift = augment_shift
-        self.augment_color = augment_color
-        self.augment_cutout = augment_cutout
-        self.skip_excitation = skip_excitation
-        self.reconstruction_weight = reconstruction_weight
-        self.mode_seeking_weight = mode_seeking_weight
-        self.word_attention = word_attention
-        self.seed = seed
+        for name in self.SETTINGS:  # every setting an attribute of its own name
+            setattr(self, name, settings[name])
         text_dim = 2 * text_hidden_units
         self.vectorizer = make_text_vectorizer(self.vocabulary, sequence_length)
         self.text_encoder = TextEncoder(len(self.vocabulary) + 2, embedding_dim,
@@ -208,37 +155,34 @@ class TextToImageGAN(TextConditionedGAN):
         generator_args = dict(image_size=image_size, noise_dim=noise_dim, text_dim=text_dim,
                               base_channels=generator_channels,
                               hidden_units=affine_hidden_units,
-                              skip_excitation=skip_excitation, word_attention=word_attention)
+                              skip_excitation=skip_excitation, word_attention=word_attention,
+                              min_channels=generator_min_channels,
+                              exemplar_slots=exemplar_slots if exemplar_size else 0,
+                              exemplar_size=exemplar_size or 16)
         self.generator = Generator(**generator_args, name="generator")
         self.ema_generator = Generator(**generator_args, name="ema_generator")
         self.ema_generator.trainable = False
         self.discriminator = Discriminator(image_size, text_dim, discriminator_channels,
                                            reconstruction=reconstruction_weight > 0,
-                                           name="discriminator")
+                                           exemplar_size=exemplar_size, name="discriminator")
+        if exemplar_size:
+            self.exemplar_bank = ExemplarBank(exemplar_products, exemplar_slots, exemplar_size,
+                                              text_dim, exemplar_threshold, name="exemplar_bank")
+            self.exemplar_seed = keras.random.SeedGenerator(seed + 2, name="exemplar_seed")
         self.noise_seed = keras.random.SeedGenerator(seed, name="noise_seed")
         self.augment_seed = keras.random.SeedGenerator(seed + 1, name="augment_seed")
         self.ema_generator.set_weights(self.generator.get_weights())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("d_loss", "g_loss", "gp", "real_score", "fake_score",
-                          "contrastive", "reconstruction", "mode_seeking")}
+                          "contrastive", "reconstruction", "mode_seeking", "shape")}
         self.built = True  # every sub-model above is already built
+
+    # the constructor's settings (all but the vocabulary): attributes and config alike
+    SETTINGS = tuple(inspect.signature(__init__).parameters)[2:-1]
 
     def get_config(self):
         return {"name": self.name, "vocabulary": self.vocabulary,
-                "image_size": self.image_size, "sequence_length": self.sequence_length,
-                "noise_dim": self.noise_dim, "embedding_dim": self.embedding_dim,
-                "text_hidden_units": self.text_hidden_units,
-                "generator_channels": self.generator_channels,
-                "discriminator_channels": self.discriminator_channels,
-                "affine_hidden_units": self.affine_hidden_units, "ema_decay": self.ema_decay,
-                "gp_weight": self.gp_weight, "gp_power": self.gp_power, "gp_every": self.gp_every,
-                "contrastive_weight": self.contrastive_weight,
-                "contrastive_temperature": self.contrastive_temperature,
-                "augment_shift": self.augment_shift, "augment_color": self.augment_color,
-                "augment_cutout": self.augment_cutout, "skip_excitation": self.skip_excitation,
-                "reconstruction_weight": self.reconstruction_weight,
-                "mode_seeking_weight": self.mode_seeking_weight,
-                "word_attention": self.word_attention, "seed": self.seed}
+                **{name: getattr(self, name) for name in self.SETTINGS}}
 
     @classmethod
     def from_config(cls, config):
@@ -260,18 +204,26 @@ class TextToImageGAN(TextConditionedGAN):
         """Loss to differentiate: split across replicas, times the loss scale if any."""
         return optimizer.scale_loss(loss * replica_scale())
 
-    def _real_pair(self, images, sentence):
+    def _match(self, features, sentence, exemplar=None):
+        """D's match logits [B, 1] of image features and sentences, plus the instance term
+        of `exemplar` (the drawing G drew from and whether there was one) when given."""
+        logits = self.discriminator.head([features, sentence], training=True)
+        if exemplar is None:
+            return logits
+        return logits + self.discriminator.exemplar_critic.score(features, *exemplar,
+                                                                 training=True)
+
+    def _real_pair(self, images, sentence, exemplar=None):
         """D's features, its (16x16, 8x8) features (() without reconstruction) and match
         logits for the real pairs."""
         features, pyramid = self.discriminator.image_features(images, training=True)
-        logits = self.discriminator.head([features, sentence], training=True)
-        return features, pyramid or (), logits
+        return features, pyramid or (), self._match(features, sentence, exemplar)
 
-    def _real_pair_with_penalty(self, images, sentence):
+    def _real_pair_with_penalty(self, images, sentence, exemplar=None):
         """`_real_pair` plus the MA-GP of its logits, weighted for the lazy interval."""
         with tf.GradientTape() as gp_tape:
             gp_tape.watch([images, sentence])
-            features, pyramid, logits = self._real_pair(images, sentence)
+            features, pyramid, logits = self._real_pair(images, sentence, exemplar)
         image_grads, sentence_grads = gp_tape.gradient(logits, [images, sentence])
         gp = matching_aware_gradient_penalty(image_grads, sentence_grads,
                                              self.gp_weight * self.gp_every, self.gp_power)
@@ -301,33 +253,48 @@ class TextToImageGAN(TextConditionedGAN):
         part = reconstruction_loss(self.discriminator.decode_part(crop, training=True), target)
         return whole + part
 
-    def _discriminator_step(self, token_ids, images, noise, concept_ids=None):
+    def _training_exemplars(self, text, noise, data):
+        """With instance conditioning: the text inputs with the training candidates
+        (`ExemplarBank.for_training`) in place of the retrieved ones, and the one G draws
+        from for each noise (for D's instance term); else (text, None)."""
+        if not self.exemplar_size:
+            return text, None
+        batch = ops.shape(noise)[0]
+        products = data.get("product_id", -ops.ones((batch,), "int32"))
+        styles = data.get("style_id", -ops.ones((batch,), "int32"))
+        candidates = self.exemplar_bank.for_training(products, styles, self.exemplar_seed)
+        return text[:-2] + candidates, pick_exemplar(*candidates, noise)
+
+    def _discriminator_step(self, token_ids, images, noise, concept_ids=None, data=None):
         """Hinge loss on real-matched, real-mismatched (sentences rolled by one) and fake
         pairs, plus MA-GP, the contrastive loss (renderings of one concept are all
         positives) and the reconstruction loss; trains D and a trainable text encoder.
+        With instance conditioning every match logit has D's instance term of the exemplar
+        G drew from (the mismatched pairs keep theirs: a drawing of another product).
 
-        Returns (the generator's text inputs (`text_inputs`), the step's values for the
-        trackers).
+        Returns (the generator's text inputs (`text_inputs`), the exemplars, the step's
+        values for the trackers).
         """
         with tf.GradientTape() as tape:
             sentence, text = self.text_inputs(token_ids, training=True)
             text = tuple(ops.stop_gradient(t) for t in text)
+            text, exemplar = self._training_exemplars(text, noise, data or {})
             fake = self.generator([noise, *text], training=True)
             # Lazy regularisation (StyleGAN2): the penalty every `gp_every` D steps, scaled
             # up by that interval, saves most of its double back-propagation.
             if self.gp_every == 1:
                 real_features, pyramid, real_logits, gp = self._real_pair_with_penalty(
-                    images, sentence)
+                    images, sentence, exemplar)
             else:
                 real_features, pyramid, real_logits, gp = tf.cond(
                     ops.equal(self.d_optimizer.iterations % self.gp_every, 0),
-                    lambda: self._real_pair_with_penalty(images, sentence),
-                    lambda: self._real_pair(images, sentence) + (ops.zeros(()),))
-            mismatched_logits = self.discriminator.head(
-                [ops.roll(real_features, 1, axis=0), sentence], training=True)
+                    lambda: self._real_pair_with_penalty(images, sentence, exemplar),
+                    lambda: self._real_pair(images, sentence, exemplar) + (ops.zeros(()),))
+            mismatched_logits = self._match(ops.roll(real_features, 1, axis=0), sentence,
+                                            exemplar)
             fake_features, _ = self.discriminator.image_features(
                 self._augment(ops.stop_gradient(fake)), training=True)
-            fake_logits = self.discriminator.head([fake_features, sentence], training=True)
+            fake_logits = self._match(fake_features, sentence, exemplar)
             real_contrastive = contrastive_loss(self.discriminator.projector(real_features),
                                                 sentence, self.contrastive_temperature,
                                                 concept_ids)
@@ -339,10 +306,11 @@ class TextToImageGAN(TextConditionedGAN):
             scaled_loss = self._scaled(self.d_optimizer, d_loss)
         d_vars = self.d_variables
         self.d_optimizer.apply(tape.gradient(scaled_loss, d_vars), d_vars)
-        return text, {"d_loss": d_loss, "gp": gp, "real_score": ops.mean(real_logits),
-                          "contrastive": real_contrastive, "reconstruction": reconstruction}
+        return text, exemplar, {"d_loss": d_loss, "gp": gp,
+                                "real_score": ops.mean(real_logits),
+                                "contrastive": real_contrastive, "reconstruction": reconstruction}
 
-    def _generator_step(self, text, noise, concept_ids=None):
+    def _generator_step(self, text, noise, concept_ids=None, exemplar=None):
         """Fool D on (fake, its sentence), match the sentence in D's image code and, with
         mode seeking, draw the first half of the texts again from other noise and reward the
         difference; the text encoder is held fixed (`text`: the generator's text inputs,
@@ -361,32 +329,34 @@ class TextToImageGAN(TextConditionedGAN):
             fake = drawn[:batch]
             fake_features, _ = self.discriminator.image_features(self._augment(fake),
                                                                  training=True)
-            fake_logits = self.discriminator.head([fake_features, sentence], training=True)
+            fake_logits = self._match(fake_features, sentence, exemplar)
             fake_contrastive = contrastive_loss(self.discriminator.projector(fake_features),
                                                 sentence, self.contrastive_temperature,
                                                 concept_ids)
             mode_seeking = (mode_seeking_loss(fake[:half], drawn[batch:], noise[:half],
                                               other_noise) if half else ops.zeros(()))
+            shape = shape_loss(fake, *exemplar) if exemplar is not None else ops.zeros(())
             g_loss = (generator_hinge_loss(fake_logits)
                       + self.contrastive_weight * fake_contrastive
-                      + self.mode_seeking_weight * mode_seeking)
+                      + self.mode_seeking_weight * mode_seeking
+                      + self.exemplar_shape_weight * shape)
             scaled_loss = self._scaled(self.g_optimizer, g_loss)
         g_vars = self.generator.trainable_variables
         self.g_optimizer.apply(tape.gradient(scaled_loss, g_vars), g_vars)
         update_moving_average(self.ema_generator.weights, self.generator.weights,
                               ema_decay_at(self.g_optimizer.iterations, self.ema_decay))
         return {"g_loss": g_loss, "fake_score": ops.mean(fake_logits),
-                "mode_seeking": mode_seeking}
+                "mode_seeking": mode_seeking, "shape": shape}
 
     def train_step(self, data):
-        """One D step and one G step on {"images", "text" or "token_ids"[, "concept_id"]}."""
+        """One D and one G step on {"images", "text" or "token_ids"[, "concept_id", ...]}."""
         token_ids = data["token_ids"] if "token_ids" in data else self.vectorizer(data["text"])
         noise = keras.random.normal((ops.shape(data["images"])[0], self.noise_dim),
                                     seed=self.noise_seed)
         concept_ids = data.get("concept_id")
-        text, d_values = self._discriminator_step(token_ids, self._augment(data["images"]),
-                                                  noise, concept_ids)
-        values = {**d_values, **self._generator_step(text, noise, concept_ids)}
+        text, exemplar, d_values = self._discriminator_step(
+            token_ids, self._augment(data["images"]), noise, concept_ids, data)
+        values = {**d_values, **self._generator_step(text, noise, concept_ids, exemplar)}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

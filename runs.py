@@ -242,32 +242,6 @@ def load_model(run_dir):
                        "checkpoint)") from None
 
 
-def copy_model_weights(source, target):
-    """Copy the weights of the `source` GAN into `target`: a whole network where both have
-    the same weight shapes in the same order, else layer by layer name (automatic variable
-    names differ between processes), where the source has a layer of that name with weights
-    of the same shapes. Same vocabulary required. Returns the names of the target's layers
-    left as they were (layers the source lacks, such as newly added ones)."""
-    if list(source.vocabulary) != list(target.vocabulary):
-        raise RunError("the source model has another vocabulary (train with its text encoder: "
-                       "--text-encoder SOURCE)")
-    shapes = lambda weights: [tuple(w.shape) for w in weights]  # noqa: E731
-    new = []
-    for name in ("text_encoder", "generator", "ema_generator", "discriminator"):
-        mine, theirs = getattr(target, name), getattr(source, name)
-        if shapes(mine.weights) == shapes(theirs.weights):
-            mine.set_weights(theirs.get_weights())
-            continue
-        by_name = {layer.name: layer for layer in theirs.layers}
-        for layer in mine.layers:
-            match = by_name.get(layer.name)
-            if match is not None and shapes(layer.weights) == shapes(match.weights):
-                layer.set_weights(match.get_weights())
-            elif layer.weights:
-                new.append(f"{name}/{layer.name}")
-    return new
-
-
 def load_vocabulary(run_dir):
     """The final model's vocabulary (without loading the model)."""
     return tokenizer.load_vocabulary(path(run_dir, "final_vocabulary"))

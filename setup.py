@@ -16,7 +16,7 @@ setup(
                 "train", "runs", "sampling", "styles", "gate", "generate", "export", "metrics",
                 "evaluate", "evaluation_report", "judge", "judging", "tfds_emoji", "upsampler", "train_upsampler",
                 "compare_upsamplers", "distribute", "tokenizer", "bundles", "composition",
-                "labels"],
+                "labels", "exemplars"],
     packages=["ads"],  # the ad layer
     install_requires=[
         "tensorflow>=2.21,<2.22",

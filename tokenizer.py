@@ -1,4 +1,5 @@
-"""The bilingual tokenizer: text cleaning, the standardizer, vocabularies and the prompt check.
+"""The bilingual tokenizer: text cleaning, the standardizer, vocabularies, the prompt check,
+and the LSTM `TextEncoder` that reads the token ids.
 
 Chinese is split into characters and English into words by one graph-side
 standardizer (`standardize_text`), so a trained model tokenizes a prompt the same
@@ -11,6 +12,7 @@ import unicodedata
 
 import keras
 import tensorflow as tf
+from keras import layers
 
 import colors
 from helpers import write_text
@@ -148,3 +150,42 @@ def check_prompts(prompts, vectorizer, sequence_length):
             warnings.append(f"prompt {shown} has {len(tokens)} tokens; only the first "
                             f"{sequence_length} are used")
     return warnings
+
+
+@keras.saving.register_keras_serializable(package="adgan")
+class TextEncoder(keras.Model):
+    """Token ids [B, L] -> (words [B, L, 2H], sentence [B, 2H]) with a bidirectional LSTM.
+
+    Args:
+        vocabulary_size: number of token ids (0 = padding, 1 = unknown).
+        embedding_dim: width of the token embedding.
+        hidden_units: H, units of each LSTM direction; the sentence has 2H.
+        sequence_length: L, tokens per text.
+    """
+
+    def __init__(self, vocabulary_size=1000, embedding_dim=128, hidden_units=128,
+                 sequence_length=16, **kwargs):
+        token_ids = keras.Input((sequence_length,), dtype="int64", name="token_ids")
+        x = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
+                             name="embedding")(token_ids)
+        # Unrolled: the sequence is short and fixed, and one prompt encodes in 0.7 ms
+        # instead of 1.5 ms through a while loop (the numbers are the same).
+        words, forward_h, _, backward_h, _ = layers.Bidirectional(
+            layers.LSTM(hidden_units, return_sequences=True, return_state=True, unroll=True),
+            name="bilstm")(x)
+        sentence = layers.Concatenate(dtype="float32", name="sentence")([forward_h, backward_h])
+        words = layers.Activation("linear", dtype="float32", name="words")(words)
+        super().__init__(inputs=token_ids, outputs=[words, sentence], **kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.hidden_units = hidden_units
+        self.sequence_length = sequence_length
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "vocabulary_size": self.vocabulary_size, "embedding_dim": self.embedding_dim,
+                "hidden_units": self.hidden_units, "sequence_length": self.sequence_length}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

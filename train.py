@@ -1,11 +1,10 @@
 """Train the text-to-image GAN: `python train.py [--preset quick|smoke|full] [--flag value ...]`.
 
-The settings are a `TrainConfig` (config.py): preset -> `--config file.json` ->
-command-line flags, and unknown or ill-typed settings are errors. The run folder
-(`--out-dir`, laid out in runs.py) receives config.json, the data report, the
-vocabulary, checkpoints, TensorBoard logs, sample grids, the final model and the
-calibration of its discriminator gate. Running the same command again resumes
-from the last checkpoint.
+The settings are a `TrainConfig` (config.py): preset -> `--config file.json` -> flags;
+unknown or ill-typed settings are errors. The run folder (`--out-dir`, runs.py) receives
+config.json, the data report, the vocabulary, checkpoints, TensorBoard logs, sample grids,
+the final model and its gate's calibration. The same command again resumes from the last
+checkpoint.
 """
 
 import dataclasses
@@ -18,12 +17,13 @@ import keras
 import tensorflow as tf
 
 import data_loader
+import exemplars
 
 import tokenizer
 import runs
 from baseline import BaselineGAN
 from callbacks import SampleGrid, StopOnNonFinite, TrainingCheckpoint
-from checkpoints import CheckpointError, load_training_state, saved_epoch
+from checkpoints import CheckpointError, copy_model_weights, load_training_state, saved_epoch
 from config import FIELDS, changed_settings, resolve_config
 from distribute import (fit_across_workers, make_strategy, set_precision, weights_fingerprint,
                         worker_out_dir)
@@ -171,12 +171,13 @@ def use_pretrained(gan, pretrained, freeze):
     gan.text_encoder.trainable = not freeze
 
 
-def build_gan(config, vocabulary, pretrained=None):
+def build_gan(config, vocabulary, pretrained=None, exemplar_shape=(0, 0)):
     """The `TextToImageGAN` for a config, compiled with two-timescale Adam.
 
     `recipe="baseline"` gives the keras.io conditional GAN (`baseline.py`) with its
     own optimizers instead. A `pretrained` dual encoder's text encoder weights are
     copied in (and frozen with `freeze_text_encoder`) before the optimizers are built.
+    `exemplar_shape` (products, drawing styles) sizes the instance conditioning's bank.
     """
     if config.recipe == "baseline":
         gan = BaselineGAN(vocabulary, image_size=config.image_size,
@@ -193,7 +194,8 @@ def build_gan(config, vocabulary, pretrained=None):
     # Every constructor argument but the vocabulary is the run setting of the same name.
     arguments = inspect.signature(TextToImageGAN).parameters
     gan = TextToImageGAN(vocabulary, **{name: getattr(config, name) for name in arguments
-                                        if name in FIELDS})
+                                        if name in FIELDS},
+                         exemplar_products=exemplar_shape[0], exemplar_slots=exemplar_shape[1])
     use_pretrained(gan, pretrained, config.freeze_text_encoder)
     gan.compile(g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=0.0, beta_2=0.9),
                 d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=0.0, beta_2=0.9),
@@ -285,8 +287,8 @@ def restore_training_state(gan, checkpoint_dir):
 def start_from(gan, source_dir):
     """Copy the weights of `source_dir`'s final model into a new run's `gan` (`--init-from`)."""
     try:
-        new = runs.copy_model_weights(runs.load_model(source_dir), gan)
-    except runs.RunError as error:
+        new = copy_model_weights(runs.load_model(source_dir), gan)
+    except (runs.RunError, CheckpointError) as error:
         sys.exit(f"train: --init-from {error}")
     print(f"train: starting from {source_dir}"
           + (f" ({len(new)} new weight(s) start fresh: {', '.join(new[:3])}...)" if new else ""))
@@ -318,13 +320,17 @@ def train(config, strategy, chief, checkpoint_dir):
     examples, report, style_words = load_training_rows(config)
     pretrained = load_pretrained_text_encoder(config, run_dir)
     vocabulary = prepare_vocabulary(examples, config, run_dir, pretrained, style_words)
+    bank = (exemplars.bank_arrays(examples, style_words, config.exemplar_size)
+            if config.exemplar_size and config.recipe != "baseline" else None)
     with strategy.scope():
-        gan = build_gan(config, vocabulary, pretrained)
+        gan = build_gan(config, vocabulary, pretrained, (0, 0) if bank is None else bank[1].shape)
     initial_epoch = restore_training_state(gan, checkpoint_dir)
     if initial_epoch:
         print(f"train: resuming {os.path.dirname(checkpoint_dir)} after epoch {initial_epoch}")
     elif config.init_from:
         start_from(gan, config.init_from)
+    if bank is not None:  # after the text encoder's weights are final for this start
+        exemplars.fill_bank(gan, *bank)
     dataset, steps = training_data(examples, config, gan.vectorizer, style_words,
                                    initial_epoch)
     print(f"train: {len(examples)} examples"
@@ -339,6 +345,8 @@ def train(config, strategy, chief, checkpoint_dir):
     if guard.error:
         sys.exit(f"train: {guard.error}; the last good checkpoint is in "
                  f"{runs.path(run_dir, 'checkpoints')}")
+    if bank is not None and gan.text_encoder.trainable:
+        exemplars.fill_bank(gan, *bank)  # the names' vectors moved with the text encoder
     finish_run(gan, vocabulary, run_dir)
     if config.strategy == "multiworker":  # the workers' copies must agree
         print(f"train: weights fingerprint {weights_fingerprint(gan)}")

@@ -15,14 +15,15 @@ only what it measures, inside its function, for the same reason:
   float32 and bfloat16, one prompt and a batch of 64: gate off (`draw`), one judged candidate
   (num_candidates 1), the gate on (8 candidates, all drawn: its worst case);
 - upsample: the learned 64 -> 256 up-sampler alone at batch 1 (and 16), float32 and bfloat16,
-  beside Lanczos + unsharp mask in PIL; label: what the labels add to a PNG.
+  beside Lanczos + unsharp mask in PIL; label: what the labels add to a PNG;
+- recipe: the release recipes' train steps (`shipped`, and `instance`: instance conditioning
+  and the wider generator tail), batch 16 at 64x64, float32 and bfloat16: images/s, epoch.
 """
 
 import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,67 +31,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from helpers import write_json  # noqa: E402  (light: no TensorFlow)
-
-
-def peak_memory_mb():
-    """This process's peak resident memory in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def timed(fn, repeats):
-    """Seconds of each of `repeats` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return times
-
-
-def matmul_peak(size=2048, repeats=20, dtype="float32"):
-    """Best matmul GFLOP/s over `repeats` runs of an n x n product in `dtype`."""
-    # deferred: a part imports only what it measures (its memory is its own)
-    import tensorflow as tf
-
-    a = tf.cast(tf.random.normal((size, size)), dtype)
-    b = tf.cast(tf.random.normal((size, size)), dtype)
-    product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), "float32")))
-    best = min(timed(lambda: product().numpy(), repeats))
-    return {"matmul_size": size, "gflops": 2 * size ** 3 / best / 1e9}
-
-
-def conv_peak(repeats=10, dtype="float32", batch=32, side=64, channels=64):
-    """Best GFLOP/s of a 3x3 convolution, `channels` in and out, [batch, side, side]."""
-    # deferred: a part imports only what it measures (its memory is its own)
-    import tensorflow as tf
-
-    x = tf.cast(tf.random.normal((batch, side, side, channels)), dtype)
-    kernel = tf.cast(tf.random.normal((3, 3, channels, channels)), dtype)
-    conv = tf.function(lambda: tf.reduce_sum(tf.cast(
-        tf.nn.conv2d(x, kernel, 1, "SAME"), "float32")))
-    best = min(timed(lambda: conv().numpy(), repeats))
-    return {"gflops": 2 * 9 * channels * channels * batch * side * side / best / 1e9}
-
-
-def peak_part():
-    """Matmul and convolution peaks in float32 and bfloat16."""
-    return {dtype: {"matmul_gflops": matmul_peak(dtype=dtype)["gflops"],
-                    "conv3x3_gflops": conv_peak(dtype=dtype)["gflops"]}
-            for dtype in ("float32", "bfloat16")}
-
-
-def graph_flops(concrete_function):
-    """Float operations of one call of a concrete function, counted by TF's profiler."""
-    # deferred: a part imports only what it measures (its memory is its own)
-    import tensorflow as tf
-
-    graph = concrete_function.graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+# the measuring tools (light too: each imports TensorFlow inside)
+from measure import (conv_peak, graph_flops, matmul_peak, peak_memory_mb,  # noqa: E402
+                     peak_part, timed)
 
 
 def synthetic_gan(config):
@@ -104,12 +50,22 @@ def synthetic_gan(config):
 
     distribute.set_precision(config.precision)
     vocabulary = [f"w{i}" for i in range(2000)]
-    gan = train.build_gan(config, vocabulary)
-    batch = {"token_ids": tf.constant(np.random.default_rng(0).integers(
+    rng = np.random.default_rng(0)
+    # instance conditioning: a bank of the shipped groups' size (625 products, 8 styles)
+    products, slots = (625, 8) if config.exemplar_size else (0, 0)
+    gan = train.build_gan(config, vocabulary, exemplar_shape=(products, slots))
+    if products:
+        side = config.exemplar_size
+        gan.exemplar_bank.fill(rng.integers(0, 256, (products, slots, side, side, 3), np.uint8),
+                               np.ones((products, slots), np.float32),
+                               rng.normal(size=(2 * products, 2 * config.text_hidden_units)))
+    batch = {"token_ids": tf.constant(rng.integers(
                  2, 2000, (config.batch_size, config.sequence_length)), tf.int64),
              "images": tf.random.uniform((config.batch_size, config.image_size,
                                           config.image_size, 3), -1.0, 1.0),
-             "concept_id": tf.range(config.batch_size, dtype=tf.int32) // 2}
+             "concept_id": tf.range(config.batch_size, dtype=tf.int32) // 2,
+             "product_id": tf.range(config.batch_size, dtype=tf.int32) // 2,
+             "style_id": tf.range(config.batch_size, dtype=tf.int32) % 8}
     return gan, batch
 
 
@@ -145,7 +101,7 @@ def breakdown_part(precision="float32", steps=5, preset="full"):
     sentence, text = gan.text_inputs(token_ids)
     pieces = {
         "train_step": lambda: gan.train_step(batch)["d_loss"],
-        "d_step": lambda: gan._discriminator_step(token_ids, images, noise, concepts)[1]["d_loss"],
+        "d_step": lambda: gan._discriminator_step(token_ids, images, noise, concepts)[2]["d_loss"],
         "g_step": lambda: gan._generator_step(text, noise, concepts)["g_loss"],
         "text_encoder_forward": lambda: gan.text_encoder(token_ids, training=True)[1],
         "generator_forward": lambda: gan.generator([noise, *text], training=True),
@@ -195,6 +151,30 @@ def train_part(precision="float32", steps=5):
             f"fraction_of_conv3x3_{dtype}_peak": achieved / peaks[f"conv3x3_{dtype}"],
             "dfgan_only_images_per_second": config.batch_size / plain_seconds,
             "peak_memory_mb": peak_memory_mb()}
+
+
+RECIPES = {"shipped": ["--preset", "shipped"], "instance": ["--preset", "instance"]}
+
+
+def recipe_part(precision="float32", steps=5, recipes=RECIPES):
+    """The new release's recipe (the `instance` preset: instance conditioning, the wider
+    generator tail) beside the `shipped` preset's, train step on synthetic data at 64x64,
+    batch 16: seconds a step, images/s, and an epoch of the shipped set (318 steps)."""
+    # deferred: a part imports only what it measures (its memory is its own)
+    from config import resolve_config
+
+    results = {"precision": precision, "steps_per_epoch": 318}
+    for name, flags in recipes.items():
+        config = resolve_config(flags + ["--precision", precision])
+        seconds, gflops = train_step_speed(config, steps)
+        results[name] = {"batch_size": config.batch_size, "seconds_per_step": seconds,
+                         "images_per_second": config.batch_size / seconds,
+                         "seconds_per_epoch": 318 * seconds, "gflops_per_step": gflops}
+    first, last = list(recipes)[0], list(recipes)[-1]
+    results[f"{last}_over_{first}_time"] = (results[last]["seconds_per_step"]
+                                            / results[first]["seconds_per_step"])
+    results["peak_memory_mb"] = peak_memory_mb()
+    return results
 
 
 def pipeline_part(batches=200):
@@ -318,14 +298,15 @@ def label_part(repeats=20):
 
 PARTS = {"peak": peak_part, "train": train_part, "breakdown": breakdown_part,
          "pipeline": pipeline_part, "serve": serve_part, "upsample": upsample_part,
-         "label": label_part}
+         "label": label_part, "recipe": recipe_part}
 # the runs of `main`: (results key, part, --precision)
 RUNS = (("peak", "peak", None), ("train_float32", "train", "float32"),
         ("train_bfloat16", "train", "bfloat16"), ("breakdown_float32", "breakdown", "float32"),
         ("breakdown_bfloat16", "breakdown", "bfloat16"), ("pipeline", "pipeline", None),
         ("serve", "serve", "float32"), ("serve_bfloat16", "serve", "bfloat16"),
         ("upsample_float32", "upsample", "float32"), ("upsample_bfloat16", "upsample", "bfloat16"),
-        ("label", "label", None))
+        ("label", "label", None), ("recipe_float32", "recipe", "float32"),
+        ("recipe_bfloat16", "recipe", "bfloat16"))
 
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

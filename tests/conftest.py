@@ -21,6 +21,9 @@ SHIPPED = os.path.join(ROOT, "data", "emoji")
 # the tests of the traced step (mixed precision, mirrored, multiworker) use TRACED_ARGS.
 TRACED_ARGS = ["--preset", "smoke", "--verbose", "0"]
 TINY_ARGS = TRACED_ARGS + ["--run-eagerly"]
+# instance conditioning (exemplars.py) and a widened generator tail, at the smoke sizes
+INSTANCE_ARGS = ["--exemplar-size", "8", "--generator-min-channels", "8"]
+RUN_ARGS = TINY_ARGS + INSTANCE_ARGS  # `trained_run`'s: what resuming a copy of it takes
 SERVING_PROMPTS = ["黑色羽绒服", "red dress", "咖啡 and cake"]  # Chinese, English, mixed
 # text sizes equal the smoke preset's, so the encoder can start a smoke run
 TINY_ENCODER = ["--image-size", "16", "--epochs", "1", "--batch-size", "8",
@@ -121,7 +124,9 @@ def trained_run(tmp_path_factory):
     """A finished smoke run on a tiny manifest (trained once per test session).
 
     Its 16 rows cover a token of each of `SERVING_PROMPTS` (服 of 衣服, dress, 咖啡, cake);
-    the shipped styles table beside them makes it name the styles in its captions.
+    the shipped styles table beside them makes it name the styles in its captions. It has
+    the new release's recipe (`INSTANCE_ARGS`), so everything that draws from it (generate,
+    export and serving, the gate, evaluate) goes through instance conditioning.
     """
     import train
 
@@ -130,7 +135,7 @@ def trained_run(tmp_path_factory):
                  "hot beverage", "shortcake")
         manifest = write_manifest(str(folder / "data"), shipped_rows(16, names),
                                   style_words=True)
-        return train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "run")])
+        return train.main(RUN_ARGS + ["--manifest", manifest, "--out-dir", str(folder / "run")])
 
     return made_once(tmp_path_factory, "trained_run", make)
 

@@ -47,6 +47,16 @@ def test_breakdown_times_every_piece_of_the_train_step():
     assert pieces["d_step"]["gflops"] > pieces["discriminator_forward"]["gflops"] > 0
 
 
+def test_the_recipes_are_timed_side_by_side():
+    smoke = ["--preset", "smoke", "--image-size", "32"]
+    result = bench.recipe_part(steps=1, recipes={
+        "smoke": smoke, "instance": smoke + ["--exemplar-size", "8",
+                                             "--generator-min-channels", "8"]})
+    assert result["instance"]["gflops_per_step"] > result["smoke"]["gflops_per_step"] > 0
+    assert result["instance"]["images_per_second"] > 0
+    assert result["instance_over_smoke_time"] > 0
+
+
 def test_serving_is_measured_in_bfloat16_too():
     result = bench.serve_part(repeats=1, precision="bfloat16", preset="smoke")
     assert result["precision"] == "bfloat16" and result["image_size"] == 16

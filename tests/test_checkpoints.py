@@ -7,12 +7,15 @@ import runs
 import train
 from checkpoints import STATE_FILE, load_training_state, save_training_state, training_variables
 from config import resolve_config
+from conftest import RUN_ARGS
 
 
 def smoke_gan(run, *flags):
-    """A freshly built GAN of the smoke preset (plus `flags`) with the run's vocabulary."""
-    return train.build_gan(resolve_config(["--preset", "smoke", *flags]),
-                           runs.load_vocabulary(run))
+    """A freshly built GAN of `trained_run`'s settings (plus `flags`) with the run's
+    vocabulary and exemplar bank's shape."""
+    bank = runs.load_model(run).exemplar_bank.filled.shape
+    return train.build_gan(resolve_config(RUN_ARGS + list(flags)), runs.load_vocabulary(run),
+                           exemplar_shape=bank)
 
 
 def test_state_round_trips_exactly_and_leaves_no_temporary(trained_run, tmp_path):

@@ -190,7 +190,7 @@ def test_concept_ids_join_the_renderings_of_one_product(tiny_manifest):
                                             recolorable={"subgroup": ["clothing"]})
     names = [c[0] for c in examples["captions"]]
     _, columns = data_loader.epoch_rows(examples, 1, {})
-    concept_ids, is_copy = columns[-1], columns[2]
+    concept_ids, is_copy, product_ids = columns[7], columns[2], columns[8]
     plain = concept_ids[~is_copy]
     # noto and twemoji renderings of one name share an id; different names never do
     assert all((plain[i] == plain[j]) == (names[i] == names[j])
@@ -198,6 +198,9 @@ def test_concept_ids_join_the_renderings_of_one_product(tiny_manifest):
     copies = concept_ids[is_copy]
     assert len(copies) > 0 and len(set(copies)) == len(copies)  # each recoloured copy alone
     assert not set(copies) & set(plain)
+    # a copy keeps its product: the exemplar bank's drawings of it (exemplars.bank_arrays)
+    np.testing.assert_array_equal(product_ids[~is_copy], plain)
+    assert set(product_ids[is_copy]) <= set(plain)
     dataset = data_loader.make_dataset(examples, 16, 4, seed=0, shuffle=False)
     assert next(iter(dataset))["concept_id"].numpy().tolist() == plain[:4].tolist()
 

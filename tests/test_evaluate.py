@@ -108,16 +108,32 @@ def test_judge_section_is_the_judges_reading_of_one_draw_per_prompt_and_style(
                                           "shortcake", "披萨", "hamburger"}
     assert "watch" in panel["unknown_to_the_judge"]
     assert len(panel["runs"]["run"]["dress"]["first_guesses"]) == 2
+    check = panel["runs"]["run"]["dress"]["copy_check"]
+    assert len(check["nearest"]) == 2 and all(os.path.exists(p) for p in check["nearest"])
+    assert check["pixel_distance"] > 0 and check["restyle_pixel_distance"] > 0
     text = open(out[:-5] + ".md").read()
     assert "The independent judge" in text and "| seen (8) | twemoji |" in text
-    assert os.path.exists(out[:-5] + "_panel.png")
+    assert os.path.exists(out[:-5] + "_panel.png") and os.path.exists(out[:-5] + "_nearest.png")
+    assert "Generated, or copied?" in text
+    # bundles as the judge reads them: real composites the ceiling, the run's composed draws
+    found = section["bundles"]
+    assert set(found["rows"]) == {"real composites (ceiling)", "run composed"}
+    assert found["rows"]["run composed"]["images"] == found["prompts"] == 2 * found["pairs"]
+    assert 0 <= found["rows"]["run composed"]["two_object_rate"] <= 1
+    assert "Bundles, as the judge reads them" in text
+    # draws of one prompt in one style, against the real drawings across styles
+    diversity = section["diversity"]
+    assert set(diversity["runs"]["run"]) == {"noto", "twemoji"}
+    row = diversity["runs"]["run"]["noto"]
+    assert row["ratio"] == pytest.approx(row["within_style"] / diversity["real across styles"])
+    assert 0 < diversity["real across styles"] <= 2 and "Diversity within a style" in text
 
 
 def test_the_judge_alone_needs_no_dual_encoder(trained_run, tiny_judge, tmp_path, capsys):
     out = str(tmp_path / "judge.json")
     report = evaluate.main(["--run", trained_run, "--judge-only", "--judge", tiny_judge,
                             "--out", out, "--repeats", "1", "--panel-samples", "0",
-                            "--no-gate"])
+                            "--bundle-pairs", "0", "--no-gate"])
     assert "rows" not in report and "panel" not in report["judge"]
     assert report["judge"]["max_tries"] == 1 and not report["judge"]["gated"]
     assert "| seen (8) | noto |" in open(out[:-5] + ".md").read()

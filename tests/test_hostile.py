@@ -15,7 +15,7 @@ import runs
 import tokenizer
 import train
 from ads import creative, ctr, personalize
-from conftest import TINY_ARGS, copy_run
+from conftest import RUN_ARGS, TINY_ARGS, copy_run
 from data_loader import ManifestError, load_examples
 
 
@@ -115,7 +115,7 @@ def test_a_damaged_checkpoint_without_a_previous_one_says_what_to_do(
     with open(os.path.join(checkpoints, "state.npz"), "wb") as f:
         f.write(damage)
     args = json.load(open(runs.path(run, "config")))
-    message = one_line_error(capsys, train.console_main, TINY_ARGS + [
+    message = one_line_error(capsys, train.console_main, RUN_ARGS + [
         "--manifest", args["manifest"], "--out-dir", run])
     assert "state.npz: damaged checkpoint" in message and f"delete {checkpoints}" in message
 
@@ -126,7 +126,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(trained_run,
     with open(latest, "r+b") as f:
         f.truncate(os.path.getsize(latest) // 2)
     manifest = json.load(open(runs.path(run, "config")))["manifest"]
-    train.console_main(TINY_ARGS + ["--manifest", manifest, "--out-dir", run, "--verbose", "0"])
+    train.console_main(RUN_ARGS + ["--manifest", manifest, "--out-dir", run, "--verbose", "0"])
     out = capsys.readouterr().out
     assert "damaged checkpoint" in out and "resuming from the previous one" in out
     assert f"resuming {run} after epoch 1" in out
@@ -136,7 +136,7 @@ def test_epochs_below_the_trained_count_keep_the_recorded_settings(trained_run, 
     run = copy_run(trained_run, tmp_path)
     recorded = open(runs.path(run, "config")).read()
     manifest = json.loads(recorded)["manifest"]
-    train.console_main(TINY_ARGS + ["--manifest", manifest, "--out-dir", run, "--epochs", "1"])
+    train.console_main(RUN_ARGS + ["--manifest", manifest, "--out-dir", run, "--epochs", "1"])
     assert "is already trained for 2 epochs (--epochs 1)" in capsys.readouterr().out
     assert open(runs.path(run, "config")).read() == recorded
 
@@ -146,7 +146,7 @@ def test_a_damaged_config_is_one_line(trained_run, tmp_path, capsys):
     manifest = json.load(open(runs.path(run, "config")))["manifest"]
     with open(runs.path(run, "config"), "w") as f:
         f.write("{not json")
-    message = one_line_error(capsys, train.console_main, TINY_ARGS + [
+    message = one_line_error(capsys, train.console_main, RUN_ARGS + [
         "--manifest", manifest, "--out-dir", run])
     assert runs.path(run, "config") in message and "cannot read" in message
 

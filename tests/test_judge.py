@@ -114,3 +114,28 @@ def test_the_shipped_judge_names_real_drawings_it_never_saw():
                                    repeats=1)[0]
             for held in (True, False)}
     assert rate[True] > 0.4 and rate[False] > rate[True]
+
+
+def test_a_copied_training_drawing_is_called_a_copy(tiny_judge):
+    import judging
+
+    loaded = judge.load_judge(tiny_judge)
+    drawings = judging.training_drawings(loaded)
+    images, _, concepts, _ = drawings
+    concept = concepts[0]
+    mine = np.flatnonzero(concepts == concept)
+    copied = np.stack([images[mine[0]], 255 - images[mine[0]]])  # the drawing, its negative
+    check = judging.copy_check(loaded, drawings, copied, concept)
+    assert check["nearest"][0] == mine[0]  # the drawing's nearest is itself
+    assert check["restyle_pixel_distance"] > 0 and check["nearer_than_a_restyle"] == 0.5
+
+
+def test_the_copy_check_of_a_concept_never_trained_on_has_no_restyle(tiny_judge):
+    import judging
+
+    loaded = judge.load_judge(tiny_judge)
+    drawings = judging.training_drawings(loaded)
+    unseen = len(loaded.concepts)  # a class no training drawing has
+    check = judging.copy_check(loaded, drawings, drawings[0][:2], unseen)
+    assert check["restyle_pixel_distance"] is None and check["nearer_than_a_restyle"] is None
+    assert check["pixel_distance"] == 0.0  # both draws are training drawings themselves

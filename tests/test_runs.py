@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+import checkpoints
 import runs
 import sampling
 from config import LEGACY_SETTINGS, TrainConfig, resolve_config
@@ -114,12 +115,12 @@ def test_copying_weights_starts_a_model_where_another_left_off(trained_run):
 
     source = runs.load_model(trained_run)
     target = TextToImageGAN.from_config({**source.get_config(), "seed": 5})
-    assert runs.copy_model_weights(source, target) == []
+    assert checkpoints.copy_model_weights(source, target) == []
     np.testing.assert_array_equal(source.generate(["dress"], seed=2).numpy(),
                                   target.generate(["dress"], seed=2).numpy())
     other = TextToImageGAN.from_config({**source.get_config(), "vocabulary": ["dress"]})
-    with pytest.raises(runs.RunError, match="another vocabulary"):
-        runs.copy_model_weights(source, other)
+    with pytest.raises(checkpoints.CheckpointError, match="another vocabulary"):
+        checkpoints.copy_model_weights(source, other)
 
 
 def test_new_layers_start_fresh_and_leave_the_drawing_unchanged():
@@ -130,7 +131,7 @@ def test_new_layers_start_fresh_and_leave_the_drawing_unchanged():
                 affine_hidden_units=8, skip_excitation=True)
     source = TextToImageGAN(["red", "dress"], **tiny, seed=1)
     target = TextToImageGAN(["red", "dress"], **tiny, word_attention=True)
-    assert runs.copy_model_weights(source, target) == [
+    assert checkpoints.copy_model_weights(source, target) == [
         "generator/attend_16", "generator/attend_32", "ema_generator/attend_16",
         "ema_generator/attend_32"]
     # the attention's gate starts at zero: the same pictures until it is trained

@@ -91,6 +91,6 @@ def test_the_loader_names_the_style_in_about_half_the_captions(tmp_path):
     vectorizer = tokenizer.make_text_vectorizer(vocabulary, 8)
     batch = next(iter(data_loader.make_dataset(examples, 16, 8, shuffle=False, style_words=words,
                                                vectorizer=vectorizer)))
-    assert set(batch) == {"token_ids", "images", "style_id", "concept_id"}
+    assert set(batch) == {"token_ids", "images", "style_id", "concept_id", "product_id"}
     ids = {s: i for i, s in enumerate(sorted(words))}
     assert batch["style_id"].numpy().tolist() == [ids[s] for s in examples["style"]]

@@ -14,7 +14,7 @@ import model
 import runs
 import distribute
 import train
-from conftest import ROOT, TINY_ARGS, TRACED_ARGS, copy_run, shipped_rows, write_manifest
+from conftest import ROOT, RUN_ARGS, TINY_ARGS, TRACED_ARGS, copy_run, shipped_rows, write_manifest
 from config import resolve_config
 from encoder import load_encoder
 
@@ -45,8 +45,8 @@ def test_the_run_learns_the_style_words_of_its_manifest(trained_run):
 def test_other_settings_in_the_same_run_folder_are_refused(trained_run):
     manifest = runs.load_config(trained_run).manifest
     with pytest.raises(SystemExit, match="holds a run with other settings \\(seed\\)"):
-        train.main(TINY_ARGS + ["--manifest", manifest, "--out-dir", trained_run,
-                                "--seed", "9"])
+        train.main(RUN_ARGS + ["--manifest", manifest, "--out-dir", trained_run,
+                               "--seed", "9"])
 
 
 def test_a_run_made_before_a_setting_existed_resumes_as_it_was_trained(tmp_path):
@@ -116,8 +116,8 @@ def test_non_finite_loss_exits_and_keeps_the_last_good_checkpoint(trained_run, t
     good = open(state, "rb").read()
     monkeypatch.setattr(model, "generator_hinge_loss", lambda logits: logits[0, 0] * np.nan)
     with pytest.raises(SystemExit, match=r"non-finite g_loss at epoch 3, batch 1.*last good"):
-        train.main(TINY_ARGS + ["--manifest", runs.load_config(run).manifest, "--out-dir", run,
-                                "--epochs", "3"])
+        train.main(RUN_ARGS + ["--manifest", runs.load_config(run).manifest, "--out-dir", run,
+                               "--epochs", "3"])
     assert open(state, "rb").read() == good
 
 
@@ -190,6 +190,12 @@ def test_auto_starts_from_the_shipped_text_encoder_only_when_it_is_the_one_auto_
     assert not train.shipped_text_encoder_fits(config)
 
 
+@pytest.mark.parametrize("preset", ["quick", "shipped", "instance"])
+def test_the_shipped_release_spares_its_presets_the_text_encoders_25_minutes(preset):
+    # a release fine-tuned from an earlier one keeps `auto`'s frozen encoder and says so
+    assert train.shipped_text_encoder_fits(resolve_config(["--preset", preset]))
+
+
 def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
     args = TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
                         "--text-encoder", "auto", "--freeze-text-encoder",
@@ -205,7 +211,7 @@ def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
     assert runs.load_text_encoder(run).vocabulary == load_encoder(saved).vocabulary
 
 
-@pytest.mark.parametrize("precision, mixed, gpu, amx, policy", [
+@pytest.mark.parametrize("precision, mixed, gpu, bf16, policy", [
     ("auto", False, False, False, "float32"),
     ("auto", False, False, True, "mixed_bfloat16"),
     ("auto", False, True, False, "mixed_float16"),
@@ -213,17 +219,22 @@ def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
     ("bfloat16", False, False, False, "mixed_bfloat16"),
     ("float32", True, False, False, "mixed_bfloat16"),  # the older --mixed-precision flag
 ])
-def test_precision_policy(precision, mixed, gpu, amx, policy):
-    assert distribute.policy_for(precision, mixed, gpu=gpu, amx=amx) == policy
+def test_precision_policy(precision, mixed, gpu, bf16, policy):
+    assert distribute.policy_for(precision, mixed, gpu=gpu, bf16=bf16) == policy
 
 
-def test_amx_is_read_from_the_cpu_flags(tmp_path):
+@pytest.mark.parametrize("flags, native", [
+    ("fpu avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
+    ("fpu avx512f avx512_bf16", True),  # AMD Zen 4
+    ("fpu avx avx2 fma", False),  # AVX2 only: bfloat16 emulated, 11x slower
+])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor : 0\nflags : fpu avx512f amx_bf16 amx_tile\n")
-    assert distribute.cpu_has_amx_bf16(str(cpuinfo))
-    cpuinfo.write_text("flags : fpu avx512f avx512_bf16\n")
-    assert not distribute.cpu_has_amx_bf16(str(cpuinfo))
-    assert not distribute.cpu_has_amx_bf16(str(tmp_path / "missing"))
+    cpuinfo.write_text(f"processor : 0\nflags : {flags}\n")
+    assert distribute.cpu_has_bf16(str(cpuinfo)) is native
+    assert distribute.policy_for("auto", gpu=False, bf16=distribute.cpu_has_bf16(str(cpuinfo))) \
+        == ("mixed_bfloat16" if native else "float32")
+    assert not distribute.cpu_has_bf16(str(tmp_path / "missing"))
 
 
 @pytest.mark.slow

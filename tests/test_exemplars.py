@@ -1,0 +1,132 @@
+"""Instance conditioning (exemplars.py) and the wider generator tail: the bank, retrieval,
+the training candidates, the noise's pick, and a warm start that keeps the drawing."""
+
+import numpy as np
+import pytest
+
+import checkpoints
+import exemplars
+import runs
+from generator import channel_schedule, pick_exemplar
+
+TINY = dict(image_size=32, sequence_length=6, noise_dim=8, embedding_dim=8,
+            text_hidden_units=4, generator_channels=4, discriminator_channels=4,
+            affine_hidden_units=8, skip_excitation=True)
+NAMES = ["dress", "jeans", "pizza"]
+
+
+def tiny_gan(**settings):
+    from model import TextToImageGAN
+
+    return TextToImageGAN(["red", *NAMES, "衣", "裙"], **TINY, **settings)
+
+
+def filled_bank_gan(threshold=0.8):
+    gan = tiny_gan(exemplar_size=8, exemplar_products=3, exemplar_slots=2,
+                   exemplar_threshold=threshold)
+    thumbnails = np.arange(3 * 2 * 8 * 8 * 3, dtype=np.int64).reshape(3, 2, 8, 8, 3) % 251
+    filled = np.array([[1, 1], [1, 0], [0, 1]], np.float32)
+    exemplars.fill_bank(gan, thumbnails.astype(np.uint8), filled, NAMES, ["连衣裙", "", ""])
+    return gan, thumbnails, filled
+
+
+def test_the_tail_schedule_has_a_floor():
+    assert channel_schedule(64, 16) == [128, 128, 64, 32, 16]
+    assert channel_schedule(64, 16, min_channels=32) == [128, 128, 64, 32, 32]
+
+
+def test_a_wider_generator_with_instance_conditioning_starts_where_the_release_left_off():
+    source = tiny_gan(seed=1)
+    target = tiny_gan(generator_min_channels=8, exemplar_size=8, exemplar_products=3,
+                      exemplar_slots=2)
+    new = checkpoints.copy_model_weights(source, target)
+    # only the instance conditioning is new; the widened blocks carry the source's weights
+    assert new == ["generator/exemplar_8", "ema_generator/exemplar_8",
+                   "discriminator/exemplar_critic"]
+    np.testing.assert_allclose(source.generate(["red dress"], seed=3).numpy(),
+                               target.generate(["red dress"], seed=3).numpy(), atol=1e-5)
+
+
+def test_widened_keeps_the_old_corner_and_zeroes_rows_that_read_new_channels():
+    fresh = np.ones((3, 3, 4, 6))
+    out = checkpoints.widened(fresh, np.full((3, 3, 2, 5), 7.0))
+    assert (out[:, :, :2, :5] == 7).all() and (out[:, :, 2:, :] == 0).all()
+    assert (out[:, :, :2, 5:] == 1).all()  # a new output channel keeps its fresh values
+
+
+def test_a_products_name_retrieves_its_drawings():
+    gan, thumbnails, filled = filled_bank_gan()
+    candidates, mask = gan.exemplar_bank.retrieve(gan.encode(["dress", "jeans", "连衣裙"]))
+    np.testing.assert_array_equal(mask.numpy(), filled[[0, 1, 0]])
+    np.testing.assert_allclose(candidates.numpy()[1], thumbnails[1] / 127.5 - 1.0, atol=1e-6)
+
+
+def test_a_prompt_far_from_every_name_falls_back_to_the_text_alone():
+    gan, _, _ = filled_bank_gan(threshold=1.01)  # no cosine reaches it
+    _, mask = gan.exemplar_bank.retrieve(gan.encode(["dress"]))
+    assert not mask.numpy().any()
+    # and the generator draws from the text alone, as without instance conditioning
+    assert gan.generate(["dress"], seed=0).shape == (1, 32, 32, 3)
+
+
+def test_training_candidates_are_the_product_in_its_other_styles():
+    import keras
+
+    gan, _, filled = filled_bank_gan()
+    products = np.array([0, 0, 1, -1] * 250, np.int32)
+    styles = np.array([0, 1, 0, 0] * 250, np.int32)
+    _, mask = gan.exemplar_bank.for_training(products, styles, keras.random.SeedGenerator(0))
+    mask = mask.numpy().reshape(250, 4, 2)
+    kept = mask.any(axis=-1)
+    assert (mask[:, 0, 0] == 0).all() and (mask[:, 1, 1] == 0).all()  # never its own drawing
+    assert not kept[:, 2].any()  # jeans has no drawing in a style other than its own
+    assert not kept[:, 3].any()  # no product (a bundle)
+    assert 0.8 < kept[:, :2].mean() < 0.97  # a share of exemplars dropped (DROP_SHARE)
+
+
+def test_the_noise_picks_among_the_masked_in_candidates_only():
+    rng = np.random.default_rng(0)
+    candidates = np.stack([np.full((2, 2, 3), float(i)) for i in range(4)])[None].repeat(400, 0)
+    mask = np.tile([[0.0, 1.0, 1.0, 0.0]], (400, 1))
+    exemplar, has = pick_exemplar(candidates, mask, rng.normal(size=(400, 8)))
+    picked = exemplar.numpy()[:, 0, 0, 0]
+    assert set(picked) == {1.0, 2.0} and 0.4 < (picked == 1.0).mean() < 0.6
+    assert (has.numpy() == 1).all()
+    _, has = pick_exemplar(candidates[:1], np.zeros((1, 4)), rng.normal(size=(1, 8)))
+    assert has.numpy()[0, 0] == 0
+
+
+@pytest.mark.parametrize("slot", [0, 1])
+def test_the_bank_numbers_products_and_styles_as_the_data_pipeline(slot):
+    import data_loader
+    from conftest import SHIPPED
+
+    examples, _ = data_loader.load_examples(
+        f"{SHIPPED}/captions.csv", 8, filters={"group": ["Food & Drink"],
+                                                "style": ["noto", "twemoji"]})
+    examples = examples.iloc[:40]
+    words = {"noto": ("flat", "扁平"), "twemoji": ("twemoji", "推特")}
+    thumbnails, filled, english, _ = exemplars.bank_arrays(examples, words, size=8)
+    _, columns = data_loader.epoch_rows(examples, 0, words)
+    style_ids, product_ids = columns[6], columns[8]
+    rows = np.flatnonzero(style_ids == slot)
+    assert filled[product_ids[rows], slot].all()
+    row = rows[0]
+    np.testing.assert_array_equal(
+        thumbnails[product_ids[row], slot],
+        data_loader.load_image_rgba(examples["path"].iloc[row], 8)[..., :3])
+    assert english[product_ids[row]] == examples["captions"].iloc[row][0]
+
+
+def test_the_shape_term_reads_the_silhouette_not_the_colour():
+    from losses import ink, shape_loss
+
+    white, red, blue = (np.ones((1, 16, 16, 3), np.float32) * v for v in (1.0, 0.0, 0.0))
+    red[..., 0], blue[..., 2] = 1.0, 1.0
+    red[..., 1:], blue[..., :2] = -1.0, -1.0
+    assert float(ink(white, 4).numpy().max()) == 0.0 and float(ink(red, 4).numpy().min()) == 1.0
+    has = np.ones((1, 1), np.float32)
+    # a red drawing of a blue exemplar's outline costs nothing; a blank one the whole outline
+    assert float(shape_loss(red, blue[:, :8, :8], has)) == 0.0
+    assert float(shape_loss(white, blue[:, :8, :8], has)) == 1.0
+    assert float(shape_loss(white, blue[:, :8, :8], 0 * has)) == 0.0  # no exemplar, no term
