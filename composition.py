@@ -1,7 +1,7 @@
 """Bundle prompts drawn one product at a time: "一杯咖啡和一块蛋糕" -> a coffee beside a cake.
 
 One pass of the GAN draws one product: trained on bundles with word attention it still
-draws "A和B" as one shape (README "Bundles"). So a prompt that names two or three
+draws "A和B" as one shape (docs/bundles.md). So a prompt that names two or three
 products joined the way shoppers join them (和 与 配 加 、 + & , / and, with, plus) is
 split into its products (`BundleSplitter`), each product is drawn and gated by the
 discriminator like a prompt of its own, and the drawings are laid out side by side on

@@ -31,7 +31,7 @@ class TrainConfig:
     # the words of `styles.csv` beside the manifest (styles.py), so prompts can ask for a look.
     style_words: bool = True
     # Start from a pretrained text encoder (a dual encoder, encoder.py) and keep it fixed,
-    # as DF-GAN does: seen-prompt R-precision 0.24 -> 0.41, FID 25.7 -> 21.0 (README).
+    # as DF-GAN does: seen-prompt R-precision 0.24 -> 0.41, FID 25.7 -> 21.0 (docs/evaluation.md).
     # "auto" first trains the run's own (RUN/text_encoder) on all training rows of the
     # manifest (every group: one trained on the run's groups alone did not help), unless the
     # shipped model's text encoder is that very encoder (train.auto_text_encoder); a run or
@@ -43,7 +43,7 @@ class TrainConfig:
     text_encoder_epochs: int = 30
     # Recoloured copies per epoch of each row in the colour subgroups, with the colour word
     # added to the caption (colors.py); makes "红色连衣裙" / "red dress" learnable.
-    # Colour accuracy 0.35 -> 0.86 on seen clothing (README); manifests without a `subgroup`
+    # Colour accuracy 0.35 -> 0.86 on seen clothing (docs/evaluation.md); manifests without a `subgroup`
     # column are not recoloured.
     color_augment: int = 1
     color_subgroups: tuple = colors.DEFAULT_SUBGROUPS  # values of the manifest's `subgroup`
@@ -75,7 +75,7 @@ class TrainConfig:
     gp_power: float = 6.0
     gp_every: int = 4  # lazy MA-GP: every 4th D step, weighted x4 (the full preset: every step)
     # Image-text contrastive loss (XMC-GAN); 0 = pure DF-GAN. Weight 5 gave the best
-    # seen-prompt R-precision of the weights tried (1, 3, 5; README "Measuring quality").
+    # seen-prompt R-precision of the weights tried (1, 3, 5; docs/evaluation.md).
     contrastive_weight: float = 5.0
     contrastive_temperature: float = 0.1
     augment_shift: float = 0.125  # DiffAugment translation of D's inputs, fraction of the side
@@ -87,7 +87,7 @@ class TrainConfig:
     reconstruction_weight: float = 1.0
     # Off by default: with DiffAugment colour + cutout 0.5 and mode seeking at weight 1 as
     # well, the noise, not the text, chose each sample's shape (seen R-precision 0.35,
-    # FID 43.0, diversity 0.69; README "Results").
+    # FID 43.0, diversity 0.69; docs/evaluation.md).
     augment_color: bool = False  # DiffAugment brightness/saturation/contrast of D's inputs
     augment_cutout: float = 0.0  # DiffAugment cutout square, fraction of the side; 0 = none
     # MSGAN: reward two noises giving two images for one text (variety within a prompt)
@@ -134,10 +134,10 @@ PRESETS = {
                   sample_prompts=("连衣裙", "jeans"), samples_per_prompt=2),
     "quick": {},
     # The recipe of the shipped model, models/adgan: the four product groups at 64 px
-    # (README "The shipped model": 2 h 53 min of GAN epochs on a 2-core AMD EPYC).
+    # (docs/model-card.md: 2 h 53 min of GAN epochs on a 2-core AMD EPYC).
     "shipped": dict(out_dir="runs/shipped", image_size=64, epochs=40,
                     groups=("Food & Drink", "Objects", "Activities", "Travel & Places")),
-    # The shipped model fine-tuned on a quarter of bundles (README "Bundles").
+    # The shipped model fine-tuned on a quarter of bundles (docs/bundles.md).
     "bundles": dict(out_dir="runs/bundles", image_size=64, epochs=5, bundle_share=0.25,
                     word_attention=True,
                     init_from="models/adgan", text_encoder="models/adgan",
@@ -147,7 +147,7 @@ PRESETS = {
                                     "dress and handbag", "手机和耳机", "hamburger",
                                     "连衣裙", "laptop")),
     # The release fine-tuned with instance conditioning and a wider generator tail
-    # (README "Instance conditioning").
+    # (docs/architecture.md).
     "instance": dict(out_dir="runs/instance", image_size=64, epochs=20, steps_per_epoch=100,
                      generator_min_channels=32, exemplar_size=16, exemplar_shape_weight=2.0,
                      init_from="models/adgan",  # its text encoder too: `auto` finds it

@@ -31,7 +31,7 @@ def make_strategy(name):
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError("--strategy multiworker needs TF_CONFIG (the cluster and this "
-                             "worker's task); see the README's multi-worker section")
+                             "worker's task); see docs/training.md, several machines")
         try:
             json.loads(os.environ["TF_CONFIG"])
         except ValueError as error:

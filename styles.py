@@ -14,7 +14,7 @@ therefore varies the style by default (`vary_style`): a prompt that names no sty
 gets one of the model's style words, chosen from the prompt and its seed so that
 consecutive seeds walk through every style. On the shipped model's seen prompts this
 raised the evaluator's within-prompt diversity from 0.43 to 0.53 (real 0.65) and
-lowered R-precision from 0.75 to 0.72 (ceiling 0.86); README "The shipped model".
+lowered R-precision from 0.75 to 0.72 (ceiling 0.86); docs/model-card.md.
 """
 
 import csv
