@@ -148,7 +148,7 @@ PRESETS = {
                                     "连衣裙", "laptop")),
     # The release fine-tuned with instance conditioning and a wider generator tail
     # (docs/architecture.md).
-    "instance": dict(out_dir="runs/instance", image_size=64, epochs=20, steps_per_epoch=100,
+    "instance": dict(out_dir="runs/instance", image_size=64, epochs=12, steps_per_epoch=100,
                      generator_min_channels=32, exemplar_size=16, exemplar_shape_weight=2.0,
                      init_from="models/adgan",  # its text encoder too: `auto` finds it
                      groups=("Food & Drink", "Objects", "Activities", "Travel & Places"),
