@@ -22,11 +22,10 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image
 
-import bundles
-import colors
-import styles
-from helpers import has_han
-from tokenizer import clean_text
+from adgan.data import bundles, colors
+from adgan.data import styles
+from adgan.helpers import has_han
+from adgan.text.tokenizer import clean_text
 
 DEFAULT_MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "data", "emoji", "captions.csv")

@@ -26,22 +26,22 @@ import time
 
 import numpy as np
 
-import bundles
-import colors
+from adgan import runs
+from adgan.data import bundles, colors
+from adgan.data.styles import NONE, VARIED
+from adgan.drawing.sampling import draw_prompts
+from adgan.evaluation import judge as judge_model
+from adgan.evaluation.evaluation_report import (format_bundle_table, format_color_table,
+                                                format_judge_table, format_table, write_report)
+from adgan.evaluation.judge import DEFAULT_JUDGE
+from adgan.evaluation.judging import JUDGE_GROUPS, judge_report, judge_runs
+from adgan.evaluation.metrics import (InceptionFeatures, color_scores, distance_features,
+                                      diversity, frechet_distance, kernel_inception_distance,
+                                      r_precision, two_object_rate)
+from adgan.helpers import run_command, split_list, to_float
+from adgan.text import encoder as dual_encoder
 import data_loader
-import encoder as dual_encoder
-import runs
-import judge as judge_model
 from generate import PANEL_PROMPTS
-from judge import DEFAULT_JUDGE
-from judging import JUDGE_GROUPS, judge_report, judge_runs
-from evaluation_report import (format_bundle_table, format_color_table, format_judge_table,
-                               format_table, write_report)
-from helpers import run_command, split_list, to_float
-from metrics import (InceptionFeatures, color_scores, distance_features, diversity,
-                     frechet_distance, kernel_inception_distance, r_precision, two_object_rate)
-from sampling import draw_prompts
-from styles import NONE, VARIED
 
 
 def evaluation_set(config, split, caption_columns):

@@ -48,13 +48,12 @@ import shutil
 
 import tensorflow as tf
 
-import labels
-import runs
+from adgan import labels, runs
+from adgan.drawing.sampling import (DEFAULT_MAX_TRIES, Gate, drawn_requests, finished,
+                                    gated_generate, judge_score, ungated_generate)
+from adgan.helpers import atomic_path, remove_stale_temporaries, run_command, write_json
+from adgan.upsampling.upsampler import output_sizes
 from data_loader import to_float_tensor
-from helpers import atomic_path, remove_stale_temporaries, run_command, write_json
-from sampling import (DEFAULT_MAX_TRIES, Gate, drawn_requests, finished, gated_generate,
-                      judge_score, ungated_generate)
-from upsampler import output_sizes
 
 
 def existing_versions(export_dir):

@@ -33,13 +33,13 @@ import sys
 
 import numpy as np
 
-import runs
-from tokenizer import PromptError, check_prompts
-from helpers import make_grid, run_command
-from labels import add_producer_flag, save_labelled_png
-from sampling import DEFAULT_MAX_TRIES, GatedSampler, draw_prompts
-from styles import NONE, VARIED, StyleError, style_prompt
-from upsampler import output_sizes
+from adgan import runs
+from adgan.data.styles import NONE, VARIED, StyleError, style_prompt
+from adgan.drawing.sampling import DEFAULT_MAX_TRIES, GatedSampler, draw_prompts
+from adgan.helpers import make_grid, run_command
+from adgan.labels import add_producer_flag, save_labelled_png
+from adgan.text.tokenizer import PromptError, check_prompts
+from adgan.upsampling.upsampler import output_sizes
 
 EXIT_BAD_PROMPT = 2
 # The fixed panel that the model issue judges by eye: 24 products, half of them in Chinese.

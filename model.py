@@ -17,15 +17,15 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from augment import random_color, random_cutout, random_translate
-from distribute import ema_decay_at, replica_scale, update_moving_average
-from tokenizer import TextEncoder, make_text_vectorizer  # noqa: F401 (model.TextEncoder)
+from adgan.text.tokenizer import TextEncoder, make_text_vectorizer  # noqa: F401 (re-exported)
+from adgan.training.augment import random_color, random_cutout, random_translate
+from adgan.training.distribute import ema_decay_at, replica_scale, update_moving_average
+from adgan.training.exemplars import ExemplarBank
+from adgan.training.losses import (contrastive_loss, discriminator_hinge_loss,
+                                   generator_hinge_loss, matching_aware_gradient_penalty,
+                                   mode_seeking_loss, reconstruction_loss, shape_loss)
 from discriminator import Discriminator
-from exemplars import ExemplarBank
 from generator import Generator, pick_exemplar
-from losses import (contrastive_loss, discriminator_hinge_loss, generator_hinge_loss,
-                    matching_aware_gradient_penalty, mode_seeking_loss, reconstruction_loss,
-                    shape_loss)
 
 
 # ----------------------------------------------------------------------------- the GAN

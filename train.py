@@ -16,21 +16,21 @@ import sys
 import keras
 import tensorflow as tf
 
+from adgan import runs
+from adgan.drawing.sampling import describe
+from adgan.helpers import atomic_path, progress_verbosity, run_command, write_json
+from adgan.text import tokenizer
+from adgan.text.encoder import ENCODER_FILE, EncoderConfig, load_encoder, train_encoder
+from adgan.training import exemplars
+from adgan.training.baseline import BaselineGAN
+from adgan.training.callbacks import SampleGrid, StopOnNonFinite, TrainingCheckpoint
+from adgan.training.checkpoints import (CheckpointError, copy_model_weights, load_training_state,
+                                        saved_epoch)
+from adgan.training.config import FIELDS, changed_settings, resolve_config
+from adgan.training.distribute import (fit_across_workers, make_strategy, set_precision,
+                                       weights_fingerprint, worker_out_dir)
 import data_loader
-import exemplars
-
-import tokenizer
-import runs
-from baseline import BaselineGAN
-from callbacks import SampleGrid, StopOnNonFinite, TrainingCheckpoint
-from checkpoints import CheckpointError, copy_model_weights, load_training_state, saved_epoch
-from config import FIELDS, changed_settings, resolve_config
-from distribute import (fit_across_workers, make_strategy, set_precision, weights_fingerprint,
-                        worker_out_dir)
-from encoder import ENCODER_FILE, EncoderConfig, load_encoder, train_encoder
-from helpers import atomic_path, progress_verbosity, run_command, write_json
 from model import TextToImageGAN
-from sampling import describe
 
 
 def check_resumable(config, run_dir):

@@ -28,10 +28,10 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw
 
-import labels
+from adgan import labels
+from adgan.helpers import HAN_CHARACTERS, has_han, run_command, write_json
+from adgan.upsampling.upsampler import pil_lanczos_unsharp
 from ads import ai_label, fonts, sources
-from helpers import HAN_CHARACTERS, has_han, run_command, write_json
-from upsampler import pil_lanczos_unsharp
 
 SIZES = {"1080x1080": (1080, 1080), "1200x628": (1200, 628), "300x250": (300, 250),
          "728x90": (728, 90)}

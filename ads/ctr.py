@@ -25,8 +25,8 @@ import sys
 import numpy as np
 import pandas as pd
 
+from adgan.helpers import atomic_path, run_command, save_png, write_json, write_text
 from ads import charts
-from helpers import atomic_path, run_command, save_png, write_json, write_text
 
 REQUIRED_COLUMNS = ("creative", "segment", "impressions", "clicks")
 Z_95 = 1.959963984540054

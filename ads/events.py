@@ -19,8 +19,8 @@ import os
 
 import numpy as np
 
+from adgan.text.tokenizer import clean_text
 from ads import privacy
-from tokenizer import clean_text
 
 TYPE_WEIGHTS = {"search": 1.0, "click": 1.5, "purchase": 2.0}
 HALF_LIFE_DAYS = 7.0

@@ -26,16 +26,16 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-import colors
-import runs
+from adgan import runs
+from adgan.data import colors
+from adgan.data.bundles import CONNECTORS
+from adgan.drawing.sampling import DEFAULT_MAX_TRIES
+from adgan.helpers import has_han, run_command, to_float, write_json
+from adgan.labels import add_producer_flag
+from adgan.text.tokenizer import split_tokens
 from ads import creative, privacy, sources
 from ads.events import EventLogError, read_events, user_events, weigh
-from bundles import CONNECTORS
 from data_loader import ManifestError
-from helpers import has_han, run_command, to_float, write_json
-from labels import add_producer_flag
-from sampling import DEFAULT_MAX_TRIES
-from tokenizer import split_tokens
 
 def color_named(text):
     """Palette index of the first colour word in `text` (红色, red), or None."""

@@ -18,7 +18,7 @@ import hmac
 import os
 import secrets
 
-from helpers import atomic_path, write_json
+from adgan.helpers import atomic_path, write_json
 
 SALT_BYTES = 32
 PREFIX = "shopper-"

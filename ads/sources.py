@@ -13,11 +13,11 @@ import re
 
 import tensorflow as tf
 
-import runs
+from adgan import runs
+from adgan.drawing.sampling import GatedSampler, judge_score
+from adgan.text.tokenizer import PromptError, check_prompts
+from adgan.upsampling.upsampler import output_sizes
 from data_loader import to_float_tensor
-from tokenizer import PromptError, check_prompts
-from sampling import GatedSampler, judge_score
-from upsampler import output_sizes
 
 
 class SourceError(ValueError):
@@ -75,7 +75,7 @@ class SavedModelSource:
 class RunSource:
     """Gated generation straight from a training run folder (no export needed).
 
-    The run must be calibrated (`python gate.py --run RUN`) unless `gated` is False,
+    The run must be calibrated (`adgan-calibrate --run RUN`) unless `gated` is False,
     which keeps each seed's first candidate.
     """
 

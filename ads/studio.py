@@ -31,11 +31,10 @@ from urllib.parse import urlparse
 
 from PIL import Image, UnidentifiedImageError
 
-import labels
-import runs
+from adgan import labels, runs
+from adgan.helpers import run_command
 from ads import charts, creative, ctr, events, personalize, privacy, sources, studio_page
 from data_loader import ManifestError, load_image
-from helpers import run_command
 
 MAX_BODY = 8 * 1024 * 1024
 REQUEST_TIMEOUT = 4  # seconds a client may take to send its request

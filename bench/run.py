@@ -33,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from helpers import write_json  # noqa: E402  (light: no TensorFlow)
+from adgan.helpers import write_json  # noqa: E402  (light: no TensorFlow)
 # the measuring tools (light too: each imports TensorFlow inside)
 from measure import (conv_peak, graph_flops, matmul_peak, peak_memory_mb,  # noqa: E402
                      peak_part, timed)
@@ -45,7 +45,7 @@ def synthetic_gan(config):
     import numpy as np
     import tensorflow as tf
 
-    import distribute
+    from adgan.training import distribute
     import train
 
     distribute.set_precision(config.precision)
@@ -91,8 +91,8 @@ def breakdown_part(precision="float32", steps=5, preset="full"):
     import numpy as np
     import tensorflow as tf
 
-    from config import resolve_config
-    from distribute import update_moving_average
+    from adgan.training.config import resolve_config
+    from adgan.training.distribute import update_moving_average
 
     config = resolve_config(["--preset", preset, "--precision", precision])
     gan, batch = synthetic_gan(config)
@@ -131,7 +131,7 @@ def train_part(precision="float32", steps=5):
     # deferred: a part imports only what it measures (its memory is its own)
     import dataclasses
 
-    from config import resolve_config
+    from adgan.training.config import resolve_config
 
     config = resolve_config(["--preset", "full", "--precision", precision])
     seconds, gflops = train_step_speed(config, steps)
@@ -161,7 +161,7 @@ def recipe_part(precision="float32", steps=5, recipes=RECIPES):
     generator tail) beside the `shipped` preset's, train step on synthetic data at 64x64,
     batch 16: seconds a step, images/s, and an epoch of the shipped set (318 steps)."""
     # deferred: a part imports only what it measures (its memory is its own)
-    from config import resolve_config
+    from adgan.training.config import resolve_config
 
     results = {"precision": precision, "steps_per_epoch": 318}
     for name, flags in recipes.items():
@@ -181,9 +181,9 @@ def pipeline_part(batches=200):
     """Examples/s of the loader alone (decoded and cached, as after the first epoch), plain
     and with one recoloured copy per clothing/vehicle row (`--color-augment 1`)."""
     # deferred: a part imports only what it measures (its memory is its own)
-    import colors
+    from adgan.data import colors
+    from adgan.text import tokenizer
     import data_loader
-    import tokenizer
 
     examples, _ = data_loader.load_examples(data_loader.DEFAULT_MANIFEST, 64, split="train",
                                             recolorable={"subgroup": colors.DEFAULT_SUBGROUPS})
@@ -212,12 +212,12 @@ def serve_part(repeats=200, precision="float32", preset="full"):
     import numpy as np
     import tensorflow as tf
 
+    from adgan.drawing.sampling import Gate
+    from adgan.training import distribute
+    from adgan.training.config import resolve_config
+    from adgan.upsampling.upsampler import Upsampler
     import export
-    import distribute
     import train
-    from config import resolve_config
-    from sampling import Gate
-    from upsampler import Upsampler
 
     config = resolve_config(["--preset", preset, "--precision", precision])
     distribute.set_precision(config.precision)
@@ -261,7 +261,7 @@ def upsample_part(precision="float32", repeats=200):
     import numpy as np
     import tensorflow as tf
 
-    import upsampler
+    from adgan.upsampling import upsampler
 
     if precision == "bfloat16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -286,7 +286,7 @@ def label_part(repeats=20):
     import numpy as np
     import tensorflow as tf
 
-    import labels
+    from adgan import labels
 
     x = tf.constant(np.random.default_rng(0).integers(0, 256, (16, 256, 256, 3), np.uint8))
     encode = tf.function(lambda x: tf.map_fn(tf.io.encode_png, x, fn_output_signature=tf.string))

@@ -37,7 +37,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from emoji_styles import (STYLES, SHARED_CHARS, BuildError, concept_key,  # noqa: E402
                           fetch_packages, open_style)
-from helpers import atomic_path, save_png  # noqa: E402
+from adgan.helpers import atomic_path, save_png  # noqa: E402
 
 DEBIAN_PACKAGES = ("unicode-cldr-core", "unicode-data")
 DROPPED_GROUPS = {"Component", "Flags", "Symbols"}

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from helpers import save_png  # noqa: E402
+from adgan.helpers import save_png  # noqa: E402
 
 CONCEPTS = ("dress", "t-shirt", "jeans", "high-heeled shoe", "running shoe", "handbag", "watch",
             "mobile phone", "laptop", "hot beverage", "shortcake", "hamburger")

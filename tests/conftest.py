@@ -86,7 +86,7 @@ def uncalibrated_copy(run_dir, folder):
 def copy_run(trained_run, tmp_path):
     """A copy of a trained run in `tmp_path`/run that records its new folder (a run refuses
     another out_dir), to resume, damage or change without touching the original."""
-    import runs
+    from adgan import runs
 
     run = str(tmp_path / "run")
     shutil.copytree(trained_run, run)
@@ -144,8 +144,8 @@ def trained_run(tmp_path_factory):
 def upsampled_run(trained_run, tmp_path_factory):
     """A copy of `trained_run` with a (random, so not nearest-neighbour) learned up-sampler."""
     import numpy as np
-    import runs
-    import upsampler
+    from adgan import runs
+    from adgan.upsampling import upsampler
 
     def make(folder):
         run = str(folder / "run")
@@ -186,7 +186,7 @@ def trained_export(trained_run, tmp_path_factory):
 def release(trained_run, tmp_path_factory):
     """`trained_run`'s release folder (what `export.py --release` writes, as models/adgan).
     Read it only: copy it (`shutil.copytree`) to change it."""
-    import runs
+    from adgan import runs
 
     return made_once(tmp_path_factory, "release",
                      lambda folder: runs.write_release(trained_run, str(folder / "adgan")))
@@ -195,8 +195,8 @@ def release(trained_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_encoder(trained_run, tmp_path_factory):
     """A dual encoder trained for one epoch on the trained run's manifest (its folder)."""
-    import encoder
-    import runs
+    from adgan import runs
+    from adgan.text import encoder
 
     def make(folder):
         out = str(folder / "enc")
@@ -215,8 +215,8 @@ TINY_JUDGE = ["--image-size", "16", "--channels", "4,8", "--epochs", "1", "--bat
 def tiny_judge(trained_run, tmp_path_factory):
     """The independent judge trained for one epoch on the trained run's manifest (its
     folder): 8 concepts in two styles, one drawing of each kept out (the ceiling)."""
-    import judge
-    import runs
+    from adgan import runs
+    from adgan.evaluation import judge
 
     def make(folder):
         out = str(folder / "judge")
@@ -247,10 +247,10 @@ def shared_models(monkeypatch):
     draw through a command's `main` (generate, creative, personalize) or `ads.sources`:
     loading a model costs ~3 s a call and tracing its sampler ~3 s more. Never for a test
     that changes a loaded model's weights."""
-    import generate
-    import runs
-    import sampling
+    from adgan import runs
+    from adgan.drawing import sampling
     from ads import sources
+    import generate
 
     def read_once(load, name):
         def load_once(run_dir):
@@ -310,7 +310,7 @@ def exiftool(path):
 def assert_labelled(path, explicit="none"):
     """Both AI-generated labels read back from a PNG with Pillow and with exiftool (when
     installed), the hash matching the pixels (labels.check); returns the AIGC fields."""
-    import labels
+    from adgan import labels
     from PIL import Image
 
     report = labels.check(str(path))

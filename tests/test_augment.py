@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import augment
+from adgan.training import augment
 
 
 def test_color_and_cutout_augmentations_change_images_and_pass_gradients():

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import generate
-import runs
-import train
-from baseline import BaselineGAN, baseline_discriminator, baseline_generator
+from adgan import runs
+from adgan.training.baseline import BaselineGAN, baseline_discriminator, baseline_generator
 from conftest import TINY_ARGS
+import generate
+import train
 
 
 def test_nets_have_the_shapes_and_ranges_of_the_recipe():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import bundles
+from adgan.data import bundles
 
 
 def product(color, size=32):

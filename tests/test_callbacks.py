@@ -3,8 +3,8 @@ import os
 import numpy as np
 from PIL import Image
 
-import runs
-from callbacks import StopOnNonFinite, TrainingCheckpoint
+from adgan import runs
+from adgan.training.callbacks import StopOnNonFinite, TrainingCheckpoint
 
 
 def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tmp_path):

@@ -3,11 +3,12 @@ import os
 import numpy as np
 import pytest
 
-import runs
-import train
-from checkpoints import STATE_FILE, load_training_state, save_training_state, training_variables
-from config import resolve_config
+from adgan import runs
+from adgan.training.checkpoints import (STATE_FILE, load_training_state, save_training_state,
+                                        training_variables)
+from adgan.training.config import resolve_config
 from conftest import RUN_ARGS
+import train
 
 
 def smoke_gan(run, *flags):

@@ -1,9 +1,9 @@
 import numpy as np
 import tensorflow as tf
 
-import colors
-import data_loader
+from adgan.data import colors
 from conftest import shipped_rows, write_manifest
+import data_loader
 
 
 def test_recolouring_real_products_reads_back_as_each_colour(tmp_path):

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import composition
+from adgan import runs
+from adgan.drawing import composition, sampling
 import generate
-import runs
-import sampling
 
 # they draw through the commands' main(): one load of each model file (conftest)
 pytestmark = pytest.mark.usefixtures("shared_models")

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-import config
+from adgan.training import config
 
 
 def test_precedence_preset_then_file_then_flags(tmp_path):

@@ -6,12 +6,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import bundles
-import data_loader
-
-import tokenizer
-import helpers
+from adgan import helpers
+from adgan.data import bundles
+from adgan.text import tokenizer
 from conftest import shipped_rows, write_manifest
+import data_loader
 
 
 def tokens(text):
@@ -139,7 +138,7 @@ def test_dataset_shapes_ranges_and_determinism(tiny_manifest):
 
 
 def test_tfds_builder_works_offline(tmp_path, tiny_manifest):
-    import tfds_emoji
+    from adgan.data import tfds_emoji
 
     builder = tfds_emoji.AdganEmoji(manifest=tiny_manifest, data_dir=str(tmp_path / "tfds"))
     builder.download_and_prepare()
@@ -149,7 +148,7 @@ def test_tfds_builder_works_offline(tmp_path, tiny_manifest):
 
 
 def test_colour_augmentation_adds_recoloured_copies_with_colour_words(tiny_manifest):
-    import colors
+    from adgan.data import colors
 
     examples, report = data_loader.load_examples(tiny_manifest, 16,
                                                  recolorable={"subgroup": ["clothing"]})

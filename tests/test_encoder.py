@@ -5,10 +5,10 @@ import keras
 import numpy as np
 import pytest
 
-import colors
+from adgan.data import colors
+from adgan.text import encoder
+from adgan.text.encoder import DualEncoder, ImageEncoder, load_encoder
 import data_loader
-import encoder
-from encoder import DualEncoder, ImageEncoder, load_encoder
 
 
 def test_image_encoder_shapes_and_config_round_trip():

@@ -3,18 +3,17 @@ import os
 import numpy as np
 import pytest
 
+from adgan import runs
+from adgan.data.styles import style_prompt
+from adgan.drawing import sampling
+from adgan.evaluation import evaluation_report, judge
+from adgan.evaluation import judging
+from adgan.evaluation.metrics import r_precision
+from adgan.helpers import to_float
+from adgan.text.encoder import load_encoder
+from conftest import uncalibrated_copy
 import data_loader
 import evaluate
-import evaluation_report
-import judge
-import judging
-import runs
-import sampling
-from conftest import uncalibrated_copy
-from styles import style_prompt
-from encoder import load_encoder
-from helpers import to_float
-from metrics import r_precision
 
 
 @pytest.fixture(scope="session")  # session: made once, whatever runs between
@@ -150,7 +149,7 @@ def test_uncalibrated_runs_need_no_gate(trained_run, tiny_encoder, tmp_path, cap
             str(tmp_path / "r.json"), "--samples-per-prompt", "2", "--repeats", "1", "--no-judge"]
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(args)
-    assert exit_info.value.code == 1 and "python gate.py --run" in capsys.readouterr().err
+    assert exit_info.value.code == 1 and "adgan-calibrate --run" in capsys.readouterr().err
     rows = evaluate.main(args + ["--no-gate"])["rows"]
     assert list(rows)[2:] == ["run (ungated)"]
 

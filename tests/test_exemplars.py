@@ -4,9 +4,8 @@ the training candidates, the noise's pick, and a warm start that keeps the drawi
 import numpy as np
 import pytest
 
-import checkpoints
-import exemplars
-import runs
+from adgan import runs
+from adgan.training import checkpoints, exemplars
 from generator import channel_schedule, pick_exemplar
 
 TINY = dict(image_size=32, sequence_length=6, noise_dim=8, embedding_dim=8,
@@ -98,8 +97,8 @@ def test_the_noise_picks_among_the_masked_in_candidates_only():
 
 @pytest.mark.parametrize("slot", [0, 1])
 def test_the_bank_numbers_products_and_styles_as_the_data_pipeline(slot):
-    import data_loader
     from conftest import SHIPPED
+    import data_loader
 
     examples, _ = data_loader.load_examples(
         f"{SHIPPED}/captions.csv", 8, filters={"group": ["Food & Drink"],
@@ -119,7 +118,7 @@ def test_the_bank_numbers_products_and_styles_as_the_data_pipeline(slot):
 
 
 def test_the_shape_term_reads_the_silhouette_not_the_colour():
-    from losses import ink, shape_loss
+    from adgan.training.losses import ink, shape_loss
 
     white, red, blue = (np.ones((1, 16, 16, 3), np.float32) * v for v in (1.0, 0.0, 0.0))
     red[..., 0], blue[..., 2] = 1.0, 1.0

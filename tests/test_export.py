@@ -9,13 +9,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import export
-from data_loader import to_uint8_tensor
-import generate
-import runs
-import sampling
-import upsampler
+from adgan import runs
+from adgan.drawing import sampling
+from adgan.upsampling import upsampler
 from conftest import SERVING_PROMPTS, assert_labelled
+from data_loader import to_uint8_tensor
+import export
+import generate
 
 
 PROJECT_MODULES = ("model", "generator", "discriminator", "data_loader", "sampling", "runs",
@@ -279,7 +279,7 @@ def test_missing_calibration_and_bad_flags(trained_run, tmp_path, capsys):
     os.makedirs(run / "final")
     with pytest.raises(SystemExit) as exit_info:
         export.main(["--run", str(run), "--export-dir", str(tmp_path / "e")])
-    assert exit_info.value.code == 1 and "python gate.py --run" in capsys.readouterr().err
+    assert exit_info.value.code == 1 and "adgan-calibrate --run" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         export.main(["--run", trained_run, "--export-dir", str(tmp_path / "e"),
                      "--num-candidates", "100"])

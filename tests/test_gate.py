@@ -2,11 +2,10 @@ import json
 
 import pytest
 
-import gate
-import generate
-import runs
-import sampling
+from adgan import runs
+from adgan.drawing import gate, sampling
 from conftest import uncalibrated_copy
+import generate
 
 # they draw through the commands' main(): one load of each model file (conftest)
 pytestmark = pytest.mark.usefixtures("shared_models")
@@ -25,7 +24,7 @@ def test_generate_without_calibration_asks_for_it(trained_run, tmp_path, capsys)
     run = uncalibrated_copy(trained_run, tmp_path / "run")
     with pytest.raises(SystemExit) as exit_info:
         generate.main(["--run", str(run), "--out", str(tmp_path / "g.png"), "dress"])
-    assert exit_info.value.code == 1 and "python gate.py --run" in capsys.readouterr().err
+    assert exit_info.value.code == 1 and "adgan-calibrate --run" in capsys.readouterr().err
     generate.main(["--run", str(run), "--out", str(tmp_path / "g.png"), "--no-gate", "dress"])
     assert gate.main(["--run", str(run)])["pairs"] > 0
     assert json.load(open(run / "final" / "calibration.json"))["split"] == "train"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adgan import runs
+from adgan.data.styles import vary_style
+from adgan.drawing import sampling
+from adgan.upsampling import upsampler
 import generate
-import runs
-import sampling
-import upsampler
-from styles import vary_style
 
 # they draw through the commands' main(): one load of each model file (conftest)
 pytestmark = pytest.mark.usefixtures("shared_models")
@@ -47,9 +47,9 @@ def test_size_enlarges_the_same_drawing(trained_run, tmp_path, capsys):
 
 
 def test_panel_is_24_products_half_chinese_all_words_of_the_shipped_captions():
-    import data_loader
-    import tokenizer
+    from adgan.text import tokenizer
     from conftest import SHIPPED
+    import data_loader
 
     parser = generate.make_parser()
     args = parser.parse_args(["--run", "R", "--out", "p.png", "--panel", "red dress"])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adgan import helpers
 import data_loader
-import helpers
 
 
 def test_atomic_writes_replace_whole_files_and_leave_no_temporary(tmp_path):

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import generate
-import helpers
-import runs
-import tokenizer
-import train
+from adgan import helpers, runs
+from adgan.text import tokenizer
 from ads import creative, ctr, personalize
 from conftest import RUN_ARGS, TINY_ARGS, copy_run
 from data_loader import ManifestError, load_examples
+import generate
+import train
 
 
 def one_line_error(capsys, console_main, argv):

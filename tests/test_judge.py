@@ -5,9 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-import data_loader
-import judge
+from adgan.evaluation import judge
 from conftest import SHIPPED, shipped_rows, write_manifest
+import data_loader
 
 
 def test_the_judge_maps_images_of_any_side_to_concept_logits():
@@ -117,7 +117,7 @@ def test_the_shipped_judge_names_real_drawings_it_never_saw():
 
 
 def test_a_copied_training_drawing_is_called_a_copy(tiny_judge):
-    import judging
+    from adgan.evaluation import judging
 
     loaded = judge.load_judge(tiny_judge)
     drawings = judging.training_drawings(loaded)
@@ -131,7 +131,7 @@ def test_a_copied_training_drawing_is_called_a_copy(tiny_judge):
 
 
 def test_the_copy_check_of_a_concept_never_trained_on_has_no_restyle(tiny_judge):
-    import judging
+    from adgan.evaluation import judging
 
     loaded = judge.load_judge(tiny_judge)
     drawings = judging.training_drawings(loaded)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, PngImagePlugin
 
-import labels
+from adgan import labels
 from conftest import assert_labelled, exiftool
 
 MASK = 2 ** 64 - 1

@@ -4,6 +4,7 @@ import ast
 import glob
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -14,10 +15,12 @@ MAX_FUNCTION_LINES = 60
 
 
 def project_files():
-    """{module name: path} of every Python file of the project (tests aside)."""
+    """{dotted module name: path} of every Python file of the project (tests aside)."""
     files = {os.path.basename(p)[:-3]: p for p in glob.glob(os.path.join(ROOT, "*.py"))}
-    files.update({f"ads.{os.path.basename(p)[:-3]}": p
-                  for p in glob.glob(os.path.join(ROOT, "ads", "*.py"))})
+    for package in ("adgan", "ads"):
+        for path in glob.glob(os.path.join(ROOT, package, "**", "*.py"), recursive=True):
+            name = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+            files[name[:-len(".__init__")] if name.endswith(".__init__") else name] = path
     files["bench.run"] = os.path.join(ROOT, "bench", "run.py")
     files["build_emoji"] = os.path.join(ROOT, "data", "build_emoji.py")
     return files
@@ -28,14 +31,13 @@ TREES = {name: ast.parse(open(path, encoding="utf-8").read()) for name, path in 
 
 
 def imported_modules(node):
-    """Project modules an Import / ImportFrom node names (`from ads import x` names ads.x)."""
+    """Project modules an Import / ImportFrom node names (`from adgan.text import tokenizer`
+    and `from adgan.text.tokenizer import clean_text` both name adgan.text.tokenizer)."""
     if isinstance(node, ast.Import):
-        names = [alias.name for alias in node.names]
-    elif node.module == "ads":
-        names = [f"ads.{alias.name}" for alias in node.names]
-    else:
-        names = [node.module]
-    return [name for name in names if name in FILES or name == "ads"]
+        return [alias.name for alias in node.names if alias.name in FILES]
+    submodules = [f"{node.module}.{alias.name}" for alias in node.names
+                  if f"{node.module}.{alias.name}" in FILES]
+    return submodules or ([node.module] if node.module in FILES else [])
 
 
 def import_graph():
@@ -86,7 +88,7 @@ def test_find_cycle_finds_one():
 def test_the_core_never_imports_the_ad_layer():
     graph = import_graph()
     core = [name for name in graph if not name.startswith("ads") and name != "bench.run"]
-    assert "train" in core and "runs" in core
+    assert "train" in core and "adgan.runs" in core
     offenders = {name: sorted(t for t in graph[name] if t.startswith("ads"))
                  for name in core if any(t.startswith("ads") for t in graph[name])}
     assert offenders == {}
@@ -141,21 +143,59 @@ def test_modules_and_functions_stay_small(name):
     assert long == [], f"{FILES[name]}: functions over {MAX_FUNCTION_LINES} lines"
 
 
-def test_setup_installs_every_module_and_the_ad_layer():
+# The design card's top level (its GAN modules) and the scripts a user types; nothing else
+TOP_LEVEL = {"setup", "data_loader", "model", "generator", "discriminator", "train", "generate",
+             "export", "evaluate"}
+# Names a user's own code may well have (issue 32): none of them may be ours at the top level
+GENERIC_NAMES = ("config", "helpers", "metrics", "losses", "augment", "runs", "sampling",
+                 "labels", "colors", "styles", "checkpoints", "callbacks", "encoder", "tokenizer",
+                 "distribute", "upsampler", "bundles", "composition", "gate", "baseline")
+
+
+def top_level_files():
+    """The names of the checkout's top-level Python files."""
+    return {name for name, path in FILES.items() if os.path.dirname(path) == ROOT}
+
+
+def test_the_top_level_is_the_design_cards_and_the_scripts():
+    assert top_level_files() == TOP_LEVEL and len(TOP_LEVEL) <= 10
+
+
+def test_setup_installs_every_module_and_package():
     tree = ast.parse(open(os.path.join(ROOT, "setup.py"), encoding="utf-8").read())
     call = next(node for node in ast.walk(tree)
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
     options = {k.arg: ast.literal_eval(k.value) for k in call.keywords
                if k.arg in ("py_modules", "packages")}
-    top_level = {name for name in FILES if "." not in name and name not in ("setup",
-                                                                           "build_emoji")}
-    assert set(options["py_modules"]) == top_level and options["packages"] == ["ads"]
+    packages = {name for name, path in FILES.items() if path.endswith("__init__.py")}
+    assert set(options["py_modules"]) == top_level_files() - {"setup"}
+    assert set(options["packages"]) == packages
+
+
+def test_the_package_never_imports_a_script():
+    # adgan sits below the scripts a user types (train, generate, export, evaluate): they
+    # import it, never the other way round
+    graph = import_graph()
+    scripts = {"train", "generate", "export", "evaluate"}
+    offenders = {name: sorted(graph[name] & scripts) for name in graph
+                 if name.startswith(("adgan", "ads")) and graph[name] & scripts}
+    assert offenders == {}
+
+
+def test_no_generic_name_is_importable_outside_the_checkout(tmp_path):
+    # run where the checkout is not on sys.path: only what the install put there is found
+    code = ("import importlib.util, sys; "
+            f"print([n for n in {GENERIC_NAMES!r} if importlib.util.find_spec(n)])")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "[]"
 
 
 def test_no_project_file_is_ignored_by_git():
     # An ignore rule that matches a source folder (say, an output folder named like a package)
     # would keep new files out of every commit while the working tree still passes.
-    if not os.path.isdir(os.path.join(ROOT, ".git")):
+    if not os.path.exists(os.path.join(ROOT, ".git")):
         pytest.skip("not a git checkout")
     sources = list(FILES.values()) + glob.glob(os.path.join(ROOT, "tests", "**", "*.py"),
                                                recursive=True)

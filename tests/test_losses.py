@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import losses
+from adgan.training import losses
 
 
 def test_hinge_losses_and_penalty_values():

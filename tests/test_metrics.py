@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import metrics
+from adgan.evaluation import metrics
 
 
 def test_frechet_distance_of_known_gaussians():
@@ -39,7 +39,7 @@ def test_r_precision_bounds_and_diversity():
 
 
 def test_color_scores_count_hits_per_colour():
-    import colors
+    from adgan.data import colors
 
     images = np.full((3, 4, 4, 3), 255, np.uint8)
     images[0, 1:3, 1:3] = (220, 20, 20)  # red

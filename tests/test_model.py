@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import distribute
+from adgan.training import distribute
 import model
 from model import TextToImageGAN
 

@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-import checkpoints
-import runs
-import sampling
-from config import LEGACY_SETTINGS, TrainConfig, resolve_config
+from adgan import runs
+from adgan.drawing import sampling
+from adgan.training import checkpoints
+from adgan.training.config import LEGACY_SETTINGS, TrainConfig, resolve_config
 from conftest import uncalibrated_copy
 
 
@@ -57,7 +57,7 @@ def test_gate_of_a_calibrated_and_an_uncalibrated_run(trained_run, tmp_path):
     assert gate == sampling.Gate.from_calibration(calibration)
     assert runs.load_gate(trained_run, min_score=0.7).min_score == 0.7
     assert runs.load_gate(trained_run, gated=False) == gate  # calibrated: scores stay calibrated
-    with pytest.raises(runs.RunError, match=f"python gate.py --run {tmp_path}"):
+    with pytest.raises(runs.RunError, match=f"adgan-calibrate --run {tmp_path}"):
         runs.load_gate(str(tmp_path))
     assert runs.load_gate(str(tmp_path), gated=False) == sampling.Gate.ungated()
     (tmp_path / "final").mkdir()
@@ -96,7 +96,7 @@ def test_a_release_keeps_what_drawing_needs_and_draws_the_same(trained_run, rele
 
 def test_an_uncalibrated_run_is_not_released(trained_run, tmp_path):
     run = uncalibrated_copy(trained_run, tmp_path / "run")
-    with pytest.raises(runs.RunError, match="python gate.py --run"):
+    with pytest.raises(runs.RunError, match="adgan-calibrate --run"):
         runs.write_release(str(run), str(tmp_path / "release"))
     assert not os.path.exists(tmp_path / "release")
 

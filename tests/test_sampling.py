@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import runs
-import sampling
+from adgan import runs
+from adgan.drawing import sampling
 
 # A stand-in for G and D: each candidate's "image" is filled with its noise's first
 # value, and the judge's logit is that value, so scores are known in advance.

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adgan import runs
+from adgan.upsampling.upsampler import output_sizes
+from conftest import ROOT, assert_labelled
 import export
 import generate
-import runs
-from conftest import ROOT, assert_labelled
-from upsampler import output_sizes
 
 
 SHIPPED = os.path.exists(runs.path(runs.SHIPPED_RUN, "model"))

@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import data_loader
-
-import tokenizer
-import styles
+from adgan.data import styles
+from adgan.text import tokenizer
 from conftest import shipped_rows, write_manifest
+import data_loader
 
 WORDS = {"fluent-3d": ("3d", "立体"), "fluent-flat": ("flat", "扁平")}
 

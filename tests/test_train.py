@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 
-import model
-import runs
-import distribute
-import train
+from adgan import runs
+from adgan.text.encoder import load_encoder
+from adgan.training import distribute
+from adgan.training.config import resolve_config
 from conftest import ROOT, RUN_ARGS, TINY_ARGS, TRACED_ARGS, copy_run, shipped_rows, write_manifest
-from config import resolve_config
-from encoder import load_encoder
+import model
+import train
 
 
 def test_smoke_run_writes_the_run_folder(trained_run):

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train_upsampler
-import upsampler
+from adgan.upsampling import train_upsampler, upsampler
 from conftest import SHIPPED
 
 
@@ -63,7 +62,7 @@ def test_low_resolution_matches_the_generator_s_training_pictures():
 
 
 def test_feature_extractor_takes_any_size(tiny_encoder):
-    from encoder import load_encoder  # the tiny dual encoder of the suite
+    from adgan.text.encoder import load_encoder  # the tiny dual encoder of the suite
     extractor = upsampler.feature_extractor(load_encoder(tiny_encoder))
     for side in (16, 64):
         pooled, maps = extractor(upsampler.to_float_tensor(pictures(2, side)))
@@ -125,7 +124,7 @@ def test_a_missing_manifest_is_one_line(tmp_path, capsys):
 
 
 def test_compare_measures_every_method_on_the_same_pictures(trained_run, tiny_encoder, tmp_path):
-    import compare_upsamplers
+    from adgan.upsampling import compare_upsamplers
     from conftest import shipped_rows, write_manifest
 
     rows = [dict(row, split="test" if i < 3 else "train")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import labels
+from adgan import labels
+from adgan.upsampling.upsampler import pil_lanczos_unsharp
 from ads import creative, fonts
 from conftest import assert_labelled
-from upsampler import pil_lanczos_unsharp
 
 # they draw through the commands' main(): one load of each model file (conftest)
 pytestmark = pytest.mark.usefixtures("shared_models")

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-import colors
+from adgan.data import colors
 from ads import personalize, privacy
 
 # they draw through the commands' main(): one load of each model file (conftest)

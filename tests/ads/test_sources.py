@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-import runs
+from adgan import runs
 from ads import sources
 from conftest import uncalibrated_copy
 
@@ -22,7 +22,7 @@ def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, 
     monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)  # given nothing: the shipped model
     assert sources.load_source().run_dir == os.path.abspath(trained_run)
     run = uncalibrated_copy(trained_run, tmp_path / "run")
-    with pytest.raises(sources.SourceError, match="python gate.py --run"):
+    with pytest.raises(sources.SourceError, match="adgan-calibrate --run"):
         sources.load_source(run=str(run))
     ungated = sources.load_source(run=str(run), gated=False)
     drawn = ungated.generate(["dress", "jeans"], [3, 4], num_candidates=8)

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from helpers import HAN_CHARACTERS, has_han
+from adgan.helpers import HAN_CHARACTERS, has_han
 
 # (English, Chinese, hue in degrees (None = achromatic), saturation of the recoloured product)
 PALETTE = (

@@ -11,9 +11,9 @@ import argparse
 import dataclasses
 import json
 
-import colors
+from adgan.data import colors
+from adgan.helpers import add_dataclass_flags, split_list
 import data_loader
-from helpers import add_dataclass_flags, split_list
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ The GAN draws at its native size S (64 px for the shipped model), where CPU trai
 afford it; an ad wants more. `Upsampler` is Real-ESRGAN's SRVGG-compact design made
 small: 3x3 convolutions with PReLU at the input resolution, one convolution to 3 x 4^2
 channels, a pixel shuffle to 4S, plus the nearest-neighbour-upsampled input (the network
-only learns the residual). `python train_upsampler.py` trains one; it lives in a run
+only learns the residual). `adgan-train-upsampler` trains one; it lives in a run
 folder beside the GAN (`runs.LAYOUT["upsampler"]`, models/adgan/upsampler.keras).
 
 `resize_to(images, size, upsampler)` is the one place a drawing changes size: the

@@ -1,6 +1,6 @@
 """Compare ways to enlarge the GAN's 64 px pictures to 256 px, on the same images, in one run.
 
-    python compare_upsamplers.py --data /tmp/emoji256/captions.csv --out docs/upsampler
+    python -m adgan.upsampling.compare_upsamplers --data /tmp/emoji256/captions.csv --out docs/upsampler
         [--run models/adgan] [--upsampler "no noise=/tmp/up_clean/upsampler.keras" ...]
 
 Methods: bicubic, Lanczos + unsharp mask (what creatives did before, `upsampler.
@@ -28,14 +28,14 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from adgan import runs
+from adgan.drawing.sampling import generate_images
+from adgan.evaluation.metrics import distance_features, frechet_distance
+from adgan.helpers import make_grid, run_command, save_png, to_float, write_json, write_text
+from adgan.text.encoder import DEFAULT_ENCODER, load_encoder
+from adgan.upsampling.train_upsampler import generated_pictures, load_pairs
+from adgan.upsampling.upsampler import SCALE, enlarge, feature_extractor, pil_lanczos_unsharp
 import data_loader
-import runs
-from encoder import DEFAULT_ENCODER, load_encoder
-from helpers import make_grid, run_command, save_png, to_float, write_json, write_text
-from metrics import distance_features, frechet_distance
-from sampling import generate_images
-from train_upsampler import generated_pictures, load_pairs
-from upsampler import SCALE, enlarge, feature_extractor, pil_lanczos_unsharp
 
 PICTURE_PROMPTS = ("dress", "红苹果", "hamburger", "laptop", "自行车", "camera")
 

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from checkpoints import save_training_state
-from helpers import make_grid, save_png, to_uint8, write_json
+from adgan.helpers import make_grid, save_png, to_uint8, write_json
+from adgan.training.checkpoints import save_training_state
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

@@ -17,8 +17,8 @@ import hashlib
 import numpy as np
 from PIL import Image
 
-from helpers import has_han
-from styles import STYLE_WORD_RATE
+from adgan.data.styles import STYLE_WORD_RATE
+from adgan.helpers import has_han
 
 CONNECTORS = {"zh": ("和", "与", "配", "加"), "en": (" and ", " with ", " & ")}
 LAYOUTS = ("side_by_side", "overlap", "front_back")

@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 
-from helpers import atomic_path, remove_stale_temporaries
+from adgan.helpers import atomic_path, remove_stale_temporaries
 
 STATE_FILE = "state.npz"
 PREVIOUS_FILE = "state.previous.npz"

@@ -5,8 +5,8 @@ from collections import Counter
 
 import numpy as np
 
-import colors
-from helpers import make_grid, save_png, write_json, write_text
+from adgan.data import colors
+from adgan.helpers import make_grid, save_png, write_json, write_text
 
 
 def same_size(cells):

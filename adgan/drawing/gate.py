@@ -1,4 +1,4 @@
-"""Calibrate the discriminator gate of a finished run: `python gate.py --run RUN [--gamma G]`.
+"""Calibrate the discriminator gate of a finished run: `adgan-calibrate --run RUN [--gamma G]`.
 
 Writes RUN/final/calibration.json (`runs.calibrate_run`; `train.py` does this at the
 end of every run). The gate itself, DRS and the calibration fit are in sampling.py.
@@ -6,9 +6,9 @@ end of every run). The gate itself, DRS and the calibration fit are in sampling.
 
 import argparse
 
-import runs
-from helpers import run_command
-from sampling import DEFAULT_GAMMA, describe
+from adgan import runs
+from adgan.drawing.sampling import DEFAULT_GAMMA, describe
+from adgan.helpers import run_command
 
 
 def main(argv=None):

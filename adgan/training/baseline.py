@@ -14,9 +14,9 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from tokenizer import TextEncoder, make_text_vectorizer
+from adgan.text.tokenizer import TextEncoder, make_text_vectorizer
+from adgan.training.distribute import replica_scale
 from generator import channel_schedule
-from distribute import replica_scale
 from model import TextConditionedGAN
 
 

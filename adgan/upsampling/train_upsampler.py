@@ -1,7 +1,7 @@
 """Train the learned 4x up-sampler (`upsampler.Upsampler`) on real pairs, into a run folder.
 
     python data/build_emoji.py --size 256 --out /tmp/emoji256      # the 256 px copy of the set
-    python train_upsampler.py --data /tmp/emoji256/captions.csv --out RUN
+    adgan-train-upsampler --data /tmp/emoji256/captions.csv --out RUN
 
 Pairs: every training-split picture at 4S (its 256 px file) and at S made the way the
 generator's training images are (`upsampler.low_resolution`). Each step takes random
@@ -26,13 +26,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from adgan import runs
+from adgan.drawing.sampling import generate_images
+from adgan.helpers import add_dataclass_flags, atomic_path, run_command, to_float, write_json
+from adgan.text.encoder import DEFAULT_ENCODER, load_encoder
+from adgan.training.losses import feature_l1_loss, pixel_l1_loss
+from adgan.upsampling.upsampler import (SCALE, Upsampler, feature_extractor, gaussian_kernel,
+                                        low_resolution)
 import data_loader
-import runs
-from encoder import DEFAULT_ENCODER, load_encoder
-from helpers import add_dataclass_flags, atomic_path, run_command, to_float, write_json
-from losses import feature_l1_loss, pixel_l1_loss
-from sampling import generate_images
-from upsampler import SCALE, Upsampler, feature_extractor, gaussian_kernel, low_resolution
 
 CHECKPOINTS = "upsampler_checkpoints"
 REPORT = "upsampler_report.json"

@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import colors
-from helpers import to_float
+from adgan.data import colors
+from adgan.helpers import to_float
 
 
 def frechet_distance(a, b):

@@ -1,7 +1,7 @@
 """TFDS builder for the shipped product-emoji set, so `tfds.load` works offline.
 
     import tensorflow_datasets as tfds
-    import tfds_emoji  # registers "adgan_emoji"
+    from adgan.data import tfds_emoji  # registers "adgan_emoji"
     train = tfds.load("adgan_emoji", split="train", data_dir="~/tensorflow_datasets")
 
 Each example: image uint8 [128, 128, 3], name_en, name_zh, keywords_en, keywords_zh

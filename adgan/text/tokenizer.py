@@ -14,8 +14,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-import colors
-from helpers import write_text
+from adgan.data import colors
+from adgan.helpers import write_text
 
 OOV_TOKEN = "[UNK]"
 # Longer captions and prompts are cut here (in training, in prompts and in the served

@@ -32,15 +32,16 @@ import pandas as pd
 import tensorflow as tf
 from keras import layers
 
+from adgan.evaluation.metrics import r_precision
+from adgan.helpers import (CHECKOUT, add_dataclass_flags, atomic_path, progress_verbosity,
+                           to_float, write_json)
+from adgan.text.tokenizer import clean_text
 import data_loader
-from metrics import r_precision
-from helpers import add_dataclass_flags, atomic_path, progress_verbosity, to_float, write_json
-from tokenizer import clean_text
 
 JUDGE_FILE = "judge.keras"
 CONCEPTS_FILE = "concepts.csv"  # one row per class: name_en, name_zh, group, split
 IMAGES_FILE = "images.csv"  # its real images: image (from the folder), style, concept, held_out
-DEFAULT_JUDGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "judge")
+DEFAULT_JUDGE = os.path.join(CHECKOUT, "models", "judge")
 CONCEPT_COLUMNS = ("name_en", "name_zh", "group", "split", "keywords_en", "keywords_zh")
 WHITE = 1.0  # product shots sit on white; pixels an augmentation uncovers are white
 

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from helpers import atomic_path, run_command
+from adgan.helpers import atomic_path, run_command
 
 DEFAULT_PRODUCER = "adgan"
 AIGC_KEY, XMP_KEY = "AIGC", "XML:com.adobe.xmp"

@@ -21,9 +21,9 @@ pass, as before. A part's leading count goes ("一杯",
 
 import tensorflow as tf
 
-from helpers import has_han
-from styles import names_style_pattern
-from tokenizer import standardize_text
+from adgan.data.styles import names_style_pattern
+from adgan.helpers import has_han
+from adgan.text.tokenizer import standardize_text
 
 MAX_PARTS = 3
 PART_SEED_STEP = 1 << 40  # part j of a prompt drawn with seed s is drawn with s + j * step

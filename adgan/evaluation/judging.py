@@ -11,13 +11,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-import bundles
+from adgan import runs
+from adgan.data import bundles
+from adgan.data.styles import style_prompt
+from adgan.drawing.sampling import draw_prompts
+from adgan.evaluation.judge import load_judge, top1_among
+from adgan.evaluation.metrics import two_object_rate
 import data_loader
-import runs
-from judge import load_judge, top1_among
-from metrics import two_object_rate
-from sampling import draw_prompts
-from styles import style_prompt
 
 JUDGE_GROUPS = ("Food & Drink", "Objects")  # the product groups the model issue's bars read
 LANGUAGES = {"en": "name_en", "zh": "name_zh"}  # a prompt's language: the concept name it uses

@@ -24,7 +24,7 @@ import re
 
 import tensorflow as tf
 
-from helpers import HAN_CHARACTERS, has_han
+from adgan.helpers import HAN_CHARACTERS, has_han
 
 STYLES_FILE = "styles.csv"  # beside the manifest
 STYLE_WORD_RATE = 0.5  # fraction of training examples whose caption names the style

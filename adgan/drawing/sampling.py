@@ -23,10 +23,10 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from composition import join_results, split_requests
+from adgan.data.styles import vary_style
+from adgan.drawing.composition import join_results, split_requests
+from adgan.upsampling.upsampler import enlarge
 from data_loader import to_float_tensor, to_uint8_tensor
-from styles import vary_style
-from upsampler import enlarge
 
 DEFAULT_GAMMA = 0.5  # DRS target acceptance rate per candidate
 DEFAULT_MAX_TRIES = 8

@@ -21,15 +21,15 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from adgan.data.colors import DEFAULT_SUBGROUPS
+from adgan.evaluation.metrics import r_precision
+from adgan.helpers import (add_dataclass_flags, atomic_path, progress_verbosity, to_float,
+                           write_json)
+from adgan.text import tokenizer
+from adgan.text.tokenizer import TextEncoder
+from adgan.training.augment import random_translate
+from adgan.training.losses import contrastive_loss
 import data_loader
-
-import tokenizer
-from colors import DEFAULT_SUBGROUPS
-from helpers import add_dataclass_flags, atomic_path, progress_verbosity, to_float, write_json
-from metrics import r_precision
-from augment import random_translate
-from losses import contrastive_loss
-from tokenizer import TextEncoder
 
 ENCODER_FILE = "encoder.keras"
 DEFAULT_ENCODER = "encoders/emoji"

@@ -17,6 +17,9 @@ import sys
 import numpy as np
 from PIL import Image
 
+# The checkout the adgan package sits in: where models/ and data/ are.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 # Han (Chinese) characters: the CJK unified ideographs, extension A, the compatibility
 # ideographs and the supplementary planes' extensions. One class for Python's `re` and
 # TensorFlow's RE2 alike (both read these ranges).

@@ -33,17 +33,17 @@ import shutil
 import keras
 import numpy as np
 
-import baseline  # noqa: F401  (registers BaselineGAN for deserialization)
+from adgan.data.styles import VARIED
+from adgan.drawing.composition import BundleSplitter
+from adgan.drawing.sampling import DEFAULT_GAMMA, Gate, GatedSampler, calibrate
+from adgan.helpers import CHECKOUT, atomic_path, write_json
+from adgan.text import tokenizer
+from adgan.text.encoder import ENCODER_FILE, load_encoder
+from adgan.training import baseline  # noqa: F401  (registers BaselineGAN for deserialization)
+from adgan.training.config import FIELDS, LEGACY_SETTINGS, TrainConfig, coerce_settings
+from adgan.upsampling import upsampler  # noqa: F401  (registers Upsampler for deserialization)
 import data_loader
 import model  # noqa: F401  (registers TextToImageGAN and its layers)
-import tokenizer
-import upsampler  # noqa: F401  (registers Upsampler for deserialization)
-from composition import BundleSplitter
-from config import FIELDS, LEGACY_SETTINGS, TrainConfig, coerce_settings
-from encoder import ENCODER_FILE, load_encoder
-from helpers import atomic_path, write_json
-from sampling import DEFAULT_GAMMA, Gate, GatedSampler, calibrate
-from styles import VARIED
 
 LAYOUT = {
     "config": "config.json",
@@ -61,7 +61,7 @@ LAYOUT = {
     "upsampler": "upsampler.keras",  # the learned 4x up-sampler (train_upsampler.py), if any
 }
 EXPORT_INFO_FILE = os.path.join("assets.extra", "adgan.json")  # in an export version folder
-SHIPPED_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "adgan")
+SHIPPED_RUN = os.path.join(CHECKOUT, "models", "adgan")
 # What a released model keeps of its run besides the model itself (config.json is rewritten)
 RELEASE_FILES = ("style_words", "final_vocabulary", "calibration", "upsampler")
 MAX_CALIBRATION_PAIRS = 512
@@ -263,7 +263,7 @@ def load_calibration(run_dir):
     file = path(run_dir, "calibration")
     if not os.path.exists(file):
         raise RunError(f"{run_dir} has no {LAYOUT['calibration']}: calibrate its discriminator "
-                       f"gate with `python gate.py --run {run_dir}` (or draw without the gate: "
+                       f"gate with `adgan-calibrate --run {run_dir}` (or draw without the gate: "
                        "--no-gate)")
     return read_json(file, "the gate's calibration")
 
@@ -288,7 +288,7 @@ def load_gate(run_dir, gamma=None, min_score=None, gated=True):
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise RunError(f"{path(run_dir, 'calibration')}: not a gate calibration "
                        f"({type(error).__name__}: {error}); recalibrate with "
-                       f"`python gate.py --run {run_dir}`") from None
+                       f"`adgan-calibrate --run {run_dir}`") from None
 
 
 def calibration_pairs(config, vectorizer, split, seed=0):
