@@ -24,6 +24,9 @@ setup(
         "pandas",
         "pillow",
         "tensorflow-datasets",
+        # tensorflow-datasets reads a builder's code path with it when the builder sits in a
+        # package (adgan.data.tfds_emoji) but does not declare it
+        "importlib_resources",
     ],
     # the studio's browser tests drive Debian's chromium through chromedriver; pytest-xdist
     # runs the suite on every core (tests/README.md); `build` is what data/build_emoji.py

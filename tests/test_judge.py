@@ -138,4 +138,4 @@ def test_the_copy_check_of_a_concept_never_trained_on_has_no_restyle(tiny_judge)
     unseen = len(loaded.concepts)  # a class no training drawing has
     check = judging.copy_check(loaded, drawings, drawings[0][:2], unseen)
     assert check["restyle_pixel_distance"] is None and check["nearer_than_a_restyle"] is None
-    assert check["pixel_distance"] == 0.0  # both draws are training drawings themselves
+    assert check["pixel_distance"] == pytest.approx(0.0, abs=1e-6)  # both are training drawings
