@@ -26,7 +26,6 @@ import time
 
 import numpy as np
 
-from adgan import runs
 from adgan.data import bundles, colors
 from adgan.data.styles import NONE, VARIED
 from adgan.drawing.sampling import draw_prompts
@@ -39,6 +38,9 @@ from adgan.evaluation.metrics import (InceptionFeatures, color_scores, distance_
                                       diversity, frechet_distance, kernel_inception_distance,
                                       r_precision, two_object_rate)
 from adgan.helpers import run_command, split_list, to_float
+from adgan.runs.layout import load_config
+from adgan.runs.rows import manifest_rows
+from adgan.runs.run import Run
 from adgan.text import encoder as dual_encoder
 import data_loader
 from generate import PANEL_PROMPTS
@@ -52,7 +54,7 @@ def evaluation_set(config, split, caption_columns):
     row's first caption (e.g. its English name); its captions in `caption_columns`
     are its prompts.
     """
-    rows, _ = runs.manifest_rows(config, split, caption_columns)
+    rows, _ = manifest_rows(config, split, caption_columns)
     prompts, concept_of, index = [], [], {}
     real_prompts = []
     for captions in rows["captions"]:
@@ -82,22 +84,20 @@ def score_set(encoder, images, true_prompt, groups, prompt_vectors, prompt_conce
     return row
 
 
-def generated_rows(gan, run_dir, prompts, per_prompt, max_tries, seed, gated=True,
-                   style=VARIED, compose=False, samplers=None):
-    """(label, images [P, K, ...], row extras) for a loaded run: ungated, and gated unless
-    `gated` is False (an uncalibrated run is a `runs.RunError` otherwise). With `style`
-    "varied" the draws vary the style as generate.py's do; "none" draws prompts as given.
-    With `compose`, bundle prompts are drawn product by product (composition.py), as
-    generate.py draws them; else in one pass. `samplers`: {(run, compose): GatedSampler}
-    made by earlier calls, reused (each traces its graph once) and added to."""
-    name = runs.run_name(run_dir) + (" composed" if compose else "")
-    sampler = runs.run_sampler(gan, run_dir, {} if samplers is None else samplers, gated,
-                               style, compose)
+def generated_rows(run, prompts, per_prompt, max_tries, seed, style=VARIED, compose=False):
+    """(label, images [P, K, ...], row extras) for an opened `Run`: ungated, and gated unless
+    it was opened with `gated=False` (an uncalibrated run is a `RunError` otherwise). With
+    `style` "varied" the draws vary the style as generate.py's do; "none" draws prompts as
+    given. With `compose`, bundle prompts are drawn product by product (composition.py), as
+    generate.py draws them; else in one pass. Every call with the same run, style and
+    `compose` draws with one sampler (`Run.sampler`: its graph is traced once)."""
+    name = run.name + (" composed" if compose else "")
+    sampler = run.sampler(style, compose)
     started = time.time()
     plain = draw_prompts(sampler, prompts, per_prompt, seed, 1)
     rows = [(f"{name} (ungated)", plain, {"seconds": round(time.time() - started, 1)})]
-    if gated:
-        gamma = runs.load_calibration(run_dir)["gamma"]
+    if run.gated:
+        gamma = run.calibration["gamma"]
         started = time.time()
         result = draw_prompts(sampler, prompts, per_prompt, seed, max_tries)
         rows.append((f"{name} (gated: DRS, gamma {gamma}, {max_tries} tries)",
@@ -117,7 +117,7 @@ def color_set(config, split, caption_columns):
     colour index [P], real recoloured images uint8 [R, S, S, 3], their colours [R]).
     """
     try:
-        rows, _ = runs.manifest_rows(config, split, caption_columns, mark_recolorable=True)
+        rows, _ = manifest_rows(config, split, caption_columns, mark_recolorable=True)
     except data_loader.ManifestError:
         return None
     rows = rows[rows["recolorable"]]
@@ -135,12 +135,12 @@ def color_set(config, split, caption_columns):
     return prompts, targets, np.stack(real), np.array(real_targets)
 
 
-def color_accuracy(config, split, caption_columns, gans, sampling):
+def color_accuracy(config, split, caption_columns, runs, sampling):
     """({"color": the colour section of a report}, {"color": its pictures: ({label: uint8
     [P, K, S, S, 3]}, the prompts)}); two empty dicts when the split has nothing to recolour.
 
-    sampling: `generated_rows`' keyword arguments (per_prompt, max_tries, seed, gated, style,
-    samplers).
+    runs: the opened `Run`s; sampling: `generated_rows`' keyword arguments (per_prompt,
+    max_tries, seed, style).
     """
     found = color_set(config, split, caption_columns)
     if found is None:
@@ -150,8 +150,8 @@ def color_accuracy(config, split, caption_columns, gans, sampling):
                "chance": 1.0 / len(colors.PALETTE),
                "rows": {"real images, recoloured (ceiling)": color_scores(real, real_targets)}}
     pictures = {}
-    for run_dir, gan in gans.items():
-        for label, result, extras in generated_rows(gan, run_dir, prompts, **sampling):
+    for run in runs:
+        for label, result, extras in generated_rows(run, prompts, **sampling):
             images = result["images"].reshape(-1, *result["images"].shape[2:])
             section["rows"][label] = {
                 **color_scores(images, np.repeat(targets, sampling["per_prompt"])),
@@ -170,13 +170,13 @@ def two_objects(encoder, images, pairs, concept_vectors, seed):
             "images": len(images)}
 
 
-def bundle_section(config, split, gans, encoder, sampling, count):
+def bundle_section(config, split, runs, encoder, sampling, count):
     """The two-object section: for `count` seen and `count` held-out concept pairs
     (`bundles.evaluation_pairs`), each named in Chinese and English, the share of pictures
     whose halves show both products: real side-by-side composites (the ceiling), the
     first product's real picture alone (must fail), and each run's draws in one pass and
     composed product by product (composition.py)."""
-    rows, _ = runs.manifest_rows(config, split, config.caption_columns[:2])
+    rows, _ = manifest_rows(config, split, config.caption_columns[:2])
     names_en, names_zh = data_loader.names_by_language(rows)
     concepts = np.array([e or z for e, z in zip(names_en, names_zh)], dtype=object)
     unique, concept_index = np.unique(concepts, return_inverse=True)
@@ -192,15 +192,15 @@ def bundle_section(config, split, gans, encoder, sampling, count):
         ids = concept_index[pairs]
         rgba = {r: data_loader.load_image_rgba(rows["path"][r], config.image_size)
                 for r in np.unique(pairs)}
-        composites = np.stack([bundles.compose([rgba[a], rgba[b]], "side_by_side",
+        composites = np.stack([bundles.composite_products([rgba[a], rgba[b]], "side_by_side",
                                                config.image_size, rng) for a, b in pairs])
         scored = {"real composites (ceiling)": two_objects(encoder, composites, ids, vectors,
                                                            sampling["seed"]),
                   "real, first product alone": two_objects(
                       encoder, np.stack([rgba[a][..., :3] for a, _ in pairs]), ids, vectors,
                       sampling["seed"])}
-        drawn = [row for run_dir, gan in gans.items() for compose in (False, True)
-                 for row in generated_rows(gan, run_dir, prompts, **sampling, compose=compose)]
+        drawn = [row for run in runs for compose in (False, True)
+                 for row in generated_rows(run, prompts, **sampling, compose=compose)]
         for name, result, _ in drawn:
             images = result["images"].reshape(-1, *result["images"].shape[2:])
             scored[name] = two_objects(encoder, images,
@@ -219,15 +219,14 @@ def shares_text_encoder(gan, encoder):
             and all(np.allclose(a, b) for a, b in zip(ours, theirs)))
 
 
-def load_runs(run_dirs, encoder):
-    """{run folder: loaded model}, and the runs whose text encoder is the evaluator's own
-    (a warning each: their R-precision is inflated)."""
-    gans = {run_dir: runs.load_model(run_dir) for run_dir in run_dirs}  # each loaded once
-    coupled = [r for r in run_dirs if shares_text_encoder(gans[r], encoder)]
-    for run_dir in coupled:
-        print(f"evaluate: warning: {run_dir} uses the evaluator's own text encoder weights; its "
+def open_runs(run_dirs, encoder, gated=True):
+    """The opened `Run`s, and those whose text encoder is the evaluator's own (warned of)."""
+    opened = [Run(run_dir, gated=gated) for run_dir in run_dirs]
+    coupled = [run for run in opened if shares_text_encoder(run.model, encoder)]
+    for run in coupled:
+        print(f"evaluate: warning: {run.folder} uses the evaluator's own text encoder weights; its "
               "R-precision is inflated (train the evaluator with another --seed)", file=sys.stderr)
-    return gans, coupled
+    return opened, coupled
 
 
 def reference_rows(encoder, real_images, real_prompts, prompt_concept, common, seed):
@@ -245,14 +244,14 @@ def reference_rows(encoder, real_images, real_prompts, prompt_concept, common, s
                 real_features=None, **common)}
 
 
-def model_rows(gans, prompts, sampling, encoder, real_images, common, inception=None):
+def model_rows(runs, prompts, sampling, encoder, real_images, common, inception=None):
     """Every run's generated rows (ungated, gated) and their pictures."""
     real_features = distance_features(encoder.embed_images(to_float(real_images))[0])
     real_inception = inception(real_images) if inception else None
     generated_true = np.repeat(np.arange(len(prompts)), sampling["per_prompt"])
     rows, pictures = {}, {}
-    for run_dir, gan in gans.items():
-        for label, result, extras in generated_rows(gan, run_dir, prompts, **sampling):
+    for run in runs:
+        for label, result, extras in generated_rows(run, prompts, **sampling):
             images = result["images"].reshape(-1, *result["images"].shape[2:])
             rows[label] = {**score_set(encoder, images, generated_true, generated_true,
                                        real_features=real_features, **common), **extras}
@@ -269,21 +268,20 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
     """The report dict, plus the prompts and images for its pictures. `judge`: None, or
     `judge_report`'s keyword arguments (judge_dir, groups, panel_prompts, ...) to add the
     independent judge's section."""
-    config = runs.load_config(run_dirs[0])
+    config = load_config(run_dirs[0])
     caption_columns = tuple(caption_columns or config.caption_columns[:2])
     prompts, prompt_concept, real_images, real_prompts = evaluation_set(config, split,
                                                                         caption_columns)
     encoder = dual_encoder.load_encoder(encoder_dir)
-    gans, coupled = load_runs(run_dirs, encoder)
+    opened, coupled = open_runs(run_dirs, encoder, gated)
     common = dict(prompt_vectors=encoder.embed_texts(prompts), prompt_concept=prompt_concept,
                   repeats=repeats, seed=seed)
-    sampling = dict(per_prompt=per_prompt, max_tries=max_tries, seed=seed, gated=gated,
-                    style=style, samplers={})  # every row of a run draws with one sampler
+    sampling = dict(per_prompt=per_prompt, max_tries=max_tries, seed=seed, style=style)
     inception = InceptionFeatures(inception_weights) if inception_weights else None
     rows = reference_rows(encoder, real_images, real_prompts, prompt_concept, common, seed)
-    generated, pictures = model_rows(gans, prompts, sampling, encoder, real_images, common,
+    generated, pictures = model_rows(opened, prompts, sampling, encoder, real_images, common,
                                      inception)
-    color, color_pictures = color_accuracy(config, split, caption_columns, gans, sampling)
+    color, color_pictures = color_accuracy(config, split, caption_columns, opened, sampling)
     report = {"split": split or "all", "runs": [os.path.abspath(r) for r in run_dirs],
               "encoder": os.path.abspath(encoder_dir), "prompts": len(prompts),
               "concepts": int(len(np.unique(prompt_concept))), "real_images": len(real_images),
@@ -291,16 +289,17 @@ def evaluate_runs(run_dirs, encoder_dir, split, per_prompt=4, max_tries=8, repea
               "r_precision_candidates": int(min(100, 1 + min(
                   np.sum(prompt_concept != c) for c in prompt_concept))),
               "repeats": repeats, "caption_columns": list(caption_columns),
-              "runs_sharing_the_evaluator_text_encoder": [os.path.abspath(r) for r in coupled],
+              "runs_sharing_the_evaluator_text_encoder": [os.path.abspath(r.folder)
+                                                          for r in coupled],
               "rows": {**rows, **generated}}
     pictures["real"] = real_images
     report.update(color)
     pictures.update(color_pictures)
     if bundle_pairs:
-        report["bundles"] = bundle_section(config, split, gans, encoder, sampling, bundle_pairs)
+        report["bundles"] = bundle_section(config, split, opened, encoder, sampling, bundle_pairs)
     if judge:
         report["judge"], pictures["judge_panel"] = judge_report(
-            gans=gans, sampling=sampling, **judge)
+            runs=opened, sampling=sampling, **judge)
     return report, prompts, real_prompts, pictures
 
 
@@ -343,9 +342,9 @@ def main(argv=None):
     """CLI: `train-encoder ...` or an evaluation; returns the encoder folder or the report."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train-encoder"]:
-        return dual_encoder.main(argv[1:], prog="evaluate.py train-encoder")
+        return dual_encoder.main(argv[1:])
     if argv[:1] == ["train-judge"]:
-        return judge_model.main(argv[1:], prog="evaluate.py train-judge")
+        return judge_model.main(argv[1:])
     parser = evaluate_parser()
     args = parser.parse_args(argv)
     if args.samples_per_prompt < 2:
@@ -360,9 +359,9 @@ def main(argv=None):
     run_dirs = [args.run, *args.compare]
     try:
         if args.judge_only:  # and colour accuracy, which needs no encoder either
-            config = runs.load_config(args.run)
-            color = lambda gans, sampling: color_accuracy(  # noqa: E731
-                config, args.split, config.caption_columns[:2], gans,
+            config = load_config(args.run)
+            color = lambda runs, sampling: color_accuracy(  # noqa: E731
+                config, args.split, config.caption_columns[:2], runs,
                 {**sampling, "style": args.style, "per_prompt": args.samples_per_prompt})
             report, pictures = judge_runs(run_dirs, args.max_tries, args.seed,
                                           not args.no_gate, judge, color)

@@ -8,7 +8,7 @@ existing version is never overwritten) and EXPORT/<N>.keras (the Keras model)
 beside it. Both are written under temporary names and renamed, so a crash leaves
 no half version for TF Serving to load. Without --run it exports the shipped model
 (models/adgan). `--release DIR` writes instead the slim copy of a run that drawing
-needs (`runs.write_release`): how models/adgan is made.
+needs (`write_release`): how models/adgan is made.
 
 Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
   serving_default: text string[B], seed int64[B] (optional: random if left out),
@@ -48,10 +48,13 @@ import shutil
 
 import tensorflow as tf
 
-from adgan import labels, runs
-from adgan.drawing.sampling import (DEFAULT_MAX_TRIES, Gate, drawn_requests, finished,
+from adgan import labels
+from adgan.drawing.sampling import (DEFAULT_MAX_TRIES, drawn_requests, finished,
                                     gated_generate, judge_score, ungated_generate)
 from adgan.helpers import atomic_path, remove_stale_temporaries, run_command, write_json
+from adgan.runs.layout import run_or_shipped, run_path
+from adgan.runs.release import export_info_path, write_release
+from adgan.runs.run import Run
 from adgan.upsampling.upsampler import output_sizes
 from data_loader import to_float_tensor
 
@@ -243,36 +246,37 @@ def serving_module(gan, functions, tables=()):
     return module
 
 
-def export_info(run_dir, gan, calibration, gate, style_words, num_candidates, max_candidates,
-                gamma, min_score, default_size, learned_upsampler, composes_bundles, producer):
-    """What assets.extra/adgan.json records of an export (`runs.read_export_info`)."""
-    return {"run": os.path.abspath(run_dir), "image_size": gan.image_size,
+def export_info(run, num_candidates, max_candidates, default_size, producer):
+    """What assets.extra/adgan.json records of an export of `run` (`read_export_info`)."""
+    gan, calibration = run.model, run.calibration
+    return {"run": os.path.abspath(run.folder), "image_size": gan.image_size,
             "sequence_length": gan.sequence_length, "num_candidates": num_candidates,
             "max_candidates": max_candidates,
-            "gate": {"method": "min_score" if min_score is not None else "drs",
-                     "gamma": calibration["gamma"] if gamma is None else gamma,
-                     "min_score": min_score, "shift": gate.shift},
+            "gate": {"method": "min_score" if run.min_score is not None else "drs",
+                     "gamma": calibration["gamma"] if run.gamma is None else run.gamma,
+                     "min_score": run.min_score, "shift": run.gate.shift},
             "calibration": {k: v for k, v in calibration.items() if k != "fake_log_odds"},
             # the words a client puts in its text to ask for a drawing style; a text
             # without one is drawn in the style its seed picks (styles.vary_style)
-            "style_words": {s: list(w) for s, w in style_words.items()},
-            "varies_style": bool(style_words),
+            "style_words": {s: list(w) for s, w in run.style_words.items()},
+            "varies_style": bool(run.style_words),
             # the `size` a request may ask for, the one it gets by default, and how the
             # native picture is enlarged ("learned": the run's upsampler.keras)
             "sizes": list(output_sizes(gan.image_size)), "default_size": default_size,
-            "upsampler": "learned" if learned_upsampler else "lanczos",
-            "composes_bundles": composes_bundles,  # false: bundles in one pass
+            "upsampler": "learned" if run.upsampler is not None else "lanczos",
+            "composes_bundles": run.splitter is not None,  # false: bundles in one pass
             # every served PNG says it is AI-generated (GB 45438, IPTC; labels.py)
             "labels": {"producer": producer, "explicit": labels.NO_EXPLICIT}}
 
 
-def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
-               num_candidates=DEFAULT_MAX_TRIES, max_candidates=64, size=None, producer=None):
-    """Export a finished, calibrated run; returns the new version folder. `size`: the
+def export_run(run, export_dir, version=None, num_candidates=DEFAULT_MAX_TRIES,
+               max_candidates=64, size=None, producer=None):
+    """Export a finished, calibrated run (a `Run`, opened with the gate's `gamma` or
+    `min_score` if not the calibrated rate); returns the new version folder. `size`: the
     picture size a request that names none gets (default the largest); `producer`: the
     ContentProducer of the served PNGs' labels (`labels.producer_name`)."""
     producer = labels.producer_name(producer)
-    calibration = runs.load_calibration(run_dir)
+    run.gate  # an uncalibrated run (or a bad --gamma) is refused first, saying why
     if not 1 <= num_candidates <= max_candidates:
         raise ValueError(f"--num-candidates must be in [1, --max-candidates={max_candidates}], "
                          f"got {num_candidates}")
@@ -283,16 +287,11 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
     if version in used:
         raise FileExistsError(f"{export_dir}/{version} exists; versions are never overwritten "
                               "(leave out --version to take the next free one)")
-    gan = runs.load_model(run_dir)
-    sizes = output_sizes(gan.image_size)
+    sizes = output_sizes(run.model.image_size)
     if size is not None and size not in sizes:
         raise ValueError(f"--size must be one of {', '.join(map(str, sizes))}, got {size}")
-    gate = Gate.from_calibration(calibration, gamma, min_score)
-    style_words = runs.load_style_words(run_dir)
-    upsampler = runs.load_upsampler(run_dir)
-    splitter = runs.load_splitter(run_dir)
-    module = build_serving_module(gan, gate, num_candidates, max_candidates, style_words,
-                                  upsampler, size, splitter, producer)
+    module = build_serving_module(run.model, run.gate, num_candidates, max_candidates,
+                                  run.style_words, run.upsampler, size, run.splitter, producer)
 
     os.makedirs(export_dir, exist_ok=True)
     for name in remove_stale_temporaries(export_dir):
@@ -303,13 +302,11 @@ def export_run(run_dir, export_dir, version=None, gamma=None, min_score=None,
         tf.saved_model.save(module, tmp, signatures={
             "serving_default": module.generate, "draw": module.draw, "score": module.score,
             "generate_at_size": module.generate_at_size, "draw_at_size": module.draw_at_size})
-        info = export_info(run_dir, gan, calibration, gate, style_words, num_candidates,
-                           max_candidates, gamma, min_score, size or sizes[-1],
-                           upsampler is not None, splitter is not None, producer)
-        os.makedirs(os.path.dirname(runs.export_info_path(tmp)), exist_ok=True)
-        write_json(info, runs.export_info_path(tmp))
+        info = export_info(run, num_candidates, max_candidates, size or sizes[-1], producer)
+        os.makedirs(os.path.dirname(export_info_path(tmp)), exist_ok=True)
+        write_json(info, export_info_path(tmp))
         with atomic_path(os.path.join(export_dir, f"{version}.keras")) as keras_tmp:
-            shutil.copyfile(runs.path(run_dir, "model"), keras_tmp)
+            shutil.copyfile(run_path(run.folder, "model"), keras_tmp)
         os.replace(tmp, final)  # last: the folder TF Serving watches appears complete
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -348,15 +345,16 @@ def main(argv=None):
     if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
         parser.error(f"--min-score must be in [0, 1], got {args.min_score}")
     try:
-        run = runs.run_or_shipped(args.run)
+        run = run_or_shipped(args.run)
         if args.release:
-            path = runs.write_release(run, args.release)
+            path = write_release(run, args.release)
             size = sum(os.path.getsize(os.path.join(folder, name))
                        for folder, _, names in os.walk(path) for name in names)
             print(f"export: wrote {path} ({size / 2**20:.1f} MiB): what drawing needs of {run}")
             return path
-        path = export_run(run, args.export_dir, args.version, args.gamma, args.min_score,
-                          args.num_candidates, args.max_candidates, args.size, args.producer)
+        path = export_run(Run(run, gamma=args.gamma, min_score=args.min_score), args.export_dir,
+                          args.version, args.num_candidates, args.max_candidates, args.size,
+                          args.producer)
     except (FileNotFoundError, FileExistsError, OSError, ValueError) as error:
         parser.exit(1, f"export: {error}\n")
     print(f"export: wrote {path} (SavedModel, signatures serving_default, draw and score) and "

@@ -33,11 +33,12 @@ import sys
 
 import numpy as np
 
-from adgan import runs
 from adgan.data.styles import NONE, VARIED, StyleError, style_prompt
-from adgan.drawing.sampling import DEFAULT_MAX_TRIES, GatedSampler, draw_prompts
+from adgan.drawing.sampling import DEFAULT_MAX_TRIES, draw_prompts
 from adgan.helpers import make_grid, run_command
 from adgan.labels import add_producer_flag, save_labelled_png
+from adgan.runs.layout import RunError
+from adgan.runs.run import Run
 from adgan.text.tokenizer import PromptError, check_prompts
 from adgan.upsampling.upsampler import output_sizes
 
@@ -135,26 +136,25 @@ def side_by_side(ungated, gated):
 
 
 def load(parser, args):
-    """The run's model, the gate the flags ask for, its up-sampler (None: Lanczos) and its
-    bundle splitter (None: one pass); exits with a one-line error, or a usage error for a
-    size the model cannot give."""
+    """The `Run` the flags ask for (its gate, up-sampler and bundle splitter loaded) and its
+    sampler; exits with a one-line error, or a usage error for a size the model cannot give."""
     try:
-        args.run = runs.run_or_shipped(args.run)
-        gan = runs.load_model(args.run)
-        gate = runs.load_gate(args.run, args.gamma, args.min_score, gated=not args.no_gate)
-        upsampler = runs.load_upsampler(args.run)
-        splitter = None if args.no_compose else runs.load_splitter(args.run)
-    except runs.RunError as error:
+        run = Run(args.run, gated=not args.no_gate, gamma=args.gamma, min_score=args.min_score)
+        if args.style not in (VARIED, NONE):
+            args.prompts = [style_prompt(p, args.style, run.style_words) for p in args.prompts]
+        # traced once for both draws of --compare-gate
+        sampler = run.sampler(style=args.style, compose=not args.no_compose)
+    except (RunError, StyleError) as error:
         parser.exit(1, f"generate: {error}\n")
-    if splitter is None and not args.no_compose:
+    if run.splitter is None and not args.no_compose:
         print("generate: note: the run's training manifest cannot be read, so bundle prompts "
               "are drawn in one pass", file=sys.stderr)
-    sizes = output_sizes(gan.image_size)
+    sizes = output_sizes(run.model.image_size)
     args.size = sizes[-1] if args.size is None else args.size
     if args.size not in sizes:
         parser.error(f"--size must be one of {', '.join(map(str, sizes))} for this model, "
                      f"got {args.size}")
-    return gan, gate, upsampler, splitter
+    return run, sampler
 
 
 def drawable_prompts(prompts, gan):
@@ -196,20 +196,11 @@ def main(argv=None):
     check_flags(parser, args)
     # the output folder first: a path that cannot be written fails before minutes of drawing
     os.makedirs(args.out_dir or os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    gan, gate, upsampler, splitter = load(parser, args)
-    try:
-        words = runs.load_style_words(args.run)
-        if args.style not in (VARIED, NONE):
-            args.prompts = [style_prompt(p, args.style, words) for p in args.prompts]
-    except (runs.RunError, StyleError) as error:
-        parser.exit(1, f"generate: {error}\n")
-    style_words = words if args.style == VARIED else {}
-    args.prompts, refused = drawable_prompts(args.prompts, gan)
+    run, sampler = load(parser, args)
+    args.prompts, refused = drawable_prompts(args.prompts, run.model)
     if not args.prompts:
         parser.exit(EXIT_BAD_PROMPT, f"generate: {'; '.join(refused)}\n")
 
-    sampler = GatedSampler(gan, gate, style_words=style_words, splitter=splitter,
-                           upsampler=upsampler)  # traced once for both draws of --compare-gate
     result = draw_prompts(sampler, args.prompts, args.num_images, args.seed,
                           1 if args.no_gate else args.max_tries, args.size)
     for i, prompt in enumerate(args.prompts):
@@ -222,7 +213,8 @@ def main(argv=None):
               f"{result['score'].mean():.3f} (left: ungated, right: gated)")
         images = side_by_side(first["images"], images)
     written = write_images(images, args.prompts, args.out, args.out_dir, args.producer)
-    how = ("" if args.size == gan.image_size else ", learned up-sampler" if upsampler is not None
+    how = ("" if args.size == run.model.image_size else ", learned up-sampler"
+           if run.upsampler is not None
            else ", Lanczos + unsharp mask")
     print(f"generate: wrote {', '.join(written) if len(written) <= 3 else f'{len(written)} files'}"
           f" ({args.size} px{how})")

@@ -34,8 +34,14 @@ class TextConditionedGAN(keras.Model):
     """What every text-conditioned GAN here shares: the D/G variable split, encoding, sampling.
 
     Subclasses set `vectorizer`, `text_encoder`, `generator`, `ema_generator`,
-    `discriminator`, `noise_dim`, `trackers` and the two optimizers (`compile`).
+    `discriminator`, `noise_dim`, `noise_seed`, `trackers` and the two optimizers
+    (`compile`).
     """
+
+    # What a model conditions on beyond the sentence: `TextToImageGAN` sets both from its
+    # settings (its saved config); a subclass without them (`BaselineGAN`) keeps these.
+    word_attention = False
+    exemplar_size = 0
 
     def get_compile_config(self):
         # compile() takes optimizer objects that a saved model does not need; re-compile after
@@ -56,9 +62,21 @@ class TextConditionedGAN(keras.Model):
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.d_variables)
 
-    def encode(self, texts):
+    def networks(self):
+        """{name: network} of what training learns (what `copy_model_weights` copies)."""
+        found = {"text_encoder": self.text_encoder, "generator": self.generator,
+                 "ema_generator": self.ema_generator, "discriminator": self.discriminator}
+        if self.exemplar_size:
+            found["exemplar_bank"] = self.exemplar_bank
+        return found
+
+    def seed_generators(self):
+        """The random streams whose state a resume restores (training/checkpoints.py)."""
+        return [self.noise_seed]
+
+    def encode(self, prompts):
         """Raw strings [B] -> sentence vectors [B, 2H]."""
-        return self.text_encoder(self.vectorizer(texts))[1]
+        return self.text_encoder(self.vectorizer(prompts))[1]
 
     def text_inputs(self, token_ids, training=False):
         """(sentence [B, 2H], the generator's inputs after the noise: (sentence,), then with
@@ -67,29 +85,29 @@ class TextConditionedGAN(keras.Model):
         mask [B, M] (`exemplars.ExemplarBank.retrieve`))."""
         words, sentence = self.text_encoder(token_ids, training=training)
         inputs = (sentence,)
-        if getattr(self, "word_attention", False):
+        if self.word_attention:
             # tf.identity drops the Keras mask of the embedding (the mask is the next input)
             inputs += (tf.identity(words), ops.cast(ops.greater(token_ids, 0), "float32"))
-        if getattr(self, "exemplar_size", 0):
+        if self.exemplar_size:
             inputs += tuple(self.exemplar_bank.retrieve(sentence))
         return sentence, inputs
 
-    def generate(self, texts, seed=0, noise=None, use_ema=True):
-        """Draw one image per text: float32 [B, S, S, 3] in [-1, 1].
+    def generate(self, prompts, seed=0, noise=None, use_ema=True):
+        """Draw one image per prompt: float32 [B, S, S, 3] in [-1, 1].
 
         `noise` [B, noise_dim] overrides `seed`; the same seed gives the same images.
         """
-        texts = tf.constant(list(texts)) if not tf.is_tensor(texts) else texts
+        prompts = tf.constant(list(prompts)) if not tf.is_tensor(prompts) else prompts
         if noise is None:
-            noise = keras.random.normal((ops.shape(texts)[0], self.noise_dim), seed=seed)
+            noise = keras.random.normal((ops.shape(prompts)[0], self.noise_dim), seed=seed)
         noise = ops.convert_to_tensor(noise, "float32")
         generator = self.ema_generator if use_ema else self.generator
-        return generator([noise, *self.text_inputs(self.vectorizer(texts))[1]], training=False)
+        return generator([noise, *self.text_inputs(self.vectorizer(prompts))[1]], training=False)
 
     def call(self, inputs, training=False):
-        """(texts [B], noise [B, noise_dim]) -> images, so Keras can build and save the model."""
-        texts, noise = inputs
-        return self.ema_generator([noise, *self.text_inputs(self.vectorizer(texts))[1]],
+        """(prompts [B], noise [B, noise_dim]) -> images, so Keras can build and save the model."""
+        prompts, noise = inputs
+        return self.ema_generator([noise, *self.text_inputs(self.vectorizer(prompts))[1]],
                                   training=training)
 
 
@@ -179,6 +197,12 @@ class TextToImageGAN(TextConditionedGAN):
 
     # the constructor's settings (all but the vocabulary): attributes and config alike
     SETTINGS = tuple(inspect.signature(__init__).parameters)[2:-1]
+
+    def seed_generators(self):
+        """The noise and augmentation streams (the exemplar stream is not checkpointed: a
+        resumed instance-conditioned run retrieves other training exemplars than an
+        uninterrupted one would)."""
+        return [self.noise_seed, self.augment_seed]
 
     def get_config(self):
         return {"name": self.name, "vocabulary": self.vocabulary,

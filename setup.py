@@ -14,7 +14,7 @@ setup(
     # is one package, adgan, grouped by concern, and the ad layer (docs/architecture.md)
     py_modules=["data_loader", "model", "generator", "discriminator", "train", "generate",
                 "export", "evaluate"],
-    packages=["adgan", "adgan.text", "adgan.data", "adgan.training", "adgan.drawing",
+    packages=["adgan", "adgan.runs", "adgan.text", "adgan.data", "adgan.training", "adgan.drawing",
               "adgan.upsampling", "adgan.evaluation", "ads"],
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -41,7 +41,7 @@ setup(
                                     "adgan-export=export:console_main",
                                     "adgan-train-upsampler="
                                     "adgan.upsampling.train_upsampler:console_main",
-                                    "adgan-calibrate=adgan.drawing.gate:console_main",
+                                    "adgan-calibrate=adgan.drawing.calibrate:console_main",
                                     "adgan-creative=ads.creative:console_main",
                                     "adgan-personalize=ads.personalize:console_main",
                                     "adgan-ctr=ads.ctr:console_main",

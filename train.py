@@ -1,7 +1,7 @@
 """Train the text-to-image GAN: `python train.py [--preset quick|smoke|full] [--flag value ...]`.
 
 The settings are a `TrainConfig` (config.py): preset -> `--config file.json` -> flags;
-unknown or ill-typed settings are errors. The run folder (`--out-dir`, runs.py) receives
+unknown or ill-typed settings are errors. The run folder (`--out-dir`, adgan/runs/) receives
 config.json, the data report, the vocabulary, checkpoints, TensorBoard logs, sample grids,
 the final model and its gate's calibration. The same command again resumes from the last
 checkpoint.
@@ -16,9 +16,13 @@ import sys
 import keras
 import tensorflow as tf
 
-from adgan import runs
-from adgan.drawing.sampling import describe
+from adgan.drawing.calibrate import calibrate_run
+from adgan.drawing.gate import describe
 from adgan.helpers import atomic_path, progress_verbosity, run_command, write_json
+from adgan.runs import layout
+from adgan.runs.artifacts import load_model, load_run_text_encoder
+from adgan.runs.layout import RunError, load_config, run_path, save_config
+from adgan.runs.rows import config_style_words, manifest_rows
 from adgan.text import tokenizer
 from adgan.text.encoder import ENCODER_FILE, EncoderConfig, load_encoder, train_encoder
 from adgan.training import exemplars
@@ -35,11 +39,11 @@ from model import TextToImageGAN
 
 def check_resumable(config, run_dir):
     """Refuse to mix two different runs in one folder (only `epochs` and `verbose` may change)."""
-    if not os.path.exists(runs.path(run_dir, "config")):
+    if not os.path.exists(run_path(run_dir, "config")):
         return
     try:
-        changed = changed_settings(runs.load_config(run_dir), config)
-    except runs.RunError as error:
+        changed = changed_settings(load_config(run_dir), config)
+    except RunError as error:
         sys.exit(f"train: {error}")
     if changed:
         sys.exit(f"train: {run_dir} holds a run with other settings ({', '.join(changed)}); "
@@ -51,7 +55,7 @@ def prepare_vocabulary(examples, config, run_dir, pretrained=None, style_words=N
 
     With a `pretrained` dual encoder, its vocabulary is the run's.
     """
-    path = runs.path(run_dir, "vocabulary")
+    path = run_path(run_dir, "vocabulary")
     if os.path.exists(path):
         return tokenizer.load_vocabulary(path)
     if pretrained is not None:
@@ -81,34 +85,15 @@ def run_encoder_config(config, out):
         verbose=config.verbose)
 
 
-@dataclasses.dataclass(frozen=True)
-class RunTextEncoder:
-    """The text encoder of a trained GAN (a run or release folder), with the attributes of a
-    dual encoder that `load_pretrained_text_encoder` and `use_pretrained` read."""
-
-    text_encoder: keras.Model
-    vocabulary: list
-    sequence_length: int
-    embedding_dim: int
-    text_hidden_units: int
-
-
-def load_run_text_encoder(run_dir):
-    """The final model's text encoder and vocabulary of a run (or release) folder."""
-    saved = runs.load_config(run_dir)
-    return RunTextEncoder(runs.load_model(run_dir).text_encoder, runs.load_vocabulary(run_dir),
-                          saved.sequence_length, saved.embedding_dim, saved.text_hidden_units)
-
-
 def shipped_text_encoder_fits(config):
     """True when the shipped model's text encoder is the one `auto` would train for `config`:
     trained by `auto` with the same encoder settings (manifest, split, sizes, epochs, colour
     augmentation, seed) and kept frozen, so a run can start from it instead (~25 minutes)."""
-    if not os.path.exists(runs.path(runs.SHIPPED_RUN, "model")):
+    if not os.path.exists(run_path(layout.SHIPPED_RUN, "model")):
         return False
     try:
-        shipped = runs.load_config(runs.SHIPPED_RUN)
-    except runs.RunError:
+        shipped = load_config(layout.SHIPPED_RUN)
+    except RunError:
         return False
 
     def settings(run_config):  # what decides the encoder `auto` trains
@@ -123,13 +108,13 @@ def auto_text_encoder(config, run_dir):
     """The folder `--text-encoder auto` means: RUN/text_encoder; when missing, the shipped
     model if its text encoder fits (`shipped_text_encoder_fits`), else RUN/text_encoder
     trained now on all of the manifest's training rows (whatever the run's groups)."""
-    path = runs.path(run_dir, "text_encoder")
+    path = run_path(run_dir, "text_encoder")
     if os.path.exists(os.path.join(path, ENCODER_FILE)):
         return path
     if shipped_text_encoder_fits(config):
-        print(f"train: starting from the shipped model's text encoder ({runs.SHIPPED_RUN}), "
+        print(f"train: starting from the shipped model's text encoder ({layout.SHIPPED_RUN}), "
               "the one `auto` would train here")
-        return runs.SHIPPED_RUN
+        return layout.SHIPPED_RUN
     print(f"train: training the run's text encoder first ({config.text_encoder_epochs} "
           f"epochs on all training rows; --text-encoder '' skips it) into {path}")
     train_encoder(run_encoder_config(config, path))
@@ -148,11 +133,11 @@ def load_pretrained_text_encoder(config, run_dir):
     if path == "auto":
         path = auto_text_encoder(config, run_dir)
     try:
-        if os.path.exists(runs.path(path, "model")):
+        if os.path.exists(run_path(path, "model")):
             pretrained = load_run_text_encoder(path)
         else:
             pretrained = load_encoder(path)
-    except (FileNotFoundError, OSError, ValueError, runs.RunError) as error:
+    except (FileNotFoundError, OSError, ValueError, RunError) as error:
         sys.exit(f"train: --text-encoder: {error}")
     mismatched = [f"{name} {getattr(pretrained, name)} (run: {getattr(config, name)})"
                   for name in ("sequence_length", "embedding_dim", "text_hidden_units")
@@ -213,14 +198,14 @@ def start_run(config):
     """
     os.makedirs(config.out_dir, exist_ok=True)
     check_resumable(config, config.out_dir)
-    done = saved_epoch(runs.path(config.out_dir, "checkpoints"))
-    if done >= config.epochs and os.path.exists(runs.path(config.out_dir, "config")):
+    done = saved_epoch(run_path(config.out_dir, "checkpoints"))
+    if done >= config.epochs and os.path.exists(run_path(config.out_dir, "config")):
         print(f"train: {config.out_dir} is already trained for {done} epochs (--epochs "
               f"{config.epochs}); nothing more to train, its recorded settings are kept")
         # the run ends where it is, even if its recorded settings asked for more epochs
         config = dataclasses.replace(config, epochs=done)
     else:
-        runs.save_config(config, config.out_dir)
+        save_config(config, config.out_dir)
     keras.utils.set_random_seed(config.seed)
     return config, set_precision(config.precision, config.mixed_precision)
 
@@ -230,23 +215,23 @@ def load_training_rows(config):
     and the style words, and exits on unusable data."""
     run_dir = config.out_dir
     try:
-        examples, report = runs.manifest_rows(config, config.split,
+        examples, report = manifest_rows(config, config.split,
                                               mark_recolorable=config.color_augment > 0)
-        style_words = runs.style_words(config)
+        style_words = config_style_words(config)
     except data_loader.ManifestError as error:
         sys.exit(f"train: {error}")
     write_json({style: list(pair) for style, pair in style_words.items()},
-               runs.path(run_dir, "style_words"))
+               run_path(run_dir, "style_words"))
     if config.color_augment and not report["recolorable"]:
         print(f"train: note: colour augmentation has nothing to recolour (no usable row of "
               f"subgroup {', '.join(config.color_subgroups)}, or no `subgroup` column)")
-    write_json(report, runs.path(run_dir, "data_report"))
+    write_json(report, run_path(run_dir, "data_report"))
     if len(examples) < config.batch_size and not config.steps_per_epoch:
         sys.exit(f"train: {len(examples)} usable rows is fewer than one batch "
                  f"({config.batch_size}); lower --batch-size")
     if report["skipped"]:
         print(f"train: skipped {report['skipped']} bad row(s); see "
-              f"{runs.path(run_dir, 'data_report')}")
+              f"{run_path(run_dir, 'data_report')}")
     return examples, report, style_words
 
 
@@ -256,20 +241,20 @@ def make_callbacks(config, guard):
     # The grid is drawn before the checkpoint, so an epoch whose checkpoint exists always
     # has its grid (a kill in between redraws the same grid on resume).
     return [guard,
-            SampleGrid(runs.path(run_dir, "samples"), config.sample_prompts,
+            SampleGrid(run_path(run_dir, "samples"), config.sample_prompts,
                        config.samples_per_prompt, config.sample_every, config.seed,
-                       os.path.join(runs.path(run_dir, "logs"), "samples"), guard),
-            TrainingCheckpoint(runs.path(run_dir, "checkpoints"), guard),
-            keras.callbacks.TensorBoard(runs.path(run_dir, "logs"))]
+                       os.path.join(run_path(run_dir, "logs"), "samples"), guard),
+            TrainingCheckpoint(run_path(run_dir, "checkpoints"), guard),
+            keras.callbacks.TensorBoard(run_path(run_dir, "logs"))]
 
 
 def finish_run(gan, vocabulary, run_dir):
     """Save the final model and vocabulary, and calibrate the discriminator gate."""
-    os.makedirs(runs.path(run_dir, "final"), exist_ok=True)
-    with atomic_path(runs.path(run_dir, "model")) as tmp:
+    os.makedirs(run_path(run_dir, "final"), exist_ok=True)
+    with atomic_path(run_path(run_dir, "model")) as tmp:
         gan.save(tmp)
-    tokenizer.save_vocabulary(vocabulary, runs.path(run_dir, "final_vocabulary"))
-    print(f"train: discriminator gate {describe(runs.calibrate_run(gan, run_dir))}")
+    tokenizer.save_vocabulary(vocabulary, run_path(run_dir, "final_vocabulary"))
+    print(f"train: discriminator gate {describe(calibrate_run(gan, run_dir))}")
 
 
 def restore_training_state(gan, checkpoint_dir):
@@ -287,8 +272,8 @@ def restore_training_state(gan, checkpoint_dir):
 def start_from(gan, source_dir):
     """Copy the weights of `source_dir`'s final model into a new run's `gan` (`--init-from`)."""
     try:
-        new = copy_model_weights(runs.load_model(source_dir), gan)
-    except (runs.RunError, CheckpointError) as error:
+        new = copy_model_weights(load_model(source_dir), gan)
+    except (RunError, CheckpointError) as error:
         sys.exit(f"train: --init-from {error}")
     print(f"train: starting from {source_dir}"
           + (f" ({len(new)} new weight(s) start fresh: {', '.join(new[:3])}...)" if new else ""))
@@ -305,7 +290,7 @@ def main(argv=None):
     out_dir, chief = worker_out_dir(run_dir, strategy)
     config = dataclasses.replace(config, out_dir=out_dir)
     try:
-        train(config, strategy, chief, runs.path(run_dir, "checkpoints"))
+        train(config, strategy, chief, run_path(run_dir, "checkpoints"))
     finally:
         if not chief:
             shutil.rmtree(config.out_dir, ignore_errors=True)
@@ -344,16 +329,16 @@ def train(config, strategy, chief, checkpoint_dir):
         fit(gan, dataset, steps, config, initial_epoch, make_callbacks(config, guard), strategy)
     if guard.error:
         sys.exit(f"train: {guard.error}; the last good checkpoint is in "
-                 f"{runs.path(run_dir, 'checkpoints')}")
+                 f"{run_path(run_dir, 'checkpoints')}")
     if bank is not None and gan.text_encoder.trainable:
         exemplars.fill_bank(gan, *bank)  # the names' vectors moved with the text encoder
     finish_run(gan, vocabulary, run_dir)
     if config.strategy == "multiworker":  # the workers' copies must agree
         print(f"train: weights fingerprint {weights_fingerprint(gan)}")
     if chief:
-        print(f"train: done. Run folder {run_dir}: final model {runs.path(run_dir, 'model')}, "
-              f"samples in {runs.path(run_dir, 'samples')}, TensorBoard logs in "
-              f"{runs.path(run_dir, 'logs')}")
+        print(f"train: done. Run folder {run_dir}: final model {run_path(run_dir, 'model')}, "
+              f"samples in {run_path(run_dir, 'samples')}, TensorBoard logs in "
+              f"{run_path(run_dir, 'logs')}")
 
 
 def training_data(examples, config, vectorizer, style_words, initial_epoch):

@@ -26,12 +26,15 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from adgan import runs
 from adgan.data import colors
 from adgan.data.bundles import CONNECTORS
 from adgan.drawing.sampling import DEFAULT_MAX_TRIES
 from adgan.helpers import has_han, run_command, to_float, write_json
 from adgan.labels import add_producer_flag
+from adgan.runs.artifacts import load_text_encoder, load_vocabulary
+from adgan.runs.layout import RunError
+from adgan.runs.rows import concept_names
+from adgan.runs.run import Run
 from adgan.text.tokenizer import split_tokens
 from ads import creative, privacy, sources
 from ads.events import EventLogError, read_events, user_events, weigh
@@ -161,10 +164,10 @@ def pick_closest(encoder, images, interest):
 
 
 def load_interest_encoder(run_dir, encoder_dir=None):
-    """The dual encoder for interests (`runs.load_text_encoder`), or None; an `encoder_dir`
+    """The dual encoder for interests (`load_text_encoder`), or None; an `encoder_dir`
     that holds none is an `EventLogError`."""
     try:
-        return runs.load_text_encoder(run_dir, encoder_dir)
+        return load_text_encoder(run_dir, encoder_dir)
     except (OSError, ValueError) as error:  # FileNotFoundError is an OSError
         where = f"--encoder {encoder_dir}" if encoder_dir else "the run's text encoder"
         raise EventLogError(f"{where}: {error}") from None
@@ -176,9 +179,9 @@ def known_words(vocabulary):
     return lambda text: any(t.decode("utf-8") in vocabulary for t in split_tokens([text]))
 
 
-def suggest(events_path, user, run_dir, count=5, encoder_dir=None, salt=None):
+def suggest(events_path, user, run, count=5, encoder_dir=None, salt=None):
     """Read a log and rank one shopper's catalogue prompts (`user`: their id or, given the
-    `salt`, their pseudonym).
+    `salt`, their pseudonym) from what the model of `run` (an opened `Run`) can draw.
 
     Returns {"events", "weights", "ranked", "encoder", "skipped"}; raises
     `EventLogError` for an unknown shopper, an empty log or no drawable prompt.
@@ -186,13 +189,12 @@ def suggest(events_path, user, run_dir, count=5, encoder_dir=None, salt=None):
     events, skipped = read_events(events_path)
     mine = user_events(events, user, events_path, salt)
     weights = weigh(mine)
-    encoder = load_interest_encoder(run_dir, encoder_dir)
-    known = known_words(runs.load_vocabulary(run_dir))
-    config = runs.load_config(run_dir)
+    encoder = load_interest_encoder(run.folder, encoder_dir)
+    known = known_words(load_vocabulary(run.folder))
     # a bundle is suggested when the model can draw one: product by product (composition.py)
     # or, for a run taught bundles, in one pass
-    drawable = config.bundle_share > 0 or runs.load_splitter(run_dir) is not None
-    ranked = rank_prompts(mine, weights, runs.concept_names(config), encoder, known, count,
+    drawable = run.config.bundle_share > 0 or run.splitter is not None
+    ranked = rank_prompts(mine, weights, concept_names(run.config), encoder, known, count,
                           bundle=drawable)
     if not ranked:
         raise EventLogError(f"none of shopper {user!r}'s events names or (without a text "
@@ -218,7 +220,7 @@ def pick_candidate(source, encoder, interest, drawn):
                   f"{', '.join(f'{s:.2f}' for i, s in enumerate(similarity) if i != best)})")
 
 
-def make_user_creatives(source, run_dir, events_path, user, out_dir, prompts=3, candidates=4,
+def make_user_creatives(source, events_path, user, out_dir, prompts=3, candidates=4,
                         seed=0, num_candidates=8, template="hero", size="1080x1080",
                         encoder_dir=None, salt=None, personal_report=None, producer=None):
     """A shopper's personalised creatives: ranked catalogue prompts, per prompt `candidates`
@@ -227,7 +229,7 @@ def make_user_creatives(source, run_dir, events_path, user, out_dir, prompts=3, 
     under the pseudonym (`salt`: `privacy.load_salt`), and the reasons go to
     `personal_report` only when it is given. Returns the summary dict."""
     salt = salt or privacy.load_salt()
-    found = suggest(events_path, user, run_dir, prompts, encoder_dir, salt)
+    found = suggest(events_path, user, source.run, prompts, encoder_dir, salt)
     encoder = found["encoder"]
     interest = (interest_vector(encoder, found["events"], found["weights"])
                 if encoder is not None else None)
@@ -293,13 +295,12 @@ def main(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     try:
         salt = privacy.load_salt(args.salt_file)
-        args.run = runs.run_or_shipped(args.run)
         summary = make_user_creatives(
-            sources.RunSource(args.run, gated=not args.no_gate), args.run, args.user_events,
+            sources.RunSource(Run(args.run, gated=not args.no_gate)), args.user_events,
             args.user, args.out_dir, prompts=args.user_prompts, candidates=args.num_images,
             seed=args.seed, num_candidates=args.max_tries, encoder_dir=args.encoder, salt=salt,
             personal_report=args.personal_report, producer=args.producer)
-    except (EventLogError, sources.SourceError, runs.RunError, ManifestError,
+    except (EventLogError, sources.SourceError, RunError, ManifestError,
             ValueError) as error:
         parser.exit(1, f"personalize: {error}\n")
     if summary["skipped_lines"]:

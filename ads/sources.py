@@ -13,8 +13,10 @@ import re
 
 import tensorflow as tf
 
-from adgan import runs
-from adgan.drawing.sampling import GatedSampler, judge_score
+from adgan.drawing.sampling import judge_score
+from adgan.runs.layout import RunError
+from adgan.runs.release import read_export_info
+from adgan.runs.run import Run
 from adgan.text.tokenizer import PromptError, check_prompts
 from adgan.upsampling.upsampler import output_sizes
 from data_loader import to_float_tensor
@@ -40,7 +42,7 @@ class SavedModelSource:
                               "(no saved_model.pb; make one with export.py)")
         self.path = os.path.abspath(path)
         self.model = tf.saved_model.load(path)
-        info = runs.read_export_info(path) or {}
+        info = read_export_info(path) or {}
         self.image_size = info.get("image_size") or int(
             self.model.generate.concrete_functions[0].structured_outputs["images"].shape[1])
         self.sizes = tuple(info.get("sizes", [self.image_size]))  # older exports: one size
@@ -73,30 +75,27 @@ class SavedModelSource:
 
 
 class RunSource:
-    """Gated generation straight from a training run folder (no export needed).
+    """Gated generation straight from an opened training run or release (`Run`; no export
+    needed).
 
-    The run must be calibrated (`adgan-calibrate --run RUN`) unless `gated` is False,
-    which keeps each seed's first candidate.
+    The run must be calibrated (`adgan-calibrate --run RUN`) unless it was opened with
+    `gated=False`, which keeps each seed's first candidate.
     """
 
-    def __init__(self, run_dir, gated=True):
+    def __init__(self, run):
         try:
-            self.gan = runs.load_model(run_dir)
-            self.gate = runs.load_gate(run_dir, gated=gated)
-            style_words = runs.load_style_words(run_dir)
-            upsampler_model = runs.load_upsampler(run_dir)
-            splitter = runs.load_splitter(run_dir)
-        except runs.RunError as error:
+            # a prompt naming no style is drawn in the style its seed picks, and a bundle
+            # product by product, as the SavedModel does
+            self.sampler = run.sampler()
+        except RunError as error:
             raise SourceError(str(error)) from None
-        self.gated = gated
-        # a prompt naming no style is drawn in the style its seed picks, and a bundle product
-        # by product, as the SavedModel does
-        self.sampler = GatedSampler(self.gan, self.gate, style_words=style_words,
-                                    splitter=splitter, upsampler=upsampler_model)
-        self.run_dir = os.path.abspath(run_dir)
+        self.run = run
+        self.gan = run.model
+        self.gated = run.gated
+        self.run_dir = os.path.abspath(run.folder)
         self.image_size = self.gan.image_size
         self.sizes = output_sizes(self.image_size)
-        self.upsampler = "learned" if upsampler_model is not None else "lanczos"
+        self.upsampler = "learned" if run.upsampler is not None else "lanczos"
 
     def generate(self, prompts, seeds, num_candidates=8, size=None):
         """numpy {"images" uint8 [B, size, size, 3], "score", "accepted", "tries"} for the
@@ -115,19 +114,18 @@ class RunSource:
     def score(self, prompts, images):
         """The gate's score in [0, 1] of uint8 images [B, S, S, 3] against their prompts."""
         token_ids = self.gan.vectorizer(tf.constant(list(prompts)))
-        return judge_score(self.gan, token_ids, to_float_tensor(images), self.gate).numpy()
+        return judge_score(self.gan, token_ids, to_float_tensor(images), self.run.gate).numpy()
 
     def describe(self):
         return {"run": self.run_dir, "image_size": self.image_size, "upsampler": self.upsampler}
 
 
 def load_source(model=None, run=None, gated=True):
-    """A `SavedModelSource` for `model`, else a `RunSource` for `run`, else for the shipped
-    model (models/adgan)."""
+    """A `SavedModelSource` for `model`, else a `RunSource` for `run` (a folder or an opened
+    `Run`), else for the shipped model (models/adgan)."""
     if model:
         return SavedModelSource(model)
     try:
-        run = runs.run_or_shipped(run)
-    except runs.RunError as error:
+        return RunSource(run if isinstance(run, Run) else Run(run, gated=gated))
+    except RunError as error:
         raise SourceError(str(error)) from None
-    return RunSource(run, gated)

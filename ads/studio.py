@@ -31,8 +31,11 @@ from urllib.parse import urlparse
 
 from PIL import Image, UnidentifiedImageError
 
-from adgan import labels, runs
+from adgan import labels
 from adgan.helpers import run_command
+from adgan.runs.layout import RunError
+from adgan.runs.release import read_export_info
+from adgan.runs.run import Run
 from ads import charts, creative, ctr, events, personalize, privacy, sources, studio_page
 from data_loader import ManifestError, load_image
 
@@ -65,13 +68,13 @@ class Busy(RuntimeError):
 class Studio:
     """The studio's state: the product source, the event log, where creatives go."""
 
-    def __init__(self, source, out_dir, events_path=None, run_dir=None, num_candidates=8,
+    def __init__(self, source, out_dir, events_path=None, run=None, num_candidates=8,
                  salt=None, producer=None):
         self.source = source
         self.producer = labels.producer_name(producer)
         self.out_dir = out_dir
         self.events_path = events_path
-        self.run_dir = run_dir
+        self.run = run  # the `Run` whose catalogue the shopper suggestions come from
         self.num_candidates = num_candidates
         self.model_lock = threading.Lock()  # one model call at a time on this small machine
         self.users, self.salt = [], salt
@@ -111,15 +114,15 @@ class Studio:
     def user(self, body):
         if not self.events_path:
             raise RequestError("the studio was started without --user-events")
-        if not self.run_dir:
+        if self.run is None:
             raise RequestError("the model's training run folder is not on this machine, so "
                                "its catalogue is unknown; start the studio with --run RUN")
         user = body.get("user")
         if not isinstance(user, str) or not user:
             raise RequestError("pick a user")
         try:
-            found = personalize.suggest(self.events_path, user, self.run_dir, salt=self.salt)
-        except (personalize.EventLogError, runs.RunError, ManifestError) as error:
+            found = personalize.suggest(self.events_path, user, self.run, salt=self.salt)
+        except (personalize.EventLogError, RunError, ManifestError) as error:
             raise RequestError(str(error)) from None
         return {"prompts": [{"prompt": r["prompt"], "reasons": r["reasons"]}
                             for r in found["ranked"]],
@@ -336,13 +339,13 @@ def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, n
                 gated=True, salt_file=None, producer=None):
     """A `Studio` over an exported SavedModel, a run, or (given neither) the shipped model;
     the run folder for user prompts is --run, else the one the export records
-    (`runs.read_export_info`)."""
+    (`read_export_info`)."""
     source = sources.load_source(model=model, run=run, gated=gated)
     if not model:
-        run = source.run_dir  # the given run, or the shipped model
-    elif not run:
-        recorded = (runs.read_export_info(model) or {}).get("run")
-        run = recorded if recorded and os.path.isdir(recorded) else None
+        run = source.run  # the given run, or the shipped model
+    else:
+        run = run or (read_export_info(model) or {}).get("run")
+        run = Run(run) if run and os.path.isdir(run) else None
     salt = privacy.load_salt(salt_file) if events else None
     return Studio(source, out_dir, events, run, num_candidates, salt, producer)
 
@@ -367,7 +370,7 @@ def main(argv=None):
         studio = make_studio(args.model, args.run, args.out_dir, args.user_events,
                              args.num_candidates, not args.no_gate, args.salt_file, args.producer)
         server = serve(studio, args.host, args.port)
-    except (sources.SourceError, personalize.EventLogError, runs.RunError, OSError,
+    except (sources.SourceError, personalize.EventLogError, RunError, OSError,
             ValueError) as error:
         parser.exit(1, f"studio: {error}\n")
     print(f"studio: http://{args.host}:{server.server_address[1]}/ (Ctrl+C stops it); "

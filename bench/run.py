@@ -212,7 +212,7 @@ def serve_part(repeats=200, precision="float32", preset="full"):
     import numpy as np
     import tensorflow as tf
 
-    from adgan.drawing.sampling import Gate
+    from adgan.drawing.gate import Gate
     from adgan.training import distribute
     from adgan.training.config import resolve_config
     from adgan.upsampling.upsampler import Upsampler

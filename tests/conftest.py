@@ -86,12 +86,12 @@ def uncalibrated_copy(run_dir, folder):
 def copy_run(trained_run, tmp_path):
     """A copy of a trained run in `tmp_path`/run that records its new folder (a run refuses
     another out_dir), to resume, damage or change without touching the original."""
-    from adgan import runs
+    from adgan.runs.layout import run_path
 
     run = str(tmp_path / "run")
     shutil.copytree(trained_run, run)
-    settings = json.load(open(runs.path(run, "config")))
-    with open(runs.path(run, "config"), "w") as f:
+    settings = json.load(open(run_path(run, "config")))
+    with open(run_path(run, "config"), "w") as f:
         json.dump({**settings, "out_dir": run}, f)
     return run
 
@@ -144,7 +144,7 @@ def trained_run(tmp_path_factory):
 def upsampled_run(trained_run, tmp_path_factory):
     """A copy of `trained_run` with a (random, so not nearest-neighbour) learned up-sampler."""
     import numpy as np
-    from adgan import runs
+    from adgan.runs.layout import run_path
     from adgan.upsampling import upsampler
 
     def make(folder):
@@ -153,7 +153,7 @@ def upsampled_run(trained_run, tmp_path_factory):
         model = upsampler.Upsampler(channels=4, num_convs=1)
         model.set_weights([np.random.default_rng(i).normal(size=w.shape) * 0.05
                            for i, w in enumerate(model.get_weights())])
-        model.save(runs.path(run, "upsampler"))
+        model.save(run_path(run, "upsampler"))
         return run
 
     return made_once(tmp_path_factory, "upsampled_run", make)
@@ -186,21 +186,21 @@ def trained_export(trained_run, tmp_path_factory):
 def release(trained_run, tmp_path_factory):
     """`trained_run`'s release folder (what `export.py --release` writes, as models/adgan).
     Read it only: copy it (`shutil.copytree`) to change it."""
-    from adgan import runs
+    from adgan.runs.release import write_release
 
     return made_once(tmp_path_factory, "release",
-                     lambda folder: runs.write_release(trained_run, str(folder / "adgan")))
+                     lambda folder: write_release(trained_run, str(folder / "adgan")))
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(trained_run, tmp_path_factory):
     """A dual encoder trained for one epoch on the trained run's manifest (its folder)."""
-    from adgan import runs
+    from adgan.runs.layout import load_config
     from adgan.text import encoder
 
     def make(folder):
         out = str(folder / "enc")
-        manifest = runs.load_config(trained_run).manifest
+        manifest = load_config(trained_run).manifest
         assert encoder.main(["--data", manifest, "--out", out] + TINY_ENCODER) == out
         return out
 
@@ -215,12 +215,12 @@ TINY_JUDGE = ["--image-size", "16", "--channels", "4,8", "--epochs", "1", "--bat
 def tiny_judge(trained_run, tmp_path_factory):
     """The independent judge trained for one epoch on the trained run's manifest (its
     folder): 8 concepts in two styles, one drawing of each kept out (the ceiling)."""
-    from adgan import runs
     from adgan.evaluation import judge
+    from adgan.runs.layout import load_config
 
     def make(folder):
         out = str(folder / "judge")
-        manifest = runs.load_config(trained_run).manifest
+        manifest = load_config(trained_run).manifest
         assert judge.main(["--data", manifest, "--out", out] + TINY_JUDGE) == out
         return out
 
@@ -240,21 +240,21 @@ def made_for(maker, key, make):
 
 @pytest.fixture
 def shared_models(monkeypatch):
-    """Every `runs.load_model`, `runs.load_upsampler` and `runs.load_splitter` of one run's
+    """Every `load_model`, `load_upsampler` and `load_splitter` of one run's
     file returns what the first call made (a file changed or damaged since is read anew:
     the key is its path, size and modification time), and every `GatedSampler` of the
     same model, gate and settings is the one made (and traced) first. For tests that only
     draw through a command's `main` (generate, creative, personalize) or `ads.sources`:
     loading a model costs ~3 s a call and tracing its sampler ~3 s more. Never for a test
     that changes a loaded model's weights."""
-    from adgan import runs
     from adgan.drawing import sampling
-    from ads import sources
-    import generate
+    from adgan.runs import run
+    from adgan.runs.artifacts import load_model, load_splitter, load_upsampler
+    from adgan.runs.layout import run_path
 
     def read_once(load, name):
         def load_once(run_dir):
-            file = runs.path(run_dir, name)
+            file = run_path(run_dir, name)
             if not os.path.exists(file):
                 return load(run_dir)  # its error, or its answer for a run without the file
             status = os.stat(file)
@@ -262,9 +262,9 @@ def shared_models(monkeypatch):
             return made_for(load, key, lambda: load(run_dir))
         return load_once
 
-    monkeypatch.setattr(runs, "load_model", read_once(runs.load_model, "model"))
-    monkeypatch.setattr(runs, "load_upsampler", read_once(runs.load_upsampler, "upsampler"))
-    monkeypatch.setattr(runs, "load_splitter", read_once(runs.load_splitter, "config"))
+    monkeypatch.setattr(run, "load_model", read_once(load_model, "model"))
+    monkeypatch.setattr(run, "load_upsampler", read_once(load_upsampler, "upsampler"))
+    monkeypatch.setattr(run, "load_splitter", read_once(load_splitter, "config"))
 
     make_sampler = sampling.GatedSampler
 
@@ -277,7 +277,7 @@ def shared_models(monkeypatch):
         return made_for(make_sampler, key, lambda: make_sampler(
             gan, gate, batch_size, style_words, splitter, upsampler))
 
-    for module in (sampling, generate, sources):  # where it is made
+    for module in (sampling, run):  # where it is made
         monkeypatch.setattr(module, "GatedSampler", sampler_once)
 
 

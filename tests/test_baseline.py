@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from adgan import runs
+from adgan.runs.artifacts import load_model
+from adgan.runs.layout import run_path
 from adgan.training.baseline import BaselineGAN, baseline_discriminator, baseline_generator
 from conftest import TINY_ARGS
 import generate
@@ -40,8 +41,8 @@ def test_train_step_updates_both_nets_and_the_config_round_trips():
 def test_baseline_recipe_trains_saves_and_draws(tiny_manifest, tmp_path):
     run = train.main(TINY_ARGS + ["--recipe", "baseline", "--manifest", tiny_manifest,
                                   "--out-dir", str(tmp_path / "baseline")])
-    assert isinstance(runs.load_model(run), BaselineGAN)
-    assert isinstance(keras.saving.load_model(runs.path(run, "model")), BaselineGAN)
+    assert isinstance(load_model(run), BaselineGAN)
+    assert isinstance(keras.saving.load_model(run_path(run, "model")), BaselineGAN)
     files = generate.main(["--run", run, "--out-dir", str(tmp_path / "img"), "-n", "2", "dress"])
     assert len(files) == 2
     with pytest.raises(SystemExit):

@@ -25,7 +25,7 @@ def mask(picture, color):
 @pytest.mark.parametrize("count", [2, 3])
 def test_every_layout_shows_every_product_on_white(layout, count):
     colors = [RED, BLUE, GREEN][:count]
-    picture = bundles.compose([product(c) for c in colors], layout, 64,
+    picture = bundles.composite_products([product(c) for c in colors], layout, 64,
                               np.random.default_rng(0))
     assert picture.shape == (64, 64, 3) and picture.dtype == np.uint8
     assert (picture[0, 0] == 255).all() or (picture[-1, -1] == 255).all()  # a white canvas
@@ -34,7 +34,7 @@ def test_every_layout_shows_every_product_on_white(layout, count):
 
 
 def test_side_by_side_puts_the_first_product_left():
-    picture = bundles.compose([product(RED), product(BLUE)], "side_by_side", 64,
+    picture = bundles.composite_products([product(RED), product(BLUE)], "side_by_side", 64,
                               np.random.default_rng(1))
     red, blue = (np.flatnonzero(mask(picture, c).any(0)).mean() for c in (RED, BLUE))
     assert red < 32 < blue
@@ -42,7 +42,7 @@ def test_side_by_side_puts_the_first_product_left():
 
 def test_an_unknown_layout_is_refused():
     with pytest.raises(ValueError, match="layout must be one of"):
-        bundles.compose([product(RED), product(BLUE)], "diagonal", 64, np.random.default_rng(0))
+        bundles.composite_products([product(RED), product(BLUE)], "diagonal", 64, np.random.default_rng(0))
 
 
 def test_captions_name_every_product_with_a_shoppers_connector():
@@ -82,7 +82,7 @@ def test_sampled_bundles_keep_to_one_style_and_to_their_side_of_the_split():
 
 
 def test_halves_enlarge_each_side_product():
-    picture = bundles.compose([product(RED), product(BLUE)], "side_by_side", 64,
+    picture = bundles.composite_products([product(RED), product(BLUE)], "side_by_side", 64,
                               np.random.default_rng(1))
     left, right = bundles.halves(picture[None])[0]
     assert left.shape == right.shape == (64, 64, 3)

@@ -3,7 +3,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from adgan import runs
+from adgan.runs.layout import run_path
 from adgan.training.callbacks import StopOnNonFinite, TrainingCheckpoint
 
 
@@ -24,7 +24,7 @@ def test_non_finite_loss_stops_without_overwriting_the_checkpoint(tmp_path):
 
 
 def test_sample_grids_have_one_row_per_prompt(trained_run):
-    samples = runs.path(trained_run, "samples")
+    samples = run_path(trained_run, "samples")
     # the smoke preset: 2 prompts x 2 samples of 16 pixels, 2-pixel padding
     grid = np.asarray(Image.open(os.path.join(samples, "epoch_0002.png")))
     assert grid.shape == (2 * 18 + 2, 2 * 18 + 2, 3)

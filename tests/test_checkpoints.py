@@ -3,7 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from adgan import runs
+from adgan.runs.artifacts import load_model, load_vocabulary
+from adgan.runs.layout import run_path
 from adgan.training.checkpoints import (STATE_FILE, load_training_state, save_training_state,
                                         training_variables)
 from adgan.training.config import resolve_config
@@ -14,14 +15,14 @@ import train
 def smoke_gan(run, *flags):
     """A freshly built GAN of `trained_run`'s settings (plus `flags`) with the run's
     vocabulary and exemplar bank's shape."""
-    bank = runs.load_model(run).exemplar_bank.filled.shape
-    return train.build_gan(resolve_config(RUN_ARGS + list(flags)), runs.load_vocabulary(run),
+    bank = load_model(run).exemplar_bank.filled.shape
+    return train.build_gan(resolve_config(RUN_ARGS + list(flags)), load_vocabulary(run),
                            exemplar_shape=bank)
 
 
 def test_state_round_trips_exactly_and_leaves_no_temporary(trained_run, tmp_path):
     gan = smoke_gan(trained_run)
-    assert load_training_state(gan, runs.path(trained_run, "checkpoints")) == 2
+    assert load_training_state(gan, run_path(trained_run, "checkpoints")) == 2
     saved = [np.array(v.numpy()) for v in training_variables(gan)]
     save_training_state(gan, str(tmp_path), 7)
     assert os.listdir(tmp_path) == [STATE_FILE]
@@ -35,5 +36,5 @@ def test_state_round_trips_exactly_and_leaves_no_temporary(trained_run, tmp_path
 def test_a_state_of_another_configuration_is_refused(trained_run, tmp_path):
     bigger = smoke_gan(trained_run, "--generator-channels", "8")
     with pytest.raises(ValueError, match="has shape"):
-        load_training_state(bigger, runs.path(trained_run, "checkpoints"))
+        load_training_state(bigger, run_path(trained_run, "checkpoints"))
     assert load_training_state(bigger, str(tmp_path)) == 0  # no state yet: start at epoch 0

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from adgan import runs
 from adgan.drawing import composition, sampling
+from adgan.drawing.calibrate import load_gate
+from adgan.runs.artifacts import load_model, load_splitter
 import generate
 
 # they draw through the commands' main(): one load of each model file (conftest)
@@ -86,8 +87,8 @@ def test_compose_places_parts_side_by_side_and_joins_their_scores():
 
 
 def test_a_bundle_is_its_products_drawn_alone_and_composed(trained_run):
-    gan, gate = runs.load_model(trained_run), runs.load_gate(trained_run)
-    composed = sampling.GatedSampler(gan, gate, splitter=runs.load_splitter(trained_run))(
+    gan, gate = load_model(trained_run), load_gate(trained_run)
+    composed = sampling.GatedSampler(gan, gate, splitter=load_splitter(trained_run))(
         ["dress and pizza", "jeans"], [5, 5], [4, 4])
     alone = sampling.GatedSampler(gan, gate)(
         ["dress", "pizza", "jeans"], [5, 5 + composition.PART_SEED_STEP, 5], [4, 4, 4])
@@ -118,7 +119,7 @@ def test_a_run_whose_manifest_is_gone_draws_bundles_in_one_pass(trained_run, tmp
     settings["manifest"] = str(tmp_path / "gone.csv")
     with open(os.path.join(run, "config.json"), "w", encoding="utf-8") as f:
         json.dump(settings, f)
-    assert runs.load_splitter(run) is None
+    assert load_splitter(run) is None
     generate.main(["--run", run, "-n", "1", "--size", "16", "--no-gate", "--out",
                    str(tmp_path / "grid.png"), "dress and pizza"])
     assert "drawn in one pass" in capsys.readouterr().err

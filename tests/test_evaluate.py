@@ -3,13 +3,15 @@ import os
 import numpy as np
 import pytest
 
-from adgan import runs
 from adgan.data.styles import style_prompt
 from adgan.drawing import sampling
+from adgan.drawing.calibrate import load_gate
 from adgan.evaluation import evaluation_report, judge
 from adgan.evaluation import judging
 from adgan.evaluation.metrics import r_precision
 from adgan.helpers import to_float
+from adgan.runs.artifacts import load_model, load_style_words
+from adgan.runs.layout import load_config
 from adgan.text.encoder import load_encoder
 from conftest import uncalibrated_copy
 import data_loader
@@ -40,11 +42,11 @@ def test_report_figures_are_the_metrics_of_the_drawn_images(report, trained_run,
     # Recompute the figures outside evaluate.py: a row wired to the wrong images, prompts or
     # metric would differ.
     _, report = report
-    config = runs.load_config(trained_run)
+    config = load_config(trained_run)
     prompts, concepts, real, real_prompts = evaluate.evaluation_set(
         config, "train", config.caption_columns[:2])
     assert report["prompts"] == len(prompts) and report["real_images"] == len(real)
-    gan, gate = runs.load_model(trained_run), runs.load_gate(trained_run)
+    gan, gate = load_model(trained_run), load_gate(trained_run)
     drawn = sampling.generate_images(gan, prompts, 2, seed=0, gate=gate, max_tries=8)
     gated = report["rows"][list(report["rows"])[3]]
     assert gated["accepted"] == float(drawn["accepted"].mean())
@@ -79,11 +81,11 @@ def test_judge_section_is_the_judges_reading_of_one_draw_per_prompt_and_style(
     loaded = judge.load_judge(tiny_judge)
     pool, sets = judging.judge_pool(loaded, judging.JUDGE_GROUPS)
     assert list(section["sets"]) == ["seen"] and len(sets["seen"]) == 8  # all in train
-    words = runs.load_style_words(trained_run)
+    words = load_style_words(trained_run)
     names = [loaded.concepts["name_en"].iloc[k] for k in sets["seen"]]
     prompts = [style_prompt(name, "twemoji", words) for name in names]
     assert prompts[0].startswith(words["twemoji"][0] + " ")
-    gan, gate = runs.load_model(trained_run), runs.load_gate(trained_run)
+    gan, gate = load_model(trained_run), load_gate(trained_run)
     drawn = sampling.generate_images(gan, prompts, 1, seed=0, gate=gate, max_tries=8,
                                      style_words=words)
     expected = judge.top1_among(loaded.logits(drawn["images"][:, 0]), sets["seen"], pool,

@@ -4,7 +4,6 @@ the training candidates, the noise's pick, and a warm start that keeps the drawi
 import numpy as np
 import pytest
 
-from adgan import runs
 from adgan.training import checkpoints, exemplars
 from generator import channel_schedule, pick_exemplar
 

@@ -9,8 +9,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from adgan import runs
 from adgan.drawing import sampling
+from adgan.drawing.calibrate import load_gate
+from adgan.drawing.gate import Gate
+from adgan.runs.artifacts import load_model, load_splitter, load_style_words, load_upsampler
+from adgan.runs.release import read_export_info
 from adgan.upsampling import upsampler
 from conftest import SERVING_PROMPTS, assert_labelled
 from data_loader import to_uint8_tensor
@@ -80,7 +83,7 @@ def test_export_layout_and_versions(upsampled_run, exported, capsys):
     assert first == os.path.join(base, "1")
     assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(first))
     assert os.path.exists(os.path.join(base, "1.keras"))
-    info = runs.read_export_info(first)
+    info = read_export_info(first)
     assert info["image_size"] == 16 and info["gate"]["method"] == "drs"
     assert info["style_words"]["fluent-3d"] == ["3d", "立体"]  # what a client may ask for
     assert info["sizes"] == [16, 32, 64] and info["default_size"] == 64
@@ -133,11 +136,11 @@ def test_fresh_tensorflow_process_matches_generate(upsampled_run, fresh_client, 
     assert len({label["ProduceID"] for label in found}) == len(found)
     assert {label["ContentProducer"] for label in found} == {"adgan"}
 
-    gan, gate = runs.load_model(upsampled_run), runs.load_gate(upsampled_run)
+    gan, gate = load_model(upsampled_run), load_gate(upsampled_run)
     # "咖啡 and cake" is drawn product by product and composed, in the graph as here
     ours = sampling.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8,
-                                    style_words=runs.load_style_words(upsampled_run),
-                                    splitter=runs.load_splitter(upsampled_run))
+                                    style_words=load_style_words(upsampled_run),
+                                    splitter=load_splitter(upsampled_run))
     np.testing.assert_allclose(ours["score"][:, 0], served["score"], atol=1e-4)
     np.testing.assert_array_equal(ours["accepted"][:, 0], served["accepted"])
     np.testing.assert_array_equal(ours["tries"][:, 0], served["tries"])
@@ -244,7 +247,7 @@ def test_raw_text_gets_every_documented_size(loaded, upsampled_run):
     # no size: the largest; each size is the one drawing (16 px -> its up-sampled 64 px)
     np.testing.assert_array_equal(loaded.draw(text, seed)["images"].numpy(), pictures["draw", 64])
     np.testing.assert_array_equal(pictures["draw", 64], upsampler.enlarge(
-        pictures["draw", 16], 64, runs.load_upsampler(upsampled_run)).numpy())
+        pictures["draw", 16], 64, load_upsampler(upsampled_run)).numpy())
 
 
 @pytest.mark.parametrize("images", [np.zeros((2, 24, 24, 3)), np.zeros((3, 16, 16, 3)),
@@ -309,13 +312,13 @@ def test_release_writes_the_slim_folder_and_exports_default_to_it(trained_run, e
     assert exit_info.value.code == 1 and "exists: remove it first" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # one of the two targets, not both
         export.main(["--release", release, "--export-dir", str(tmp_path / "e")])
-    monkeypatch.setattr(runs, "SHIPPED_RUN", release)
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", release)
     # no --run: the shipped model, as the next free version beside `exported`'s first (one
     # export checks both), drawn at 16 px when a request names no size
     base, _ = exported
     version = export.main(["--export-dir", base, "--size", "16"])
     assert version == os.path.join(base, "2")
-    info = runs.read_export_info(version)
+    info = read_export_info(version)
     assert info["run"] == release and info["default_size"] == 16
     assert sorted(os.listdir(base)) == ["1", "1.keras", "2", "2.keras"]  # no temporary left
 
@@ -346,7 +349,7 @@ def test_a_word_attention_model_serves_from_a_saved_model(tmp_path):
                          skip_excitation=True, word_attention=True)
     gan.generator.get_layer("attend_32").gate.assign(1.0)  # so the words matter
     gan.ema_generator.set_weights(gan.generator.get_weights())
-    module = export.build_serving_module(gan, sampling.Gate.ungated(), 2, 4, default_size=32)
+    module = export.build_serving_module(gan, Gate.ungated(), 2, 4, default_size=32)
     tf.saved_model.save(module, str(tmp_path / "1"), signatures={
         "serving_default": module.generate, "draw": module.draw})
     served = tf.saved_model.load(str(tmp_path / "1"))

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adgan import runs
 from adgan.data.styles import vary_style
 from adgan.drawing import sampling
+from adgan.drawing.calibrate import load_gate
+from adgan.runs.artifacts import load_model, load_style_words
 from adgan.upsampling import upsampler
 import generate
 
@@ -99,15 +100,15 @@ def test_draws_vary_the_style_unless_told_not_to(trained_run, tmp_path):
 
     varied = draw("varied", 7, "-n", "2", "--size", "16", "jeans")
     styled = [t.decode() for t in vary_style(["jeans"] * 2, [7, 8],
-                                             runs.load_style_words(trained_run)).numpy()]
+                                             load_style_words(trained_run)).numpy()]
     assert styled[0] != styled[1]  # consecutive seeds name different styles
     # image k is its seed's style word typed in front of the prompt, drawn as typed
     for k, text in enumerate(styled):
         typed = draw(f"typed{k}", 7 + k, "-n", "1", "--size", "16", "--style", "none", text)
         assert np.array_equal(varied[k], typed[0])
     plain = draw("plain", 7, "-n", "2", "--size", "16", "--style", "none", "jeans")
-    as_typed = sampling.generate_images(runs.load_model(trained_run), ["jeans"], 2, seed=7,
-                                        gate=runs.load_gate(trained_run), max_tries=8)
+    as_typed = sampling.generate_images(load_model(trained_run), ["jeans"], 2, seed=7,
+                                        gate=load_gate(trained_run), max_tries=8)
     assert np.array_equal(np.stack(plain), as_typed["images"][0])
 
 
@@ -170,9 +171,9 @@ def test_user_events_moved_to_the_ad_layer(trained_run, tmp_path, capsys):
 
 
 def test_without_run_it_draws_from_the_shipped_model(trained_run, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runs, "SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
     with pytest.raises(SystemExit) as exit_info:
         generate.main(["--out", str(tmp_path / "g.png"), "dress"])
     assert exit_info.value.code == 1 and "no shipped model" in capsys.readouterr().err
-    monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", trained_run)
     assert generate.main(["--out", str(tmp_path / "g.png"), "-n", "1", "dress"])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from adgan import helpers, runs
+from adgan import helpers
+from adgan.runs.layout import run_path
 from adgan.text import tokenizer
 from ads import creative, ctr, personalize
 from conftest import RUN_ARGS, TINY_ARGS, copy_run
@@ -109,11 +110,11 @@ def test_unwritable_output_paths_are_one_line(trained_run, tmp_path, tiny_manife
 def test_a_damaged_checkpoint_without_a_previous_one_says_what_to_do(
         trained_run, tmp_path, tiny_manifest, capsys, damage):
     run = copy_run(trained_run, tmp_path)
-    checkpoints = runs.path(run, "checkpoints")
+    checkpoints = run_path(run, "checkpoints")
     os.remove(os.path.join(checkpoints, "state.previous.npz"))
     with open(os.path.join(checkpoints, "state.npz"), "wb") as f:
         f.write(damage)
-    args = json.load(open(runs.path(run, "config")))
+    args = json.load(open(run_path(run, "config")))
     message = one_line_error(capsys, train.console_main, RUN_ARGS + [
         "--manifest", args["manifest"], "--out-dir", run])
     assert "state.npz: damaged checkpoint" in message and f"delete {checkpoints}" in message
@@ -121,10 +122,10 @@ def test_a_damaged_checkpoint_without_a_previous_one_says_what_to_do(
 
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(trained_run, tmp_path, capsys):
     run = copy_run(trained_run, tmp_path)
-    latest = os.path.join(runs.path(run, "checkpoints"), "state.npz")
+    latest = os.path.join(run_path(run, "checkpoints"), "state.npz")
     with open(latest, "r+b") as f:
         f.truncate(os.path.getsize(latest) // 2)
-    manifest = json.load(open(runs.path(run, "config")))["manifest"]
+    manifest = json.load(open(run_path(run, "config")))["manifest"]
     train.console_main(RUN_ARGS + ["--manifest", manifest, "--out-dir", run, "--verbose", "0"])
     out = capsys.readouterr().out
     assert "damaged checkpoint" in out and "resuming from the previous one" in out
@@ -133,21 +134,21 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(trained_run,
 
 def test_epochs_below_the_trained_count_keep_the_recorded_settings(trained_run, tmp_path, capsys):
     run = copy_run(trained_run, tmp_path)
-    recorded = open(runs.path(run, "config")).read()
+    recorded = open(run_path(run, "config")).read()
     manifest = json.loads(recorded)["manifest"]
     train.console_main(RUN_ARGS + ["--manifest", manifest, "--out-dir", run, "--epochs", "1"])
     assert "is already trained for 2 epochs (--epochs 1)" in capsys.readouterr().out
-    assert open(runs.path(run, "config")).read() == recorded
+    assert open(run_path(run, "config")).read() == recorded
 
 
 def test_a_damaged_config_is_one_line(trained_run, tmp_path, capsys):
     run = copy_run(trained_run, tmp_path)
-    manifest = json.load(open(runs.path(run, "config")))["manifest"]
-    with open(runs.path(run, "config"), "w") as f:
+    manifest = json.load(open(run_path(run, "config")))["manifest"]
+    with open(run_path(run, "config"), "w") as f:
         f.write("{not json")
     message = one_line_error(capsys, train.console_main, RUN_ARGS + [
         "--manifest", manifest, "--out-dir", run])
-    assert runs.path(run, "config") in message and "cannot read" in message
+    assert run_path(run, "config") in message and "cannot read" in message
 
 
 @pytest.mark.parametrize("name, content, problem", [
@@ -158,11 +159,11 @@ def test_a_damaged_config_is_one_line(trained_run, tmp_path, capsys):
 ])
 def test_damaged_run_files_are_one_line(trained_run, tmp_path, capsys, name, content, problem):
     run = copy_run(trained_run, tmp_path)
-    with open(runs.path(run, name), "w") as f:
+    with open(run_path(run, name), "w") as f:
         f.write(content)
     message = one_line_error(capsys, generate.console_main,
                              ["dress", "--run", run, "--out-dir", str(tmp_path / "out")])
-    assert runs.path(run, name) in message and problem in message
+    assert run_path(run, name) in message and problem in message
 
 
 def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
@@ -254,7 +255,7 @@ def test_progress_bars_become_one_line_an_epoch_off_a_terminal():
 
 
 def test_a_state_file_records_the_random_streams(trained_run):
-    with np.load(os.path.join(runs.path(trained_run, "checkpoints"), "state.npz")) as state:
+    with np.load(os.path.join(run_path(trained_run, "checkpoints"), "state.npz")) as state:
         assert {"rng0", "rng1"} <= set(state.files)
 
 

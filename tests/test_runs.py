@@ -5,18 +5,22 @@ import os
 import numpy as np
 import pytest
 
-from adgan import runs
-from adgan.drawing import sampling
+from adgan.drawing.calibrate import calibration_pairs, load_calibration, load_gate
+from adgan.drawing.gate import Gate
+from adgan.runs.artifacts import load_model, load_text_encoder, load_vocabulary
+from adgan.runs.layout import RunError, load_config, run_or_shipped, run_path
+from adgan.runs.release import read_export_info, write_release
+from adgan.runs.rows import concept_names, manifest_rows, row_filter
 from adgan.training import checkpoints
 from adgan.training.config import LEGACY_SETTINGS, TrainConfig, resolve_config
 from conftest import uncalibrated_copy
 
 
 def test_config_reads_back_typed(trained_run):
-    config = runs.load_config(trained_run)
+    config = load_config(trained_run)
     assert isinstance(config, TrainConfig)
     assert isinstance(config.caption_columns, tuple) and isinstance(config.groups, tuple)
-    saved = json.load(open(runs.path(trained_run, "config"), encoding="utf-8"))
+    saved = json.load(open(run_path(trained_run, "config"), encoding="utf-8"))
     assert dataclasses.asdict(config) == {k: tuple(v) if isinstance(v, list) else v
                                           for k, v in saved.items()}
 
@@ -26,94 +30,94 @@ def test_an_older_config_takes_the_legacy_settings_and_a_broken_one_is_refused(t
     saved = dataclasses.asdict(config)
     del saved["color_augment"], saved["color_subgroups"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    loaded = runs.load_config(str(tmp_path))
+    loaded = load_config(str(tmp_path))
     assert loaded.color_augment == LEGACY_SETTINGS["color_augment"] == 0
     for content, message in [({**saved, "epochs": "2"}, "epochs: expected an integer"),
                              ({**saved, "new_knob": 1}, "unknown setting\\(s\\) new_knob"),
                              ({"seed": 0}, "lacks the setting\\(s\\) affine_hidden_units"),
                              ([1, 2], "expected a JSON object")]:
         (tmp_path / "config.json").write_text(json.dumps(content))
-        with pytest.raises(runs.RunError, match=message):
-            runs.load_config(str(tmp_path))
-    with pytest.raises(runs.RunError, match="config.json not found"):
-        runs.load_config(str(tmp_path / "elsewhere"))
+        with pytest.raises(RunError, match=message):
+            load_config(str(tmp_path))
+    with pytest.raises(RunError, match="config.json not found"):
+        load_config(str(tmp_path / "elsewhere"))
 
 
 def test_manifest_rows_apply_the_runs_filter(trained_run):
-    config = runs.load_config(trained_run)
-    rows, report = runs.manifest_rows(config, config.split)
+    config = load_config(trained_run)
+    rows, report = manifest_rows(config, config.split)
     assert len(rows) == report["usable"] == 16
     only_noto = dataclasses.replace(config, styles=("noto",))
-    assert len(runs.manifest_rows(only_noto, config.split)[0]) == 8
-    assert runs.row_filter(only_noto) == {"group": (), "style": ("noto",)}
-    marked, _ = runs.manifest_rows(config, config.split, mark_recolorable=True)
+    assert len(manifest_rows(only_noto, config.split)[0]) == 8
+    assert row_filter(only_noto) == {"group": (), "style": ("noto",)}
+    marked, _ = manifest_rows(config, config.split, mark_recolorable=True)
     assert marked["recolorable"].sum() == 4  # dress and jeans, in both styles
-    assert "dress" in runs.concept_names(config) and "连衣裙" in runs.concept_names(config)
+    assert "dress" in concept_names(config) and "连衣裙" in concept_names(config)
 
 
 def test_gate_of_a_calibrated_and_an_uncalibrated_run(trained_run, tmp_path):
-    calibration = runs.load_calibration(trained_run)
-    gate = runs.load_gate(trained_run)
-    assert gate == sampling.Gate.from_calibration(calibration)
-    assert runs.load_gate(trained_run, min_score=0.7).min_score == 0.7
-    assert runs.load_gate(trained_run, gated=False) == gate  # calibrated: scores stay calibrated
-    with pytest.raises(runs.RunError, match=f"adgan-calibrate --run {tmp_path}"):
-        runs.load_gate(str(tmp_path))
-    assert runs.load_gate(str(tmp_path), gated=False) == sampling.Gate.ungated()
+    calibration = load_calibration(trained_run)
+    gate = load_gate(trained_run)
+    assert gate == Gate.from_calibration(calibration)
+    assert load_gate(trained_run, min_score=0.7).min_score == 0.7
+    assert load_gate(trained_run, gated=False) == gate  # calibrated: scores stay calibrated
+    with pytest.raises(RunError, match=f"adgan-calibrate --run {tmp_path}"):
+        load_gate(str(tmp_path))
+    assert load_gate(str(tmp_path), gated=False) == Gate.ungated()
     (tmp_path / "final").mkdir()
     (tmp_path / "final" / "calibration.json").write_text("{")
-    with pytest.raises(runs.RunError, match="cannot read the gate's calibration"):
-        runs.load_gate(str(tmp_path))
+    with pytest.raises(RunError, match="cannot read the gate's calibration"):
+        load_gate(str(tmp_path))
 
 
 def test_model_vocabulary_and_missing_files(trained_run, tmp_path):
-    gan = runs.load_model(trained_run)
-    assert gan.vocabulary == runs.load_vocabulary(trained_run)
-    assert runs.load_text_encoder(trained_run) is None  # the smoke preset has none
-    with pytest.raises(runs.RunError, match="final/model.keras not found"):
-        runs.load_model(str(tmp_path))
-    assert runs.read_export_info(str(tmp_path)) is None
+    gan = load_model(trained_run)
+    assert gan.vocabulary == load_vocabulary(trained_run)
+    assert load_text_encoder(trained_run) is None  # the smoke preset has none
+    with pytest.raises(RunError, match="final/model.keras not found"):
+        load_model(str(tmp_path))
+    assert read_export_info(str(tmp_path)) is None
 
 
 def test_a_release_keeps_what_drawing_needs_and_draws_the_same(trained_run, release):
     assert sorted(os.listdir(os.path.join(release, "final"))) == [
         "calibration.json", "model.keras", "vocabulary.txt"]
-    assert not os.path.exists(runs.path(release, "checkpoints"))
+    assert not os.path.exists(run_path(release, "checkpoints"))
     # the optimizer state is left behind: about half of a training run's model file
-    assert (os.path.getsize(runs.path(release, "model"))
-            < 0.75 * os.path.getsize(runs.path(trained_run, "model")))
+    assert (os.path.getsize(run_path(release, "model"))
+            < 0.75 * os.path.getsize(run_path(trained_run, "model")))
     # the manifest is named from the release's folder, so a moved checkout still finds it
-    with open(runs.path(release, "config"), encoding="utf-8") as f:
+    with open(run_path(release, "config"), encoding="utf-8") as f:
         assert not os.path.isabs(json.load(f)["manifest"])
-    assert runs.load_config(release) == runs.load_config(trained_run)
-    assert runs.load_gate(release) == runs.load_gate(trained_run)
+    assert load_config(release) == load_config(trained_run)
+    assert load_gate(release) == load_gate(trained_run)
     texts = ["dress", "jeans"]
-    assert np.array_equal(runs.load_model(release).generate(texts, seed=3),
-                          runs.load_model(trained_run).generate(texts, seed=3))
-    with pytest.raises(runs.RunError, match="exists: remove it first"):
-        runs.write_release(trained_run, release)
+    assert np.array_equal(load_model(release).generate(texts, seed=3),
+                          load_model(trained_run).generate(texts, seed=3))
+    with pytest.raises(RunError, match="exists: remove it first"):
+        write_release(trained_run, release)
 
 
 def test_an_uncalibrated_run_is_not_released(trained_run, tmp_path):
     run = uncalibrated_copy(trained_run, tmp_path / "run")
-    with pytest.raises(runs.RunError, match="adgan-calibrate --run"):
-        runs.write_release(str(run), str(tmp_path / "release"))
+    with pytest.raises(RunError, match="adgan-calibrate --run"):
+        write_release(str(run), str(tmp_path / "release"))
     assert not os.path.exists(tmp_path / "release")
 
 
 def test_run_or_shipped(trained_run, tmp_path, monkeypatch):
-    assert runs.run_or_shipped("runs/mine") == "runs/mine"
-    monkeypatch.setattr(runs, "SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
-    with pytest.raises(runs.RunError, match="no shipped model in .*pass --run runs/quick"):
-        runs.run_or_shipped()
-    monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)
-    assert runs.run_or_shipped(None) == trained_run
+    assert run_or_shipped("runs/mine") == "runs/mine"
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
+    with pytest.raises(RunError, match="no shipped model in .*pass --run runs/quick"):
+        run_or_shipped()
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", trained_run)
+    assert run_or_shipped(None) == trained_run
 
 
 def test_copying_weights_starts_a_model_where_another_left_off(trained_run):
     from model import TextToImageGAN
 
-    source = runs.load_model(trained_run)
+    source = load_model(trained_run)
     target = TextToImageGAN.from_config({**source.get_config(), "seed": 5})
     assert checkpoints.copy_model_weights(source, target) == []
     np.testing.assert_array_equal(source.generate(["dress"], seed=2).numpy(),
@@ -140,11 +144,11 @@ def test_new_layers_start_fresh_and_leave_the_drawing_unchanged():
 
 
 def test_a_bundle_run_calibrates_its_gate_on_bundles_too(trained_run):
-    config = runs.load_config(trained_run)
-    vectorizer = runs.load_model(trained_run).vectorizer
-    texts, images = runs.calibration_pairs(config, vectorizer, config.split)
+    config = load_config(trained_run)
+    vectorizer = load_model(trained_run).vectorizer
+    texts, images = calibration_pairs(config, vectorizer, config.split)
     with_bundles = dataclasses.replace(config, bundle_share=0.25)
-    more_texts, more_images = runs.calibration_pairs(with_bundles, vectorizer, config.split)
+    more_texts, more_images = calibration_pairs(with_bundles, vectorizer, config.split)
     assert more_texts[:len(texts)] == texts
     added = more_texts[len(texts):]
     assert len(added) == round(0.25 * len(texts)) and len(more_images) == len(more_texts)

@@ -2,13 +2,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from adgan import runs
 from adgan.drawing import sampling
+from adgan.drawing.calibrate import load_gate
+from adgan.drawing.gate import Gate, drs_log_ratio, drs_shift, fit_logistic
+from adgan.runs.artifacts import load_model
 
 # A stand-in for G and D: each candidate's "image" is filled with its noise's first
 # value, and the judge's logit is that value, so scores are known in advance.
 NOISE_DIM = 4
-PLAIN = sampling.Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=0.5)
+PLAIN = Gate(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=0.5)
 
 
 def fake_draw(noise, sentences):
@@ -48,7 +50,7 @@ def test_threshold_gate_keeps_the_first_passing_candidate_else_the_best():
 
 
 def test_nothing_passes_gives_the_best_candidate_not_accepted():
-    strict = sampling.Gate(1.0, 0.0, 0.0, 0.0, min_score=1.0)
+    strict = Gate(1.0, 0.0, 0.0, 0.0, min_score=1.0)
     out = sample(strict, [5, 1, 3])
     assert not out["accepted"].any() and list(out["tries"]) == [5, 1, 3]
     for row, (seed, budget) in enumerate(zip((3, 4, 5), (5, 1, 3))):
@@ -56,7 +58,7 @@ def test_nothing_passes_gives_the_best_candidate_not_accepted():
 
 
 def test_results_do_not_depend_on_the_chunk_size():
-    drs = sampling.Gate(1.0, 0.0, max_log_odds=2.0, shift=-1.0)
+    drs = Gate(1.0, 0.0, max_log_odds=2.0, shift=-1.0)
     one, four = sample(drs, [6, 2, 9], chunk=1), sample(drs, [6, 2, 9], chunk=4)
     for name in one:
         np.testing.assert_allclose(one[name], four[name])
@@ -65,31 +67,31 @@ def test_results_do_not_depend_on_the_chunk_size():
 def test_logistic_fit_recovers_the_bayes_log_odds():
     rng = np.random.default_rng(0)
     # real ~ N(1, 1), fake ~ N(-1, 1): the log-odds are exactly 2x
-    slope, intercept = sampling.fit_logistic(rng.normal(1, 1, 20000), rng.normal(-1, 1, 20000))
+    slope, intercept = fit_logistic(rng.normal(1, 1, 20000), rng.normal(-1, 1, 20000))
     assert slope == pytest.approx(2.0, abs=0.1) and intercept == pytest.approx(0.0, abs=0.05)
     # perfectly separated classes still give a finite fit
-    assert np.isfinite(sampling.fit_logistic(np.array([5.0, 6.0]), np.array([-5.0, -6.0]))).all()
+    assert np.isfinite(fit_logistic(np.array([5.0, 6.0]), np.array([-5.0, -6.0]))).all()
 
 
 @pytest.mark.parametrize("gamma", [0.1, 0.5, 0.9])
 def test_drs_shift_gives_the_target_acceptance_rate(gamma):
     log_odds = np.random.default_rng(1).normal(-1, 2, 500)
-    shift = sampling.drs_shift(log_odds, log_odds.max(), gamma)
-    ratio = sampling.drs_log_ratio(log_odds, log_odds.max()).numpy()
+    shift = drs_shift(log_odds, log_odds.max(), gamma)
+    ratio = drs_log_ratio(log_odds, log_odds.max()).numpy()
     assert np.mean(1 / (1 + np.exp(shift - ratio))) == pytest.approx(gamma, abs=1e-3)
     with pytest.raises(ValueError, match="gamma"):
-        sampling.drs_shift(log_odds, log_odds.max(), 0.0)
+        drs_shift(log_odds, log_odds.max(), 0.0)
 
 
 def test_gated_images_score_higher_than_ungated(trained_run):
-    gan = runs.load_model(trained_run)
-    gate = runs.load_gate(trained_run)
+    gan = load_model(trained_run)
+    gate = load_gate(trained_run)
     prompts = ["连衣裙", "jeans", "披萨", "hamburger", "手机", "laptop"]
     gated = sampling.generate_images(gan, prompts, 6, seed=0, gate=gate, max_tries=8)
     ungated = sampling.generate_images(gan, prompts, 6, seed=0, gate=gate, max_tries=1)
     assert (gated["tries"] >= 1).all() and (gated["tries"] <= 8).all()
     threshold = float(np.median(ungated["score"]))
-    strict = runs.load_gate(trained_run, min_score=threshold)
+    strict = load_gate(trained_run, min_score=threshold)
     kept = sampling.generate_images(gan, prompts, 6, seed=0, gate=strict, max_tries=8)
     assert (kept["score"][kept["accepted"]] >= threshold).all()
     assert kept["accepted"].mean() > 0.5  # each try passes half the time
@@ -100,7 +102,7 @@ def test_gated_images_score_higher_than_ungated(trained_run):
 
 
 def test_sampler_batches_do_not_change_results(trained_run):
-    gan, gate = runs.load_model(trained_run), runs.load_gate(trained_run)
+    gan, gate = load_model(trained_run), load_gate(trained_run)
     texts, seeds, budgets = ["连衣裙", "jeans", "披萨", "手机", "laptop"], [1, 2, 3, 4, 5], [8] * 5
     whole = sampling.GatedSampler(gan, gate)(texts, seeds, budgets)
     pieces = sampling.GatedSampler(gan, gate, batch_size=2)(texts, seeds, budgets)
@@ -113,8 +115,8 @@ def test_sampler_batches_do_not_change_results(trained_run):
 
 
 def test_ungated_keeps_the_first_candidate_and_scores_the_raw_logit(trained_run):
-    gan = runs.load_model(trained_run)
+    gan = load_model(trained_run)
     out = sampling.generate_images(gan, ["jeans"], 3, seed=4, max_tries=8)
     assert out["accepted"].all() and (out["tries"] == 1).all()
-    first = sampling.generate_images(gan, ["jeans"], 3, seed=4, gate=runs.load_gate(trained_run))
+    first = sampling.generate_images(gan, ["jeans"], 3, seed=4, gate=load_gate(trained_run))
     np.testing.assert_array_equal(out["images"], first["images"])

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adgan import runs
+from adgan.runs.layout import SHIPPED_RUN, load_config, run_path
+from adgan.runs.release import read_export_info
 from adgan.upsampling.upsampler import output_sizes
 from conftest import ROOT, assert_labelled
 import export
 import generate
 
 
-SHIPPED = os.path.exists(runs.path(runs.SHIPPED_RUN, "model"))
+SHIPPED = os.path.exists(run_path(SHIPPED_RUN, "model"))
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no shipped model in models/adgan")
 
 
@@ -40,7 +41,7 @@ def draws(grid_file, rows, columns, size, padding=2):
 
 def largest(run):
     """The side a run's pictures come at by default (4x its drawing's)."""
-    return output_sizes(runs.load_config(run).image_size)[-1]
+    return output_sizes(load_config(run).image_size)[-1]
 
 
 @pytest.mark.slow
@@ -64,7 +65,7 @@ def test_the_shipped_model_draws_every_panel_prompt_in_a_fresh_process(tmp_path)
     for prompt in generate.PANEL_PROMPTS:
         assert f"generate: {prompt!r}: " in out
     images = draws(tmp_path / "panel.png", len(generate.PANEL_PROMPTS), 4,
-                   largest(runs.SHIPPED_RUN)).astype(float)
+                   largest(SHIPPED_RUN)).astype(float)
     # every row is four different pictures, and no two rows are the same picture
     assert (images.std(axis=1).mean(axis=(1, 2, 3)) > 1).all()
     means = images.mean(axis=1).reshape(len(images), -1)
@@ -104,7 +105,7 @@ with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess
 @needs_shipped
 def test_the_shipped_model_serves_raw_text_at_every_size(tmp_path):
     version = export.main(["--export-dir", str(tmp_path / "adgan")])
-    assert runs.read_export_info(version)["upsampler"] == "learned"
+    assert read_export_info(version)["upsampler"] == "learned"
     printed = run_fresh(["-c", SERVING_CLIENT, version], cwd=tmp_path).splitlines()
     assert printed == ["None (2, 256, 256, 3) uint8", "64 (2, 64, 64, 3) uint8",
                        "128 (2, 128, 128, 3) uint8", "256 (2, 256, 256, 3) uint8"]

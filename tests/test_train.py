@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from adgan import runs
+from adgan.runs.artifacts import load_model, load_style_words, load_text_encoder, load_vocabulary
+from adgan.runs.layout import load_config, run_path
 from adgan.text.encoder import load_encoder
 from adgan.training import distribute
 from adgan.training.config import resolve_config
@@ -36,14 +37,14 @@ def test_smoke_run_writes_the_run_folder(trained_run):
 
 
 def test_the_run_learns_the_style_words_of_its_manifest(trained_run):
-    words = runs.load_style_words(trained_run)
+    words = load_style_words(trained_run)
     assert words["fluent-3d"] == ("3d", "立体") and len(words) == 8
     vocabulary = open(os.path.join(trained_run, "vocabulary.txt"), encoding="utf-8").read().split()
     assert {"3d", "立", "体", "flat", "扁", "平"} <= set(vocabulary)
 
 
 def test_other_settings_in_the_same_run_folder_are_refused(trained_run):
-    manifest = runs.load_config(trained_run).manifest
+    manifest = load_config(trained_run).manifest
     with pytest.raises(SystemExit, match="holds a run with other settings \\(seed\\)"):
         train.main(RUN_ARGS + ["--manifest", manifest, "--out-dir", trained_run,
                                "--seed", "9"])
@@ -116,7 +117,7 @@ def test_non_finite_loss_exits_and_keeps_the_last_good_checkpoint(trained_run, t
     good = open(state, "rb").read()
     monkeypatch.setattr(model, "generator_hinge_loss", lambda logits: logits[0, 0] * np.nan)
     with pytest.raises(SystemExit, match=r"non-finite g_loss at epoch 3, batch 1.*last good"):
-        train.main(RUN_ARGS + ["--manifest", runs.load_config(run).manifest, "--out-dir", run,
+        train.main(RUN_ARGS + ["--manifest", load_config(run).manifest, "--out-dir", run,
                                "--epochs", "3"])
     assert open(state, "rb").read() == good
 
@@ -144,7 +145,7 @@ def test_mixed_precision_smoke_run(mirrored_mixed_run):
 def test_gan_starts_from_a_pretrained_frozen_text_encoder(tiny_encoder, tiny_manifest, tmp_path):
     run = train.main(TINY_ARGS + ["--manifest", tiny_manifest, "--out-dir", str(tmp_path / "r"),
                                   "--text-encoder", tiny_encoder, "--freeze-text-encoder"])
-    gan, pretrained = runs.load_model(run), load_encoder(tiny_encoder)
+    gan, pretrained = load_model(run), load_encoder(tiny_encoder)
     assert gan.vocabulary == pretrained.vocabulary
     for ours, theirs in zip(gan.text_encoder.get_weights(), pretrained.text_encoder.get_weights()):
         np.testing.assert_array_equal(ours, theirs)  # frozen: unchanged by training
@@ -154,12 +155,12 @@ def test_gan_starts_from_a_pretrained_frozen_text_encoder(tiny_encoder, tiny_man
 
 
 def test_a_text_encoder_can_come_from_a_trained_run(trained_run, tmp_path):
-    config = dataclasses.replace(runs.load_config(trained_run), text_encoder=trained_run,
+    config = dataclasses.replace(load_config(trained_run), text_encoder=trained_run,
                                  out_dir=str(tmp_path / "r"))
     pretrained = train.load_pretrained_text_encoder(config, config.out_dir)
-    assert pretrained.vocabulary == runs.load_vocabulary(trained_run)
+    assert pretrained.vocabulary == load_vocabulary(trained_run)
     for ours, theirs in zip(pretrained.text_encoder.get_weights(),
-                            runs.load_model(trained_run).text_encoder.get_weights()):
+                            load_model(trained_run).text_encoder.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
     with pytest.raises(SystemExit, match="other sizes: embedding_dim 16 \\(run: 32\\)"):
         train.load_pretrained_text_encoder(dataclasses.replace(config, embedding_dim=32),
@@ -172,21 +173,21 @@ def test_auto_starts_from_the_shipped_text_encoder_only_when_it_is_the_one_auto_
     settings = json.load(open(os.path.join(release, "config.json")))
     settings.update(text_encoder="auto", freeze_text_encoder=True)
     json.dump(settings, open(os.path.join(release, "config.json"), "w"))
-    monkeypatch.setattr(runs, "SHIPPED_RUN", release)
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", release)
     # another run of the same encoder settings: other groups, image size and folder
-    config = dataclasses.replace(runs.load_config(release), groups=("Objects",), image_size=32,
+    config = dataclasses.replace(load_config(release), groups=("Objects",), image_size=32,
                                  out_dir=str(tmp_path / "mine"))
     assert train.shipped_text_encoder_fits(config)
     pretrained = train.load_pretrained_text_encoder(config, config.out_dir)
-    assert pretrained.vocabulary == runs.load_vocabulary(release)
+    assert pretrained.vocabulary == load_vocabulary(release)
     assert "starting from the shipped model's text encoder" in capsys.readouterr().out
-    assert not os.path.exists(runs.path(config.out_dir, "text_encoder"))  # none trained
+    assert not os.path.exists(run_path(config.out_dir, "text_encoder"))  # none trained
     for other in (dict(text_encoder_epochs=99), dict(seed=1), dict(split="")):
         assert not train.shipped_text_encoder_fits(dataclasses.replace(config, **other))
     settings["freeze_text_encoder"] = False  # fine-tuned by the GAN: not the dual encoder's
     json.dump(settings, open(os.path.join(release, "config.json"), "w"))
     assert not train.shipped_text_encoder_fits(config)
-    monkeypatch.setattr(runs, "SHIPPED_RUN", str(tmp_path / "none"))
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", str(tmp_path / "none"))
     assert not train.shipped_text_encoder_fits(config)
 
 
@@ -201,14 +202,14 @@ def test_auto_text_encoder_is_trained_once_per_run(tiny_manifest, tmp_path):
                         "--text-encoder", "auto", "--freeze-text-encoder",
                         "--text-encoder-epochs", "1", "--color-augment", "1"]
     run = train.main(args)
-    saved = os.path.join(runs.path(run, "text_encoder"), "encoder.keras")
+    saved = os.path.join(run_path(run, "text_encoder"), "encoder.keras")
     # colour augmentation reached the encoder: the colour words are in its vocabulary
     assert {"red", "black", "色", "黑"} <= set(load_encoder(saved).vocabulary)
     first = os.path.getmtime(saved)
     train.main(args + ["--epochs", "3"])  # resume: one more epoch, same encoder
     assert os.path.getmtime(saved) == first
-    assert runs.load_model(run).vocabulary == load_encoder(saved).vocabulary
-    assert runs.load_text_encoder(run).vocabulary == load_encoder(saved).vocabulary
+    assert load_model(run).vocabulary == load_encoder(saved).vocabulary
+    assert load_text_encoder(run).vocabulary == load_encoder(saved).vocabulary
 
 
 @pytest.mark.parametrize("precision, mixed, gpu, bf16, policy", [

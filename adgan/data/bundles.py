@@ -1,7 +1,7 @@
 """Bundles: two or three products on one white canvas, with captions that name each one.
 
 Shops sell bundles ("一杯咖啡和一块蛋糕", "a burger with fries"), but every picture of
-the shipped set holds one product. `compose` lays products out the way a designer
+the shipped set holds one product. `composite_products` lays products out the way a designer
 lays out a bundle (side by side, overlapping a little, one in front of the other),
 `bundle_caption` names them with the connectors shoppers type (和, 与, 配, 加; and,
 with, &), and `is_held_out` keeps a fixed share of concept *pairs* out of training,
@@ -57,7 +57,7 @@ def placements(layout, count, size, rng):
     raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
 
 
-def compose(products, layout, size, rng):
+def composite_products(products, layout, size, rng):
     """uint8 RGBA products [K, S, S, 4] (K = 2 or 3; alpha marks the product) -> one uint8 RGB
     picture [size, size, 3] on white, the products in `placements` order (the first at the
     back)."""
@@ -137,8 +137,9 @@ def counted(name, subgroup):
 
 class BundleSource:
     """The k-th training bundle of a run, the same for the same seed and k: two (sometimes
-    three) products of distinct concepts in one style, composed (`compose`) with a caption
-    that names them in the order they stand, back or left first (`bundle_caption`).
+    three) products of distinct concepts in one style, composed (`composite_products`) with
+    a caption that names them in the order they stand, back or left first
+    (`bundle_caption`).
 
     Args:
         products: uint8 RGBA [N, S, S, 4], one a row (alpha marks the product).
@@ -182,7 +183,7 @@ class BundleSource:
         count = 3 if rng.random() < THREE_RATE else 2
         rows = sample_bundle(self.concepts, self.styles, rng, count)
         layout = LAYOUTS[int(rng.choice(len(LAYOUTS), p=LAYOUT_WEIGHTS))]
-        picture = compose(self.products[rows], layout, self.products.shape[1], rng)
+        picture = composite_products(self.products[rows], layout, self.products.shape[1], rng)
         style = str(self.styles[rows[0]])
         style_id = sorted(self.style_words).index(style) if style in self.style_words else -1
         return (picture, self.caption(rows, rng).encode("utf-8"), style.encode("utf-8"),

@@ -101,25 +101,25 @@ def style_stride(count):
                  if math.gcd(step, count) == 1), 1)
 
 
-def vary_style(texts, seeds, style_words):
-    """Texts string[B] with a style word put in front of each that names none (int64 seeds [B]).
+def vary_style(prompts, seeds, style_words):
+    """Prompts string[B] with a style word put in front of each that names none (int64 seeds [B]).
 
     The style of (text, seed) is style number (hash(text) + seed * stride) mod S of
     `sorted(style_words)` (`style_stride`), so the draws seed, seed + 1, ... of one
     prompt name S different styles in turn, and different prompts start at different
     styles. The stride keeps one family's styles, whose names sort together (fluent,
     fluent-3d, fluent-flat), from being drawn back to back: four draws from eight
-    styles show at least three families. Texts that already name a style are left
+    styles show at least three families. Prompts that already name a style are left
     alone; with no style words nothing changes.
     """
-    texts = tf.convert_to_tensor(texts, tf.string)
+    prompts = tf.convert_to_tensor(prompts, tf.string)
     if not style_words:
-        return texts
+        return prompts
     names = sorted(style_words)
     english = tf.constant([style_words[name][0] for name in names])
     chinese = tf.constant([style_words[name][1] for name in names])
-    index = tf.math.floormod(tf.strings.to_hash_bucket_fast(texts, len(names))
+    index = tf.math.floormod(tf.strings.to_hash_bucket_fast(prompts, len(names))
                              + tf.cast(seeds, tf.int64) * style_stride(len(names)), len(names))
-    styled = add_style_word(texts, tf.gather(english, index), tf.gather(chinese, index))
-    named = tf.strings.regex_full_match(texts, names_style_pattern(style_words))
-    return tf.where(named, texts, styled)
+    styled = add_style_word(prompts, tf.gather(english, index), tf.gather(chinese, index))
+    named = tf.strings.regex_full_match(prompts, names_style_pattern(style_words))
+    return tf.where(named, prompts, styled)

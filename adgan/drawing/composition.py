@@ -5,7 +5,7 @@ draws "A和B" as one shape (docs/bundles.md). So a prompt that names two or thre
 products joined the way shoppers join them (和 与 配 加 、 + & , / and, with, plus) is
 split into its products (`BundleSplitter`), each product is drawn and gated by the
 discriminator like a prompt of its own, and the drawings are laid out side by side on
-white (`compose`), as the training bundles' `side_by_side` layout (bundles.placements)
+white (`join_parts`), as the training bundles' `side_by_side` layout (bundles.placements)
 places them. All of it is TensorFlow, so `sampling.GatedSampler` and the exported
 SavedModel give the same picture for the same prompt and seed.
 
@@ -39,10 +39,10 @@ FILL = 0.94  # of the canvas width the products take side by side (bundles.place
 IS_WORD, IS_NAME = 1, 2  # bits of the word table's values
 
 
-def word_keys(texts):
+def word_keys(prompts):
     """Texts -> their tokens joined by one space, as the word table stores them
     ("Hot Beverage" -> "hot beverage", "咖啡" -> "咖 啡"); works on Python lists and tensors."""
-    return tf.strings.reduce_join(tf.strings.split(standardize_text(texts)), axis=-1,
+    return tf.strings.reduce_join(tf.strings.split(standardize_text(prompts)), axis=-1,
                                   separator=" ")
 
 
@@ -56,7 +56,7 @@ class BundleSplitter:
             sit inside too many other words.
         style_words: the run's {style: (English word, Chinese word)}.
 
-    Call: texts string [B] -> (parts string [P], row int64 [P] (the text each part came
+    Call: prompts string [B] -> (parts string [P], row int64 [P] (the text each part came
     from), index int32 [P] (its place in the text), count int32 [P] (parts of that text)).
     A text that is not split is one part, itself.
     """
@@ -81,23 +81,23 @@ class BundleSplitter:
         self.lead = f"(?is)^\\s*((?:{english})\\s+|(?:{chinese})\\s*)(.*)$"
         self.names_style = names_style_pattern(style_words) if style_words else None
 
-    def flags(self, texts, bit):
+    def flags(self, prompts, bit):
         """bool [N]: does any run of up to LONGEST_WORD tokens of each text hold `bit`?"""
-        tokens = tf.strings.split(standardize_text(texts))
+        tokens = tf.strings.split(standardize_text(prompts))
         grams = tf.strings.ngrams(tokens, tuple(range(1, LONGEST_WORD + 1)), separator=" ")
         hits = tf.bitwise.bitwise_and(self.table.lookup(grams), bit) > 0
         return tf.reduce_any(hits, axis=1)
 
-    def __call__(self, texts):
-        texts = tf.strings.regex_replace(tf.convert_to_tensor(texts, tf.string), r"\p{Cc}", " ")
-        has_lead = tf.strings.regex_full_match(texts, self.lead)
-        lead = tf.where(has_lead, tf.strings.regex_replace(texts, self.lead, r"\1"), "")
-        body = tf.where(has_lead, tf.strings.regex_replace(texts, self.lead, r"\2"), texts)
+    def __call__(self, prompts):
+        prompts = tf.strings.regex_replace(tf.convert_to_tensor(prompts, tf.string), r"\p{Cc}", " ")
+        has_lead = tf.strings.regex_full_match(prompts, self.lead)
+        lead = tf.where(has_lead, tf.strings.regex_replace(prompts, self.lead, r"\1"), "")
+        body = tf.where(has_lead, tf.strings.regex_replace(prompts, self.lead, r"\2"), prompts)
         is_name = tf.bitwise.bitwise_and(self.table.lookup(word_keys(body)), IS_NAME) > 0
         strong, strong_ok = self.split_at(body, lead, STRONG)
         every, every_ok = self.split_at(body, lead, CONNECTORS)
-        chosen = tf.where(is_name, texts, tf.where(strong_ok, strong, tf.where(every_ok, every,
-                                                                                  texts)))
+        chosen = tf.where(is_name, prompts, tf.where(strong_ok, strong, tf.where(every_ok, every,
+                                                                                  prompts)))
         parts = tf.strings.split(chosen, SEPARATOR)
         rows = parts.value_rowids()
         return (parts.flat_values, rows,
@@ -133,13 +133,13 @@ class BundleSplitter:
         return tf.where(own | (lead == ""), parts, lead + parts)
 
 
-def split_requests(splitter, texts, seeds, budgets):
-    """(part texts [P], part seeds [P], part budgets [P], layout) of a batch of prompts: part
+def split_requests(splitter, prompts, seeds, budgets):
+    """(part prompts [P], part seeds [P], part budgets [P], layout) of a batch of prompts: part
     j of a prompt drawn with seed s uses s + j * PART_SEED_STEP, so the first part of
     every prompt, and a prompt not split, is drawn exactly as without splitting."""
-    parts, rows, index, count = splitter(texts)
+    parts, rows, index, count = splitter(prompts)
     seeds = tf.gather(tf.cast(seeds, tf.int64), rows) + tf.cast(index, tf.int64) * PART_SEED_STEP
-    layout = {"row": rows, "index": index, "count": count, "batch": tf.size(texts)}
+    layout = {"row": rows, "index": index, "count": count, "batch": tf.size(prompts)}
     return parts, seeds, tf.gather(budgets, rows), layout
 
 
@@ -155,7 +155,7 @@ def place(images, count, index):
                   constant_values=255.0)
 
 
-def compose(images, layout):
+def join_parts(images, layout):
     """uint8 part pictures [P, S, S, 3] -> uint8 pictures [B, S, S, 3]: a prompt's parts side by
     side on white (a prompt of one part: its picture unchanged)."""
     canvases = tf.cast(images, tf.float32)
@@ -174,7 +174,7 @@ def join_results(out, layout):
     the prompts': composed images, the lowest part score, accepted when every part was,
     the tries of all parts."""
     row, batch = layout["row"], layout["batch"]
-    result = {"images": compose(out["images"], layout)}
+    result = {"images": join_parts(out["images"], layout)}
     if "score" in out:
         result.update(
             score=tf.math.unsorted_segment_min(out["score"], row, batch),

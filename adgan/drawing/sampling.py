@@ -6,102 +6,22 @@ discriminator's image-text head. The first candidate that passes the gate is
 returned; if none of the `budget` candidates passes, the best-scoring one is
 returned with `accepted = False`.
 
-A gate is calibrated once after training (`calibrate`, run on a run folder by
-`runs.calibrate_run`): a logistic fit of D's logit on real training pairs vs
-EMA-generator fakes turns the logit into a score, P(real match), in [0, 1]. Two
-acceptance rules use it:
-
-- DRS (Azadi et al., 2019, discriminator rejection sampling): accept with
-  probability sigmoid(F - shift), F = d - log(1 - exp(d - eps)), d = the
-  candidate's log-odds minus the largest log-odds seen on calibration fakes;
-  `shift` is set so that a target fraction `gamma` of calibration fakes passes.
-- a fixed threshold `min_score` on the score.
+The gate, its score and its acceptance rules (DRS or a fixed threshold) are in gate.py;
+its calibration, `adgan-calibrate`, in calibrate.py.
 """
-
-import dataclasses
 
 import numpy as np
 import tensorflow as tf
 
 from adgan.data.styles import vary_style
 from adgan.drawing.composition import join_results, split_requests
+from adgan.drawing.gate import Gate
 from adgan.upsampling.upsampler import enlarge
-from data_loader import to_float_tensor, to_uint8_tensor
+from data_loader import to_uint8_tensor
 
-DEFAULT_GAMMA = 0.5  # DRS target acceptance rate per candidate
 DEFAULT_MAX_TRIES = 8
 CHUNK = 4  # candidates per prompt drawn in one batch
-DRS_EPSILON = 1e-6
 
-
-# ----------------------------------------------------------------------------- the gate
-
-@dataclasses.dataclass(frozen=True)
-class Gate:
-    """A calibrated gate: logit -> score, and the DRS or threshold acceptance rule.
-
-    Args:
-        slope, intercept: log-odds = slope * D's logit + intercept; score = sigmoid(log-odds).
-        max_log_odds: the largest log-odds among calibration fakes (DRS's D_M).
-        shift: DRS's gamma shift, set from the target acceptance rate.
-        min_score: if set, accept when score >= min_score instead of by DRS.
-    """
-
-    slope: float
-    intercept: float
-    max_log_odds: float
-    shift: float
-    min_score: float = None
-
-    @classmethod
-    def from_calibration(cls, calibration, gamma=None, min_score=None):
-        """The gate of a saved calibration, for a DRS target rate `gamma` or a `min_score`."""
-        gamma = calibration["gamma"] if gamma is None else gamma
-        shift = drs_shift(np.asarray(calibration["fake_log_odds"]),
-                          calibration["max_log_odds"], gamma)
-        return cls(calibration["slope"], calibration["intercept"],
-                   calibration["max_log_odds"], shift, min_score)
-
-    @classmethod
-    def ungated(cls):
-        """No gate: the score is sigmoid(D's raw logit) and every candidate passes, so the
-        first one is kept (for runs drawn with `--no-gate`)."""
-        return cls(slope=1.0, intercept=0.0, max_log_odds=0.0, shift=0.0, min_score=0.0)
-
-    def log_odds(self, logits):
-        """D's logits -> calibrated log-odds of a real match."""
-        return self.slope * logits + self.intercept
-
-    def passes(self, log_odds, uniform):
-        """bool: does a candidate with these log-odds pass, given its uniform draw?"""
-        if self.min_score is not None:
-            return tf.sigmoid(log_odds) >= self.min_score
-        return uniform < tf.sigmoid(drs_log_ratio(log_odds, self.max_log_odds) - self.shift)
-
-
-def drs_log_ratio(log_odds, max_log_odds):
-    """DRS's F(x) = d - log(1 - exp(d - eps)), d = min(log-odds - D_M, 0) (works on np and tf)."""
-    d = tf.minimum(tf.convert_to_tensor(log_odds, tf.float32) - max_log_odds, 0.0)
-    return d - tf.math.log1p(-tf.exp(d - DRS_EPSILON))
-
-
-def drs_shift(fake_log_odds, max_log_odds, gamma):
-    """The shift whose mean acceptance probability over calibration fakes is `gamma`."""
-    if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma (the DRS target acceptance rate) must be in (0, 1], got {gamma}")
-    ratio = drs_log_ratio(fake_log_odds, max_log_odds).numpy()
-
-    def rate(shift):
-        return float(np.mean(1.0 / (1.0 + np.exp(np.clip(shift - ratio, -60, 60)))))
-
-    low, high = -100.0, 100.0  # rate(low) ~ 1, rate(high) ~ 0; rate falls as shift grows
-    for _ in range(100):
-        middle = (low + high) / 2.0
-        low, high = (middle, high) if rate(middle) > gamma else (low, middle)
-    return (low + high) / 2.0
-
-
-# ----------------------------------------------------------------------------- sampling
 
 def candidate_draws(seeds, indices, noise_dim):
     """Noise [N, noise_dim] and a uniform [N] for candidate `indices` [N] of `seeds` [N].
@@ -117,12 +37,12 @@ def candidate_draws(seeds, indices, noise_dim):
     return tf.map_fn(draw, keys, fn_output_signature=(tf.float32, tf.float32))
 
 
-def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_size,
+def gated_sample(text_inputs, seeds, budgets, draw, judge, gate, noise_dim, image_size,
                  chunk=CHUNK):
     """Draw up to `budgets[i]` candidates per prompt and keep the first that passes `gate`.
 
     Args:
-        sentences: the generator's text inputs, a tuple whose first is the sentence
+        text_inputs: the generator's text inputs, a tuple whose first is the sentence
             vectors [B, T] (`TextConditionedGAN.text_inputs`).
         seeds: int64 [B], one per prompt.
         budgets: int32 [B] >= 1, the most candidates per prompt.
@@ -136,7 +56,7 @@ def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_
          "tries" [B] int32 (candidates drawn for the prompt)}. Rows with no passing
         candidate hold the best-scoring one (the earliest on ties).
     """
-    batch = tf.shape(sentences[0])[0]
+    batch = tf.shape(text_inputs[0])[0]
     budgets = tf.cast(budgets, tf.int32)
     chunk = tf.minimum(chunk, tf.reduce_max(budgets))
     images = tf.zeros([batch, image_size, image_size, 3])
@@ -151,7 +71,7 @@ def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_
         indices = start + tf.range(chunk)                               # [C]
         draws_noise, uniform = candidate_draws(
             tf.repeat(seeds, chunk), tf.tile(indices, [batch]), noise_dim)  # [B*C, Z], [B*C]
-        repeated = tuple(tf.repeat(t, chunk, axis=0) for t in sentences)
+        repeated = tuple(tf.repeat(t, chunk, axis=0) for t in text_inputs)
         candidates = tf.cast(draw(draws_noise, repeated), tf.float32)
         log_odds = gate.log_odds(tf.cast(judge(candidates, repeated), tf.float32))
         valid = indices[None, :] < budgets[:, None]                     # [B, C]
@@ -178,9 +98,9 @@ def gated_sample(sentences, seeds, budgets, draw, judge, gate, noise_dim, image_
 
 def gated_generate(gan, token_ids, seeds, budgets, gate, chunk=CHUNK):
     """`gated_sample` with a `TextToImageGAN`'s EMA generator and discriminator."""
-    text = gan.text_inputs(token_ids)[1]
+    text_inputs = gan.text_inputs(token_ids)[1]
     return gated_sample(
-        text, seeds, budgets,
+        text_inputs, seeds, budgets,
         draw=lambda noise, t: gan.ema_generator([noise, *t], training=False),
         judge=lambda images, t: gan.discriminator([images, t[0]], training=False)[:, 0],
         gate=gate, noise_dim=gan.noise_dim, image_size=gan.image_size, chunk=chunk)
@@ -188,26 +108,26 @@ def gated_generate(gan, token_ids, seeds, budgets, gate, chunk=CHUNK):
 
 def ungated_generate(gan, token_ids, seeds):
     """Float images [B, H, W, 3]: each prompt's first candidate (index 0), not judged."""
-    text = gan.text_inputs(token_ids)[1]
+    text_inputs = gan.text_inputs(token_ids)[1]
     noise, _ = candidate_draws(seeds, tf.zeros_like(seeds), gan.noise_dim)
-    return gan.ema_generator([noise, *text], training=False)
+    return gan.ema_generator([noise, *text_inputs], training=False)
 
 
 def judge_score(gan, token_ids, images, gate):
     """Score in [0, 1] of float images [B, H, W, 3] in [-1, 1] against their token ids."""
-    sentences = gan.text_encoder(token_ids, training=False)[1]
-    logits = gan.discriminator([images, sentences], training=False)[:, 0]
+    sentence = gan.text_encoder(token_ids, training=False)[1]
+    logits = gan.discriminator([images, sentence], training=False)[:, 0]
     return tf.sigmoid(gate.log_odds(tf.cast(logits, tf.float32)))
 
 
-def drawn_requests(texts, seeds, budgets, style_words, splitter=None):
-    """(texts, seeds, budgets, layout) to draw for prompts: each styled by its seed
+def drawn_requests(prompts, seeds, budgets, style_words, splitter=None):
+    """(prompts, seeds, budgets, layout) to draw for prompts: each styled by its seed
     (`styles.vary_style`) and, with a `splitter`, split into the products it names
     (`composition.split_requests`; layout None without one)."""
-    texts = vary_style(texts, seeds, style_words)
+    prompts = vary_style(prompts, seeds, style_words)
     if splitter is None:
-        return texts, seeds, budgets, None
-    return split_requests(splitter, texts, seeds, budgets)
+        return prompts, seeds, budgets, None
+    return split_requests(splitter, prompts, seeds, budgets)
 
 
 def finished(out, size, upsampler=None, layout=None):
@@ -220,12 +140,12 @@ def finished(out, size, upsampler=None, layout=None):
 class GatedSampler:
     """Gated generation from a loaded `TextToImageGAN` (one traced graph a size, reused).
 
-    `sampler(texts, seeds, budgets, size=None)` returns numpy {"images" uint8, "score",
+    `sampler(prompts, seeds, budgets, size=None)` returns numpy {"images" uint8, "score",
     "accepted", "tries"}, the same numbers the exported SavedModel gives. Prompts
     go through in batches of `batch_size` (each row's draws depend only on its seed).
-    With `style_words` (the run's), a text that names no style is drawn in the style its
+    With `style_words` (the run's), a prompt that names no style is drawn in the style its
     seed picks (`styles.vary_style`), as the SavedModel does; the gate judges the
-    candidates against that styled text. With a `splitter` (`composition.BundleSplitter`),
+    candidates against that styled prompt. With a `splitter` (`composition.BundleSplitter`),
     a prompt that names two or three products is drawn product by product, each gated,
     and the drawings composed side by side at the output size (`size`, one of
     `upsampler.output_sizes`; the model's own by default, 2x and 4x enlarged by
@@ -242,19 +162,20 @@ class GatedSampler:
         self.upsampler = upsampler
         self._run = tf.function(self._sample, reduce_retracing=True)
 
-    def _sample(self, texts, seeds, budgets, size):
-        texts, seeds, budgets, layout = drawn_requests(texts, seeds, budgets, self.style_words,
+    def _sample(self, prompts, seeds, budgets, size):
+        prompts, seeds, budgets, layout = drawn_requests(prompts, seeds, budgets, self.style_words,
                                                        self.splitter)
-        out = gated_generate(self.gan, self.gan.vectorizer(texts), seeds, budgets, self.gate)
+        out = gated_generate(self.gan, self.gan.vectorizer(prompts), seeds, budgets, self.gate)
         return finished(out, size, self.upsampler, layout)
 
-    def __call__(self, texts, seeds, budgets, size=None):
-        texts, seeds, budgets = list(texts), list(seeds), list(budgets)
+    def __call__(self, prompts, seeds, budgets, size=None):
+        prompts, seeds, budgets = list(prompts), list(seeds), list(budgets)
         size = int(size or self.gan.image_size)
         parts = []
-        for start in range(0, len(texts), self.batch_size):
+        for start in range(0, len(prompts), self.batch_size):
             end = start + self.batch_size
-            out = self._run(tf.constant(texts[start:end]), tf.constant(seeds[start:end], tf.int64),
+            out = self._run(tf.constant(prompts[start:end]),
+                            tf.constant(seeds[start:end], tf.int64),
                             tf.constant(budgets[start:end], tf.int32), size)
             parts.append({name: value.numpy() for name, value in out.items()})
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
@@ -278,71 +199,8 @@ def generate_images(gan, prompts, per_prompt, seed=0, gate=None, max_tries=1, st
 def draw_prompts(sampler, prompts, per_prompt, seed=0, max_tries=1, size=None):
     """`generate_images` with a `GatedSampler` already made: several calls share its traced
     graph (a few seconds a trace). Image k of every prompt uses seed `seed + k`."""
-    texts = [p for p in prompts for _ in range(per_prompt)]
+    repeated = [p for p in prompts for _ in range(per_prompt)]
     seeds = [seed + k for _ in prompts for k in range(per_prompt)]
-    out = sampler(texts, seeds, [max_tries] * len(texts), size)
+    out = sampler(repeated, seeds, [max_tries] * len(repeated), size)
     return {name: value.reshape(len(prompts), per_prompt, *value.shape[1:])
             for name, value in out.items()}
-
-
-# ----------------------------------------------------------------------------- calibration
-
-def fit_logistic(real_logits, fake_logits, l2=1e-3, steps=100):
-    """(slope, intercept) of P(real) = sigmoid(slope * logit + intercept), classes weighted equally.
-
-    Newton's method on the weighted cross-entropy with a small L2 on the slope
-    (which keeps it finite when the classes separate perfectly).
-    """
-    x = np.concatenate([real_logits, fake_logits]).astype(np.float64)
-    y = np.concatenate([np.ones(len(real_logits)), np.zeros(len(fake_logits))])
-    w = np.where(y == 1, 0.5 / len(real_logits), 0.5 / len(fake_logits))
-    features = np.stack([x, np.ones_like(x)], axis=1)
-    theta = np.zeros(2)
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-np.clip(features @ theta, -60, 60)))
-        gradient = features.T @ (w * (p - y)) + l2 * np.array([theta[0], 0.0])
-        hessian = (features * (w * p * (1 - p))[:, None]).T @ features + l2 * np.diag([1.0, 0.0])
-        theta -= np.linalg.solve(hessian + 1e-9 * np.eye(2), gradient)
-    return float(theta[0]), float(theta[1])
-
-
-def auc(positive, negative):
-    """Area under the ROC curve: P(a positive scores above a negative), ties count half."""
-    positive, negative = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
-    return float(np.mean((positive > negative) + 0.5 * (positive == negative)))
-
-
-def calibrate(gan, texts, images, seed=0, gamma=DEFAULT_GAMMA):
-    """Fit the gate on real pairs (texts, uint8 images [N, S, S, 3]) vs EMA fakes of the texts."""
-    token_ids = gan.vectorizer(tf.constant(list(texts)))
-    sentences, text = gan.text_inputs(token_ids)
-    real = to_float_tensor(images)
-    noise, _ = candidate_draws(tf.fill([len(texts)], tf.constant(seed, tf.int64)),
-                               tf.range(len(texts), dtype=tf.int64), gan.noise_dim)
-    fake = gan.ema_generator([noise, *text], training=False)
-    real_logits = gan.discriminator([real, sentences], training=False)[:, 0].numpy()
-    fake_logits = gan.discriminator([fake, sentences], training=False)[:, 0].numpy()
-    slope, intercept = fit_logistic(real_logits, fake_logits)
-    fake_log_odds = slope * fake_logits + intercept
-    real_scores = 1.0 / (1.0 + np.exp(-(slope * real_logits + intercept)))
-    fake_scores = 1.0 / (1.0 + np.exp(-fake_log_odds))
-    max_log_odds = float(fake_log_odds.max())
-    return {"pairs": len(texts), "slope": slope, "intercept": intercept,
-            "max_log_odds": max_log_odds, "gamma": gamma,
-            "shift": drs_shift(fake_log_odds, max_log_odds, gamma),
-            "auc_real_vs_fake": auc(real_logits, fake_logits),
-            "real_score_mean": float(real_scores.mean()),
-            "fake_score_mean": float(fake_scores.mean()),
-            "real_logit_mean": float(real_logits.mean()),
-            "fake_logit_mean": float(fake_logits.mean()),
-            "fake_log_odds": [round(float(v), 5) for v in fake_log_odds]}
-
-
-def describe(calibration):
-    """One line about a calibration, for logs."""
-    line = (f"calibrated on {calibration['pairs']} {calibration['split']} pairs: "
-            f"real-vs-fake AUC {calibration['auc_real_vs_fake']:.2f}, mean score real "
-            f"{calibration['real_score_mean']:.2f} / fake {calibration['fake_score_mean']:.2f}")
-    if "held_out" in calibration:
-        line += f"; held-out AUC {calibration['held_out']['auc_real_vs_fake']:.2f}"
-    return line

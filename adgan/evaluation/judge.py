@@ -319,7 +319,7 @@ def train_judge(config):
     return judge
 
 
-def main(argv=None, prog="judge.py"):
+def main(argv=None, prog="evaluate.py train-judge"):
     """CLI (`python evaluate.py train-judge ...`): train and save; returns the folder."""
     parser = argparse.ArgumentParser(prog=prog, description="Train the independent judge.",
                                      argument_default=argparse.SUPPRESS)

@@ -11,12 +11,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from adgan import runs
 from adgan.data import bundles
 from adgan.data.styles import style_prompt
 from adgan.drawing.sampling import draw_prompts
 from adgan.evaluation.judge import load_judge, top1_among
 from adgan.evaluation.metrics import two_object_rate
+from adgan.runs.run import Run
 import data_loader
 
 JUDGE_GROUPS = ("Food & Drink", "Objects")  # the product groups the model issue's bars read
@@ -64,15 +64,22 @@ def styled_prompts(judge, members, style_words, column):
 REAL_ROWS = {"real": False, "real, unseen by the judge": True}  # row label: held out?
 
 
-def judge_section(judge, gans, sampling, groups=JUDGE_GROUPS, repeats=5):
+def draw(run, prompts, per_prompt, sampling, compose=False):
+    """`draw_prompts` of an opened `Run`: gated with `sampling["max_tries"]` unless it was
+    opened ungated, styles varied as generate.py's are, bundles composed with `compose`."""
+    return draw_prompts(run.sampler(compose=compose), prompts, per_prompt, sampling["seed"],
+                        sampling["max_tries"] if run.gated else 1)
+
+
+def judge_section(judge, runs, sampling, groups=JUDGE_GROUPS, repeats=5):
     """The independent judge's report: per concept set (seen, held out), drawing style and
     prompt language, top-1 among `candidates` concepts of one gated draw per prompt
     (sample 0, as served), its ratio to the real drawings of that style (the ceiling),
     and the real drawings of that style the judge never saw (`REAL_ROWS`).
 
-    sampling: `generated_rows`' keyword arguments (seed, max_tries, gated, samplers)."""
+    runs: the opened `Run`s; sampling: {"seed", "max_tries"}."""
     pool, sets = judge_pool(judge, groups)
-    seed, gated = sampling["seed"], sampling["gated"]
+    seed, gated = sampling["seed"], all(run.gated for run in runs)
     real_images = judge.images[judge.images["concept"].isin(pool)]
     real_logits = judge.logits(np.stack([data_loader.load_image(p, judge.image_size)
                                          for p in real_images["path"]]))
@@ -90,20 +97,17 @@ def judge_section(judge, gans, sampling, groups=JUDGE_GROUPS, repeats=5):
                 styles[style][label] = judge_rate(real_logits[real],
                                                   real_images["concept"][real], pool, repeats,
                                                   seed)
-        for run_dir, gan in gans.items():
-            label = runs.run_name(run_dir)
-            sampler = runs.run_sampler(gan, run_dir, sampling["samplers"], gated)
+        for run in runs:
             for language, column in LANGUAGES.items():
-                prompts, concepts, asked = styled_prompts(
-                    judge, members, runs.load_style_words(run_dir), column)
-                drawn = draw_prompts(sampler, prompts, 1, seed, section["max_tries"])
+                prompts, concepts, asked = styled_prompts(judge, members, run.style_words, column)
+                drawn = draw(run, prompts, 1, sampling)
                 logits = judge.logits(drawn["images"][:, 0])
                 for style in sorted(set(asked)):
                     mine = asked == style
                     row = judge_rate(logits[mine], concepts[mine], pool, repeats, seed)
                     real = styles.get(style, {}).get("real", {}).get("top1")
                     row["ratio"] = row["top1"] / real if real else None
-                    styles.setdefault(style, {})[f"{label} {language}"] = row
+                    styles.setdefault(style, {})[f"{run.name} {language}"] = row
         section["sets"][set_name] = {"concepts": int(len(members)), "styles": styles}
     return section
 
@@ -157,7 +161,7 @@ def copy_check(judge, drawings, images, concept):
             "nearest": pixel.argmin(1).tolist()}
 
 
-def judge_panel(judge, gans, sampling, prompts, per_prompt=8, groups=JUDGE_GROUPS, repeats=5):
+def judge_panel(judge, runs, sampling, prompts, per_prompt=8, groups=JUDGE_GROUPS, repeats=5):
     """The by-eye panel as the judge reads it: per run and prompt, the top-1 rate among
     `candidates` concepts of `per_prompt` gated draws (seeds seed.., each in the style its
     seed picks, as generate.py draws), the judge's first guess for each draw, and the copy
@@ -170,11 +174,9 @@ def judge_panel(judge, gans, sampling, prompts, per_prompt=8, groups=JUDGE_GROUP
                                                                    if p not in known],
                "samples_per_prompt": per_prompt, "runs": {}}
     pictures = {}
-    for run_dir, gan in gans.items():
-        label = runs.run_name(run_dir)
-        sampler = runs.run_sampler(gan, run_dir, sampling["samplers"], sampling["gated"])
-        drawn = draw_prompts(sampler, known, per_prompt, sampling["seed"],
-                             sampling["max_tries"] if sampling["gated"] else 1)
+    for run in runs:
+        label = run.name
+        drawn = draw(run, known, per_prompt, sampling)
         images = drawn["images"]
         logits = judge.logits(images.reshape(-1, *images.shape[2:]))
         true = np.repeat([judge.concept_of(p) for p in known], per_prompt)
@@ -203,7 +205,7 @@ def mean_pairwise(features):
     return float(1.0 - (unit @ unit.T)[np.triu_indices(len(unit), 1)].mean())
 
 
-def judge_diversity(judge, gans, sampling, count=50, per_prompt=4, styles=("noto", "twemoji"),
+def judge_diversity(judge, runs, sampling, count=50, per_prompt=4, styles=("noto", "twemoji"),
                     groups=JUDGE_GROUPS):
     """Do draws of one prompt in one style differ? For `count` seen concepts (the first by
     class) and each of `styles`: the mean pairwise distance of the judge's features of
@@ -220,22 +222,20 @@ def judge_diversity(judge, gans, sampling, count=50, per_prompt=4, styles=("noto
                 [data_loader.load_image(p, judge.image_size) for p in paths]))))
     section = {"concepts": int(len(members)), "per_prompt": per_prompt,
                "real across styles": float(np.mean(real)), "runs": {}}
-    for run_dir, gan in gans.items():
-        sampler = runs.run_sampler(gan, run_dir, sampling["samplers"], sampling["gated"])
-        words, rows = runs.load_style_words(run_dir), {}
+    for run in runs:
+        words, rows = run.style_words, {}
         for style in (s for s in styles if s in words):
             prompts = [style_prompt(judge.concepts["name_en"].iloc[k], style, words)
                        for k in members]
-            drawn = draw_prompts(sampler, prompts, per_prompt, sampling["seed"],
-                                 sampling["max_tries"] if sampling["gated"] else 1)["images"]
+            drawn = draw(run, prompts, per_prompt, sampling)["images"]
             within = np.mean([mean_pairwise(judge.features(images)) for images in drawn])
             rows[style] = {"within_style": float(within),
                            "ratio": float(within / section["real across styles"])}
-        section["runs"][runs.run_name(run_dir)] = rows
+        section["runs"][run.name] = rows
     return section
 
 
-def judge_bundles(judge, gans, sampling, count=100, groups=JUDGE_GROUPS):
+def judge_bundles(judge, runs, sampling, count=100, groups=JUDGE_GROUPS):
     """The two-object rate as the judge reads it (`metrics.two_object_rate` with the judge's
     logits of each half, `bundles.halves`, among 100 of the seen concepts): `count` pairs of
     seen concepts, each in one style, asked in Chinese and in English ("热饮和水果蛋糕"), one
@@ -259,21 +259,18 @@ def judge_bundles(judge, gans, sampling, count=100, groups=JUDGE_GROUPS):
 
     rng = np.random.default_rng(sampling["seed"])
     rgba = {r: data_loader.load_image_rgba(rows["path"][r], 64) for r in np.unique(pairs)}
-    real = np.stack([bundles.compose([rgba[a], rgba[b]], "side_by_side", 64, rng)
+    real = np.stack([bundles.composite_products([rgba[a], rgba[b]], "side_by_side", 64, rng)
                      for a, b in pairs])
     section = {"pairs": int(len(pairs)), "prompts": len(prompts), "examples": prompts[:4],
                "rows": {"real composites (ceiling)": rate(real, classes)}}
-    for run_dir, gan in gans.items():
-        sampler = runs.run_sampler(gan, run_dir, sampling["samplers"], sampling["gated"],
-                                   compose=True)
-        drawn = draw_prompts(sampler, prompts, 1, sampling["seed"],
-                             sampling["max_tries"] if sampling["gated"] else 1)
-        section["rows"][f"{runs.run_name(run_dir)} composed"] = rate(drawn["images"][:, 0],
+    for run in runs:
+        drawn = draw(run, prompts, 1, sampling, compose=True)
+        section["rows"][f"{run.name} composed"] = rate(drawn["images"][:, 0],
                                                                      classes[owner])
     return section
 
 
-def judge_report(judge_dir, gans, sampling, groups=JUDGE_GROUPS, repeats=5, panel_prompts=(),
+def judge_report(judge_dir, runs, sampling, groups=JUDGE_GROUPS, repeats=5, panel_prompts=(),
                  panel_samples=8, bundle_pairs=0, diversity_concepts=0):
     """The judge's section of a report (`judge_section`, `judge_panel` of `panel_prompts`
     unless empty, `judge_bundles` of `bundle_pairs` and `judge_diversity` of
@@ -281,29 +278,29 @@ def judge_report(judge_dir, gans, sampling, groups=JUDGE_GROUPS, repeats=5, pane
     ({run label: images} or None)."""
     judge = load_judge(judge_dir)
     section = {"judge": os.path.abspath(judge_dir),
-               **judge_section(judge, gans, sampling, groups, repeats)}
+               **judge_section(judge, runs, sampling, groups, repeats)}
     if bundle_pairs:
-        section["bundles"] = judge_bundles(judge, gans, sampling, bundle_pairs, groups)
+        section["bundles"] = judge_bundles(judge, runs, sampling, bundle_pairs, groups)
     if diversity_concepts:
-        section["diversity"] = judge_diversity(judge, gans, sampling, diversity_concepts,
+        section["diversity"] = judge_diversity(judge, runs, sampling, diversity_concepts,
                                                groups=groups)
     pictures = None
     if panel_prompts:
-        section["panel"], pictures = judge_panel(judge, gans, sampling, panel_prompts,
+        section["panel"], pictures = judge_panel(judge, runs, sampling, panel_prompts,
                                                  panel_samples, groups, repeats)
     return section, pictures
 
 
 def judge_runs(run_dirs, max_tries=8, seed=0, gated=True, judge=None, also=None):
     """`evaluate_runs` with the judge alone (`--judge-only`: no dual encoder needed), plus
-    what `also(gans, sampling)` measures without one ((report part, its pictures))."""
-    gans = {run_dir: runs.load_model(run_dir) for run_dir in run_dirs}
-    sampling = dict(max_tries=max_tries, seed=seed, gated=gated, samplers={})
-    section, panel = judge_report(gans=gans, sampling=sampling, **judge)
+    what `also(runs, sampling)` measures without one ((report part, its pictures))."""
+    runs = [Run(run_dir, gated=gated) for run_dir in run_dirs]
+    sampling = dict(max_tries=max_tries, seed=seed)
+    section, panel = judge_report(runs=runs, sampling=sampling, **judge)
     report = {"runs": [os.path.abspath(r) for r in run_dirs], "judge": section}
     pictures = {"judge_panel": panel}
     if also is not None:
-        part, part_pictures = also(gans, sampling)
+        part, part_pictures = also(runs, sampling)
         report.update(part)
         pictures.update(part_pictures)
     return report, pictures

@@ -288,7 +288,7 @@ def train_encoder(config):
     return encoder
 
 
-def main(argv=None, prog="encoder.py"):
+def main(argv=None, prog="evaluate.py train-encoder"):
     """CLI (`python evaluate.py train-encoder ...`): train and save; returns the folder."""
     parser = argparse.ArgumentParser(prog=prog, description="Train the dual text-image encoder.",
                                      argument_default=argparse.SUPPRESS)

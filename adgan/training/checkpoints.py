@@ -38,8 +38,7 @@ def training_variables(gan):
 def random_state_variables(gan):
     """The state of the model's noise and augmentation random streams (Keras SeedGenerators),
     so that a resumed run draws what an uninterrupted one would."""
-    seeds = [getattr(gan, name, None) for name in ("noise_seed", "augment_seed")]
-    return [seed.state for seed in seeds if seed is not None]
+    return [seed.state for seed in gan.seed_generators()]
 
 
 def save_training_state(gan, directory, epoch):
@@ -158,10 +157,10 @@ def copy_model_weights(source, target):
     fits = lambda mine, theirs: len(mine) == len(theirs) and all(  # noqa: E731
         len(m) == len(t) and all(a >= b for a, b in zip(m, t)) for m, t in zip(mine, theirs))
     new = []
-    for name in ("text_encoder", "generator", "ema_generator", "discriminator",
-                 "exemplar_bank"):
-        mine, theirs = getattr(target, name, None), getattr(source, name, None)
-        if mine is None or theirs is None:  # a bank only where both condition on instances
+    theirs_by_name = source.networks()
+    for name, mine in target.networks().items():
+        theirs = theirs_by_name.get(name)
+        if theirs is None:  # a bank only where both condition on instances
             continue
         if shapes(mine.weights) == shapes(theirs.weights):
             mine.set_weights(theirs.get_weights())

@@ -2,7 +2,7 @@
 
 One source of truth: every field is a `train.py` flag (`image_size` -> `--image-size`,
 booleans `--x` / `--no-x`, lists comma-separated), a key of `--config file.json`,
-and a key of the run folder's config.json (which `runs.load_config` reads back
+and a key of the run folder's config.json (which `adgan.runs.layout.load_config` reads back
 into a `TrainConfig`). Precedence is preset -> `--config file.json` -> the flags
 actually typed; unknown or ill-typed settings are errors.
 """

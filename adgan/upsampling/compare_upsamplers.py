@@ -28,10 +28,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from adgan import runs
 from adgan.drawing.sampling import generate_images
 from adgan.evaluation.metrics import distance_features, frechet_distance
 from adgan.helpers import make_grid, run_command, save_png, to_float, write_json, write_text
+from adgan.runs.rows import row_filter
+from adgan.runs.run import Run
 from adgan.text.encoder import DEFAULT_ENCODER, load_encoder
 from adgan.upsampling.train_upsampler import generated_pictures, load_pairs
 from adgan.upsampling.upsampler import SCALE, enlarge, feature_extractor, pil_lanczos_unsharp
@@ -86,14 +87,13 @@ def realesrgan_methods(rrdb=False):
     return methods
 
 
-def all_methods(run_dir, extra, rrdb=False):
+def all_methods(run, extra, rrdb=False):
     """{name: method}: the plain filters, Real-ESRGAN if installed, the learned ones."""
     methods = {"bicubic": pil_method(Image.Resampling.BICUBIC),
                "Lanczos + unsharp mask (before)": lanczos_unsharp_method}
     methods.update(realesrgan_methods(rrdb))
-    own = runs.load_upsampler(run_dir)
-    if own is not None:
-        methods[f"learned ({os.path.basename(os.path.normpath(run_dir))})"] = learned_method(own)
+    if run.upsampler is not None:
+        methods[f"learned ({run.name})"] = learned_method(run.upsampler)
     for item in extra:
         name, _, path = item.partition("=")
         methods[f"learned ({name})"] = learned_method(keras.saving.load_model(path))
@@ -141,7 +141,7 @@ def measure(methods, small, large, generated, real_features, extractor, repeats)
 def real_pictures(data, config, count, seed):
     """uint8 [count, 4S, 4S, 3]: training-split 256 px pictures of the run's groups/styles."""
     rows, _ = data_loader.load_examples(data, config.image_size * SCALE, split="train",
-                                        filters=runs.row_filter(config))
+                                        filters=row_filter(config))
     paths = np.random.default_rng(seed).permutation(rows["path"].to_numpy())[:count]
     return np.stack([data_loader.load_image(p, config.image_size * SCALE) for p in paths])
 
@@ -198,8 +198,8 @@ def make_parser():
 def main(argv=None):
     """CLI entry point; returns the results dict."""
     args = make_parser().parse_args(argv)
-    run = runs.run_or_shipped(args.run)
-    config = runs.load_config(run)
+    run = Run(args.run, gated=False)
+    config = run.config
     extractor = feature_extractor(load_encoder(args.encoder))
     small, large, _ = load_pairs(args.data, config.image_size, "test", args.real_pairs)
     # the FID's real side, and as many other real pictures as generated: the FID that
@@ -215,11 +215,11 @@ def main(argv=None):
         "psnr_db": None, "feature_distance": None, "ms_per_picture": None,
         "fid_generated": frechet_distance(pooled_features(extractor, other_real), real_features)}
     counts = {"real_pairs": len(small), "generated": len(generated), "real": len(real)}
-    drawn = generate_images(runs.load_model(run), list(PICTURE_PROMPTS), 1, args.seed, None, 1,
-                            runs.load_style_words(run))["images"][:, 0]
+    drawn = generate_images(run.model, list(PICTURE_PROMPTS), 1, args.seed, None, 1,
+                            run.style_words)["images"][:, 0]
     os.makedirs(args.out, exist_ok=True)
     save_png(figure(methods, drawn, small, large), os.path.join(args.out, "compare.png"))
-    report = {"run": run, "data": args.data, "counts": counts, "methods": list(methods),
+    report = {"run": run.folder, "data": args.data, "counts": counts, "methods": list(methods),
               "cpu": cpu_name(), "results": results}
     write_json(report, os.path.join(args.out, "results.json"))
     write_text(table(results, counts), os.path.join(args.out, "results.md"))

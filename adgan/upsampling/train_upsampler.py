@@ -26,9 +26,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from adgan import runs
 from adgan.drawing.sampling import generate_images
 from adgan.helpers import add_dataclass_flags, atomic_path, run_command, to_float, write_json
+from adgan.runs.layout import run_path
+from adgan.runs.rows import concept_names
+from adgan.runs.run import Run
 from adgan.text.encoder import DEFAULT_ENCODER, load_encoder
 from adgan.training.losses import feature_l1_loss, pixel_l1_loss
 from adgan.upsampling.upsampler import (SCALE, Upsampler, feature_extractor, gaussian_kernel,
@@ -96,13 +98,13 @@ def sample_batch(small, large, patch, batch_size, rng, artifacts=None):
     return lo, hi
 
 
-def generated_pictures(run_dir, count, seed):
-    """uint8 [count, S, S, 3]: a run's ungated draws of its training concepts (varied styles)."""
-    gan = runs.load_model(run_dir)
-    names = runs.concept_names(runs.load_config(run_dir))
+def generated_pictures(run, count, seed):
+    """uint8 [count, S, S, 3]: an opened `Run`'s ungated draws of its training concepts
+    (varied styles)."""
+    names = concept_names(run.config)
     prompts = list(np.random.default_rng(seed).permutation(names)[:count])
     prompts += prompts[:count - len(prompts)] * (count // max(len(prompts), 1))  # few names
-    drawn = generate_images(gan, prompts[:count], 1, seed, None, 1, runs.load_style_words(run_dir))
+    drawn = generate_images(run.model, prompts[:count], 1, seed, None, 1, run.style_words)
     return drawn["images"][:, 0]
 
 
@@ -177,7 +179,7 @@ def train_upsampler(config):
     model = Upsampler(config.channels, config.num_convs)
     if config.init_from:
         model.set_weights(keras.saving.load_model(config.init_from).get_weights())
-    artifacts = (artifact_patches(generated_pictures(config.artifacts_from,
+    artifacts = (artifact_patches(generated_pictures(Run(config.artifacts_from, gated=False),
                                                      config.artifact_images, config.seed),
                                   config.patch // 2) if config.artifacts_from else None)
     optimizer = keras.optimizers.Adam(  # cosine decay: a short run still ends annealed
@@ -198,7 +200,7 @@ def train_upsampler(config):
                 print(f"train_upsampler: step {step + 1}/{config.steps}: loss {mean[0]:.4f} "
                       f"(L1 {mean[1]:.4f}, feature {mean[2]:.4f}), "
                       f"{time.time() - started:.0f} s", flush=True)
-    path = runs.path(config.out, "upsampler")
+    path = run_path(config.out, "upsampler")
     with atomic_path(path) as tmp:
         model.save(tmp)
     write_json({"config": dataclasses.asdict(config), "pairs": len(small),

@@ -6,7 +6,7 @@ afford it; an ad wants more. `Upsampler` is Real-ESRGAN's SRVGG-compact design m
 small: 3x3 convolutions with PReLU at the input resolution, one convolution to 3 x 4^2
 channels, a pixel shuffle to 4S, plus the nearest-neighbour-upsampled input (the network
 only learns the residual). `adgan-train-upsampler` trains one; it lives in a run
-folder beside the GAN (`runs.LAYOUT["upsampler"]`, models/adgan/upsampler.keras).
+folder beside the GAN (`adgan.runs.layout.LAYOUT["upsampler"]`, models/adgan/upsampler.keras).
 
 `resize_to(images, size, upsampler)` is the one place a drawing changes size: the
 native size as drawn, 4S through the up-sampler, 2S as its output area-downsampled, and

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from adgan.data import colors
+from adgan.runs.run import Run
 from ads import personalize, privacy
 
 # they draw through the commands' main(): one load of each model file (conftest)
@@ -177,5 +178,5 @@ def test_a_model_that_draws_bundles_product_by_product_suggests_one(trained_run,
     # the tiny run was not taught bundles, but its manifest lets it split and compose them
     log = [{"user": "s", "type": "search", "text": "热饮 外带", "ts": "2026-11-01T10:00:00"},
            {"user": "s", "type": "click", "text": "水果蛋糕 六寸", "ts": "2026-11-01T10:05:00"}]
-    found = personalize.suggest(write_log(tmp_path / "e.jsonl", log), "s", trained_run)
+    found = personalize.suggest(write_log(tmp_path / "e.jsonl", log), "s", Run(trained_run))
     assert "水果蛋糕和热饮" in [r["prompt"] for r in found["ranked"]]  # the stronger first

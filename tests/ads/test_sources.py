@@ -3,7 +3,6 @@ import os
 import numpy as np
 import pytest
 
-from adgan import runs
 from ads import sources
 from conftest import uncalibrated_copy
 
@@ -16,10 +15,11 @@ def test_missing_or_uncalibrated_models_are_clear_errors(trained_run, tmp_path, 
         sources.load_source(model=str(tmp_path))
     with pytest.raises(sources.SourceError, match="not found"):
         sources.load_source(run=str(tmp_path))
-    monkeypatch.setattr(runs, "SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", str(tmp_path / "models" / "adgan"))
     with pytest.raises(sources.SourceError, match="no shipped model in .*python train.py"):
         sources.load_source()
-    monkeypatch.setattr(runs, "SHIPPED_RUN", trained_run)  # given nothing: the shipped model
+    # given nothing: the shipped model
+    monkeypatch.setattr("adgan.runs.layout.SHIPPED_RUN", trained_run)
     assert sources.load_source().run_dir == os.path.abspath(trained_run)
     run = uncalibrated_copy(trained_run, tmp_path / "run")
     with pytest.raises(sources.SourceError, match="adgan-calibrate --run"):

@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-from adgan import runs
-from adgan.drawing import gate, sampling
+from adgan.drawing import calibrate
+from adgan.drawing.calibrate import calibrate_run, load_calibration
+from adgan.drawing.gate import describe
+from adgan.runs.artifacts import load_model
 from conftest import uncalibrated_copy
 import generate
 
@@ -12,12 +14,12 @@ pytestmark = pytest.mark.usefixtures("shared_models")
 
 
 def test_run_calibration_is_saved_and_reproducible(trained_run):
-    saved = runs.load_calibration(trained_run)
+    saved = load_calibration(trained_run)
     assert {"slope", "intercept", "max_log_odds", "shift", "gamma", "auc_real_vs_fake",
             "fake_log_odds"} <= set(saved)
-    again = runs.calibrate_run(runs.load_model(trained_run), trained_run)
+    again = calibrate_run(load_model(trained_run), trained_run)
     assert again["slope"] == pytest.approx(saved["slope"], rel=1e-4)
-    assert sampling.describe(saved).startswith(f"calibrated on {saved['pairs']} train pairs")
+    assert describe(saved).startswith(f"calibrated on {saved['pairs']} train pairs")
 
 
 def test_generate_without_calibration_asks_for_it(trained_run, tmp_path, capsys):
@@ -26,14 +28,14 @@ def test_generate_without_calibration_asks_for_it(trained_run, tmp_path, capsys)
         generate.main(["--run", str(run), "--out", str(tmp_path / "g.png"), "dress"])
     assert exit_info.value.code == 1 and "adgan-calibrate --run" in capsys.readouterr().err
     generate.main(["--run", str(run), "--out", str(tmp_path / "g.png"), "--no-gate", "dress"])
-    assert gate.main(["--run", str(run)])["pairs"] > 0
+    assert calibrate.main(["--run", str(run)])["pairs"] > 0
     assert json.load(open(run / "final" / "calibration.json"))["split"] == "train"
 
 
 def test_gate_cli_errors_name_the_problem(trained_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        gate.main(["--run", str(tmp_path)])
+        calibrate.main(["--run", str(tmp_path)])
     assert exit_info.value.code == 1 and "final/model.keras not found" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        gate.main(["--run", trained_run, "--gamma", "0"])
+        calibrate.main(["--run", trained_run, "--gamma", "0"])
     assert exit_info.value.code == 2 and "--gamma must be in (0, 1]" in capsys.readouterr().err

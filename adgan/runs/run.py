@@ -1,0 +1,89 @@
+"""`Run`: a training run or release opened once, for drawing.
+
+Every command that draws (generate.py, export.py, the ad layer's sources and studio,
+evaluate.py and the judge) takes one `Run` instead of loading a model, gate, style
+words, up-sampler and splitter from a folder one by one. Each part is read at its first
+use and kept, so a command that needs only the settings never loads the model.
+"""
+
+import functools
+
+from adgan.data.styles import VARIED
+from adgan.drawing.calibrate import load_calibration, load_gate
+from adgan.drawing.sampling import GatedSampler
+from adgan.runs.artifacts import load_model, load_splitter, load_style_words, load_upsampler
+from adgan.runs.layout import load_config, run_name, run_or_shipped
+
+
+class Run:
+    """A run folder or release (the shipped model, models/adgan, when `folder` is None).
+
+    Args:
+        folder: the run or release folder; None = the shipped model.
+        gated: False draws without the gate (an uncalibrated run is then usable: each
+            seed's first candidate is kept); True needs the run's calibration.
+        gamma, min_score: the gate's DRS target rate or fixed threshold instead of the
+            calibrated rate (`Gate.from_calibration`).
+
+    Every part is loaded at first use; an unusable file is a `RunError` naming it.
+    """
+
+    def __init__(self, folder=None, gated=True, gamma=None, min_score=None):
+        self.folder = run_or_shipped(folder)
+        self.gated = gated
+        self.gamma = gamma
+        self.min_score = min_score
+        self._samplers = {}
+
+    @property
+    def name(self):
+        """The run's label in a report: its folder's name."""
+        return run_name(self.folder)
+
+    @functools.cached_property
+    def config(self):
+        """The run's settings (`TrainConfig`)."""
+        return load_config(self.folder)
+
+    @functools.cached_property
+    def model(self):
+        """The final `TextToImageGAN` (or `BaselineGAN`)."""
+        return load_model(self.folder)
+
+    @functools.cached_property
+    def calibration(self):
+        """The gate's calibration (a `RunError` saying how to make one if there is none)."""
+        return load_calibration(self.folder)
+
+    @functools.cached_property
+    def gate(self):
+        """The `Gate` the run was opened with (`calibrate.load_gate`)."""
+        return load_gate(self.folder, self.gamma, self.min_score, self.gated)
+
+    @functools.cached_property
+    def style_words(self):
+        """{style: (English, Chinese)} the run was taught ({} for a run trained without)."""
+        return load_style_words(self.folder)
+
+    @functools.cached_property
+    def upsampler(self):
+        """The learned up-sampler, or None (drawings are enlarged with Lanczos)."""
+        return load_upsampler(self.folder)
+
+    @functools.cached_property
+    def splitter(self):
+        """The `BundleSplitter` of its manifest, or None when the manifest cannot be read."""
+        return load_splitter(self.folder)
+
+    def sampler(self, style=VARIED, compose=True):
+        """The run's `GatedSampler` (made once for each (style, compose) and kept: each
+        traces its graph once). style: "varied" draws a prompt naming no style in the
+        style its seed picks, as the SavedModel does; anything else draws prompts as
+        given. compose: draw bundle prompts product by product (when the manifest is
+        readable), else in one pass."""
+        varied = style == VARIED
+        if (varied, compose) not in self._samplers:
+            self._samplers[varied, compose] = GatedSampler(
+                self.model, self.gate, style_words=self.style_words if varied else {},
+                splitter=self.splitter if compose else None, upsampler=self.upsampler)
+        return self._samplers[varied, compose]
