@@ -14,7 +14,7 @@ from adgan.runs.layout import run_path
 from adgan.text import tokenizer
 from ads import creative, ctr, personalize
 from conftest import RUN_ARGS, TINY_ARGS, copy_run
-from data_loader import ManifestError, load_examples
+from data_loader import load_examples
 import generate
 import train
 
