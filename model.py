@@ -134,7 +134,7 @@ class TextToImageGAN(TextConditionedGAN):
         skip_excitation: FastGAN's skip-layer excitation in the generator.
         reconstruction_weight: weight of D's FastGAN reconstruction loss on real images
             (image_size >= 32); 0 = no decoders.
-        mode_seeking_weight: MSGAN's mode-seeking loss (the first half of the batch's texts
+        mode_seeking_weight: MSGAN's mode-seeking loss (the first half of the batch's prompts
             drawn once more from other noise); 0 = none.
         word_attention: AttnGAN's word attention in the generator's blocks of side >= 16
             (generator.WordAttention), fed the text encoder's per-word features.
@@ -277,17 +277,17 @@ class TextToImageGAN(TextConditionedGAN):
         part = reconstruction_loss(self.discriminator.decode_part(crop, training=True), target)
         return whole + part
 
-    def _training_exemplars(self, text, noise, data):
+    def _training_exemplars(self, text_inputs, noise, data):
         """With instance conditioning: the text inputs with the training candidates
         (`ExemplarBank.for_training`) in place of the retrieved ones, and the one G draws
-        from for each noise (for D's instance term); else (text, None)."""
+        from for each noise (for D's instance term); else (text_inputs, None)."""
         if not self.exemplar_size:
-            return text, None
+            return text_inputs, None
         batch = ops.shape(noise)[0]
         products = data.get("product_id", -ops.ones((batch,), "int32"))
         styles = data.get("style_id", -ops.ones((batch,), "int32"))
         candidates = self.exemplar_bank.for_training(products, styles, self.exemplar_seed)
-        return text[:-2] + candidates, pick_exemplar(*candidates, noise)
+        return text_inputs[:-2] + candidates, pick_exemplar(*candidates, noise)
 
     def _discriminator_step(self, token_ids, images, noise, concept_ids=None, data=None):
         """Hinge loss on real-matched, real-mismatched (sentences rolled by one) and fake
@@ -300,10 +300,10 @@ class TextToImageGAN(TextConditionedGAN):
         values for the trackers).
         """
         with tf.GradientTape() as tape:
-            sentence, text = self.text_inputs(token_ids, training=True)
-            text = tuple(ops.stop_gradient(t) for t in text)
-            text, exemplar = self._training_exemplars(text, noise, data or {})
-            fake = self.generator([noise, *text], training=True)
+            sentence, text_inputs = self.text_inputs(token_ids, training=True)
+            text_inputs = tuple(ops.stop_gradient(part) for part in text_inputs)
+            text_inputs, exemplar = self._training_exemplars(text_inputs, noise, data or {})
+            fake = self.generator([noise, *text_inputs], training=True)
             # Lazy regularisation (StyleGAN2): the penalty every `gp_every` D steps, scaled
             # up by that interval, saves most of its double back-propagation.
             if self.gp_every == 1:
@@ -330,26 +330,27 @@ class TextToImageGAN(TextConditionedGAN):
             scaled_loss = self._scaled(self.d_optimizer, d_loss)
         d_vars = self.d_variables
         self.d_optimizer.apply(tape.gradient(scaled_loss, d_vars), d_vars)
-        return text, exemplar, {"d_loss": d_loss, "gp": gp,
+        return text_inputs, exemplar, {"d_loss": d_loss, "gp": gp,
                                 "real_score": ops.mean(real_logits),
                                 "contrastive": real_contrastive, "reconstruction": reconstruction}
 
-    def _generator_step(self, text, noise, concept_ids=None, exemplar=None):
+    def _generator_step(self, text_inputs, noise, concept_ids=None, exemplar=None):
         """Fool D on (fake, its sentence), match the sentence in D's image code and, with
-        mode seeking, draw the first half of the texts again from other noise and reward the
-        difference; the text encoder is held fixed (`text`: the generator's text inputs,
+        mode seeking, draw the first half of the prompts again from other noise and reward the
+        difference; the text encoder is held fixed (`text_inputs`: the generator's,
         sentence first). Updates G and its EMA; returns the step's values."""
-        sentence = text[0]
+        sentence = text_inputs[0]
         batch = ops.shape(noise)[0]
         half = noise.shape[0] // 2 if self.mode_seeking_weight > 0 else 0
         if half:
             other_noise = keras.random.normal((half, self.noise_dim), seed=self.noise_seed)
             noises = ops.concatenate([noise, other_noise], axis=0)
-            texts = tuple(ops.concatenate([t, t[:half]], axis=0) for t in text)
+            drawn_inputs = tuple(ops.concatenate([part, part[:half]], axis=0)
+                                 for part in text_inputs)
         else:
-            noises, texts = noise, text
+            noises, drawn_inputs = noise, text_inputs
         with tf.GradientTape() as tape:
-            drawn = self.generator([noises, *texts], training=True)
+            drawn = self.generator([noises, *drawn_inputs], training=True)
             fake = drawn[:batch]
             fake_features, _ = self.discriminator.image_features(self._augment(fake),
                                                                  training=True)
@@ -378,9 +379,9 @@ class TextToImageGAN(TextConditionedGAN):
         noise = keras.random.normal((ops.shape(data["images"])[0], self.noise_dim),
                                     seed=self.noise_seed)
         concept_ids = data.get("concept_id")
-        text, exemplar, d_values = self._discriminator_step(
+        text_inputs, exemplar, d_values = self._discriminator_step(
             token_ids, self._augment(data["images"]), noise, concept_ids, data)
-        values = {**d_values, **self._generator_step(text, noise, concept_ids, exemplar)}
+        values = {**d_values, **self._generator_step(text_inputs, noise, concept_ids, exemplar)}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -98,13 +98,13 @@ def breakdown_part(precision="float32", steps=5, preset="full"):
     gan, batch = synthetic_gan(config)
     token_ids, images, concepts = batch["token_ids"], batch["images"], batch["concept_id"]
     noise = tf.random.normal((config.batch_size, config.noise_dim))
-    sentence, text = gan.text_inputs(token_ids)
+    sentence, text_inputs = gan.text_inputs(token_ids)
     pieces = {
         "train_step": lambda: gan.train_step(batch)["d_loss"],
         "d_step": lambda: gan._discriminator_step(token_ids, images, noise, concepts)[2]["d_loss"],
-        "g_step": lambda: gan._generator_step(text, noise, concepts)["g_loss"],
+        "g_step": lambda: gan._generator_step(text_inputs, noise, concepts)["g_loss"],
         "text_encoder_forward": lambda: gan.text_encoder(token_ids, training=True)[1],
-        "generator_forward": lambda: gan.generator([noise, *text], training=True),
+        "generator_forward": lambda: gan.generator([noise, *text_inputs], training=True),
         "discriminator_forward": lambda: gan.discriminator.image_features(
             images, training=True)[0],
         "real_pair_with_gradient_penalty": lambda: gan._real_pair_with_penalty(
