@@ -57,11 +57,6 @@ def run_or_shipped(run_dir=None):
                    "(`python train.py` writes runs/quick) and pass --run runs/quick")
 
 
-def run_name(run_dir):
-    """A run's label in a report: its folder's name."""
-    return os.path.basename(os.path.normpath(run_dir))
-
-
 def save_config(config, run_dir):
     """Write the run's settings to RUN/config.json (atomically)."""
     write_json(dataclasses.asdict(config), run_path(run_dir, "config"))

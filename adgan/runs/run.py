@@ -7,12 +7,13 @@ use and kept, so a command that needs only the settings never loads the model.
 """
 
 import functools
+import os
 
 from adgan.data.styles import VARIED
 from adgan.drawing.calibrate import load_calibration, load_gate
 from adgan.drawing.sampling import GatedSampler
 from adgan.runs.artifacts import load_model, load_splitter, load_style_words, load_upsampler
-from adgan.runs.layout import load_config, run_name, run_or_shipped
+from adgan.runs.layout import load_config, run_or_shipped
 
 
 class Run:
@@ -38,7 +39,7 @@ class Run:
     @property
     def name(self):
         """The run's label in a report: its folder's name."""
-        return run_name(self.folder)
+        return os.path.basename(os.path.normpath(self.folder))
 
     @functools.cached_property
     def config(self):
