@@ -20,7 +20,7 @@ from keras import ops
 from adgan.text.tokenizer import TextEncoder, make_text_vectorizer  # noqa: F401 (re-exported)
 from adgan.training.augment import random_color, random_cutout, random_translate
 from adgan.training.distribute import ema_decay_at, replica_scale, update_moving_average
-from adgan.training.exemplars import ExemplarBank
+from adgan.training.exemplars import ExemplarBank, ignored_words, without_sequences
 from adgan.training.losses import (contrastive_loss, discriminator_hinge_loss,
                                    generator_hinge_loss, matching_aware_gradient_penalty,
                                    mode_seeking_loss, reconstruction_loss, shape_loss)
@@ -89,8 +89,22 @@ class TextConditionedGAN(keras.Model):
             # tf.identity drops the Keras mask of the embedding (the mask is the next input)
             inputs += (tf.identity(words), ops.cast(ops.greater(token_ids, 0), "float32"))
         if self.exemplar_size:
-            inputs += tuple(self.exemplar_bank.retrieve(sentence))
+            # training replaces the retrieved drawings (`_training_exemplars`): match once
+            plain = () if training else (self.text_encoder(without_sequences(
+                token_ids, self.ignored_token_sequences()))[1],)
+            inputs += tuple(self.exemplar_bank.retrieve(sentence, *plain))
         return sentence, inputs
+
+    def ignored_token_sequences(self):
+        """The token ids of each word retrieval also matches a prompt without
+        (`exemplar_ignored_words`; None = the palette's colour words), as tuples; words
+        with a token the vocabulary lacks are left out (a prompt never holds them)."""
+        words = self.exemplar_ignored_words
+        with tf.init_scope():  # eager even while a graph is traced: the ids are constants
+            ids = ops.convert_to_numpy(self.vectorizer(tf.constant(
+                ignored_words() if words is None else list(words))))
+        return sorted({tuple(int(i) for i in row if i) for row in ids
+                       if row.any() and 1 not in row})
 
     def generate(self, prompts, seed=0, noise=None, use_ema=True):
         """Draw one image per prompt: float32 [B, S, S, 3] in [-1, 1].
@@ -142,7 +156,9 @@ class TextToImageGAN(TextConditionedGAN):
         exemplar_size: instance conditioning (exemplars.py) with thumbnails of this side;
             0 = none. `exemplar_products` and `exemplar_slots` size its `ExemplarBank`
             (products x drawing styles), `exemplar_threshold` the retrieval's least cosine,
-            `exemplar_shape_weight` the weight of G's shape term (losses.shape_loss).
+            `exemplar_shape_weight` the weight of G's shape term (losses.shape_loss),
+            `exemplar_ignored_words` the words retrieval also matches a prompt without
+            (`exemplars.ignored_words`: colour and style words; None = colour words).
         seed: seed of the training noise and augmentation.
 
     Example:
@@ -160,7 +176,8 @@ class TextToImageGAN(TextConditionedGAN):
                  augment_cutout=0.0, skip_excitation=False, reconstruction_weight=0.0,
                  mode_seeking_weight=0.0, word_attention=False, generator_min_channels=0,
                  exemplar_size=0, exemplar_products=0, exemplar_slots=0,
-                 exemplar_threshold=0.8, exemplar_shape_weight=0.0, seed=0, **kwargs):
+                 exemplar_threshold=0.8, exemplar_shape_weight=0.0,
+                 exemplar_ignored_words=None, seed=0, **kwargs):
         settings = dict(locals())  # the arguments, before anything else is named here
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)

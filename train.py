@@ -156,13 +156,14 @@ def use_pretrained(gan, pretrained, freeze):
     gan.text_encoder.trainable = not freeze
 
 
-def build_gan(config, vocabulary, pretrained=None, exemplar_shape=(0, 0)):
+def build_gan(config, vocabulary, pretrained=None, exemplar_shape=(0, 0), style_words=None):
     """The `TextToImageGAN` for a config, compiled with two-timescale Adam.
 
     `recipe="baseline"` gives the keras.io conditional GAN (`baseline.py`) with its
     own optimizers instead. A `pretrained` dual encoder's text encoder weights are
     copied in (and frozen with `freeze_text_encoder`) before the optimizers are built.
-    `exemplar_shape` (products, drawing styles) sizes the instance conditioning's bank.
+    `exemplar_shape` (products, drawing styles) sizes the instance conditioning's bank;
+    its retrieval also matches prompts without their colour and `style_words`.
     """
     if config.recipe == "baseline":
         gan = BaselineGAN(vocabulary, image_size=config.image_size,
@@ -180,7 +181,8 @@ def build_gan(config, vocabulary, pretrained=None, exemplar_shape=(0, 0)):
     arguments = inspect.signature(TextToImageGAN).parameters
     gan = TextToImageGAN(vocabulary, **{name: getattr(config, name) for name in arguments
                                         if name in FIELDS},
-                         exemplar_products=exemplar_shape[0], exemplar_slots=exemplar_shape[1])
+                         exemplar_products=exemplar_shape[0], exemplar_slots=exemplar_shape[1],
+                         exemplar_ignored_words=exemplars.ignored_words(style_words))
     use_pretrained(gan, pretrained, config.freeze_text_encoder)
     gan.compile(g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=0.0, beta_2=0.9),
                 d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=0.0, beta_2=0.9),
@@ -308,7 +310,8 @@ def train(config, strategy, chief, checkpoint_dir):
     bank = (exemplars.bank_arrays(examples, style_words, config.exemplar_size)
             if config.exemplar_size and config.recipe != "baseline" else None)
     with strategy.scope():
-        gan = build_gan(config, vocabulary, pretrained, (0, 0) if bank is None else bank[1].shape)
+        gan = build_gan(config, vocabulary, pretrained,
+                        (0, 0) if bank is None else bank[1].shape, style_words)
     initial_epoch = restore_training_state(gan, checkpoint_dir)
     if initial_epoch:
         print(f"train: resuming {os.path.dirname(checkpoint_dir)} after epoch {initial_epoch}")

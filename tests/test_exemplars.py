@@ -1,6 +1,8 @@
 """Instance conditioning (exemplars.py) and the wider generator tail: the bank, retrieval,
 the training candidates, the noise's pick, and a warm start that keeps the drawing."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -16,12 +18,13 @@ NAMES = ["dress", "jeans", "pizza"]
 def tiny_gan(**settings):
     from model import TextToImageGAN
 
-    return TextToImageGAN(["red", *NAMES, "衣", "裙"], **TINY, **settings)
+    return TextToImageGAN(["red", *NAMES, "衣", "裙", "红", "色", "连", "outlined"], **TINY,
+                          **settings)
 
 
-def filled_bank_gan(threshold=0.8):
+def filled_bank_gan(threshold=0.8, **settings):
     gan = tiny_gan(exemplar_size=8, exemplar_products=3, exemplar_slots=2,
-                   exemplar_threshold=threshold)
+                   exemplar_threshold=threshold, **settings)
     thumbnails = np.arange(3 * 2 * 8 * 8 * 3, dtype=np.int64).reshape(3, 2, 8, 8, 3) % 251
     filled = np.array([[1, 1], [1, 0], [0, 1]], np.float32)
     exemplars.fill_bank(gan, thumbnails.astype(np.uint8), filled, NAMES, ["连衣裙", "", ""])
@@ -65,6 +68,43 @@ def test_a_prompt_far_from_every_name_falls_back_to_the_text_alone():
     assert not mask.numpy().any()
     # and the generator draws from the text alone, as without instance conditioning
     assert gan.generate(["dress"], seed=0).shape == (1, 32, 32, 3)
+
+
+def test_dropping_word_token_runs_moves_the_rest_left():
+    ids = np.array([[5, 6, 7, 8, 0, 0], [7, 5, 6, 9, 5, 0], [5, 6, 0, 0, 0, 0]])
+    stripped = exemplars.without_sequences(ids, [(5, 6), (9,)])
+    # the run 5 6 goes wherever it is, a lone 5 stays, a prompt of nothing else is kept whole
+    np.testing.assert_array_equal(np.asarray(stripped), [[7, 8, 0, 0, 0, 0], [7, 5, 0, 0, 0, 0],
+                                                         [5, 6, 0, 0, 0, 0]])
+
+
+def test_colour_and_style_words_do_not_keep_a_prompt_from_its_product():
+    import tensorflow as tf
+
+    gan, _, filled = filled_bank_gan(
+        threshold=0.999,  # only the name itself reaches it: the extra words must not count
+        exemplar_ignored_words=exemplars.ignored_words({"openmoji": ("outlined", "描边")}))
+    prompts = ["red dress", "红色连衣裙", "outlined dress", "red jeans"]
+    _, mask = gan.text_inputs(gan.vectorizer(tf.constant(prompts)))[1][-2:]
+    np.testing.assert_array_equal(np.asarray(mask), filled[[0, 0, 0, 1]])
+    # the bank alone, given the prompts as written, finds none of them
+    assert not np.asarray(gan.exemplar_bank.retrieve(gan.encode(prompts))[1]).any()
+
+
+def test_a_model_saved_before_ignored_words_learns_its_runs_style_words(tmp_path):
+    import json
+
+    from adgan.runs.artifacts import load_model
+    from adgan.runs.layout import run_path
+
+    gan, _, _ = filled_bank_gan()
+    assert gan.ignored_token_sequences()  # None: the palette's colour words ("red", 红色)
+    os.makedirs(run_path(tmp_path, "final"))
+    gan.save(run_path(tmp_path, "model"))
+    with open(run_path(tmp_path, "style_words"), "w") as file:
+        json.dump({"openmoji": ["outlined", "描边"]}, file)
+    loaded = load_model(str(tmp_path))
+    assert {"red", "红色", "outlined", "描边"} <= set(loaded.exemplar_ignored_words)
 
 
 def test_training_candidates_are_the_product_in_its_other_styles():

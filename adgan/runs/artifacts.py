@@ -13,23 +13,29 @@ from adgan.runs.layout import RunError, load_config, read_json, run_path
 from adgan.text import tokenizer
 from adgan.text.encoder import ENCODER_FILE, load_encoder
 from adgan.training import baseline  # noqa: F401  (registers BaselineGAN for deserialization)
+from adgan.training.exemplars import ignored_words
 from adgan.upsampling import upsampler  # noqa: F401  (registers Upsampler for deserialization)
 import data_loader
 import model  # noqa: F401  (registers TextToImageGAN and its layers)
 
 
 def load_model(run_dir):
-    """The run's final `TextToImageGAN` (or `BaselineGAN`)."""
+    """The run's final `TextToImageGAN` (or `BaselineGAN`). A model saved before
+    `exemplar_ignored_words` existed is given its run's colour and style words."""
     file = run_path(run_dir, "model")
     if not os.path.exists(file):
         raise RunError(f"{file} not found: is {run_dir} a finished training run?")
     try:
-        return keras.saving.load_model(file)
+        gan = keras.saving.load_model(file)
     except Exception as error:  # a damaged zip raises zipfile, h5py or Keras errors alike
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise RunError(f"{file}: damaged or not a Keras model file ({detail}); copy it again "
                        "or finish the run again with `python train.py` (it resumes from its "
                        "checkpoint)") from None
+    if gan.exemplar_size and gan.exemplar_ignored_words is None:
+        # saved before retrieval learnt to skip style words: they are the run's own
+        gan.exemplar_ignored_words = ignored_words(load_style_words(run_dir))
+    return gan
 
 
 def load_vocabulary(run_dir):

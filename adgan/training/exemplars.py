@@ -7,7 +7,10 @@ one slot per (product, drawing style), and each product's names (English and Chi
 sentence vectors of the model's own text encoder. A prompt's sentence is matched to the
 nearest name by cosine; at or above `threshold` the product's thumbnails are the generator's
 candidates (it picks one by its noise, `pick_exemplar`), below it there is none and the
-generator draws from the text alone, as before instance conditioning. In training the
+generator draws from the text alone, as before instance conditioning. A prompt is matched
+twice, as written and without its colour and drawing-style words (`ignored_words`), and the
+better cosine counts: "红色连衣裙" and "outlined laptop" find the dress and the laptop that
+their extra words would push below the threshold or onto another product. In training the
 candidates are the drawing's product in every *other* style (never the drawing itself, so
 the generator learns to restyle, not to copy), and a share of examples gets none.
 """
@@ -16,6 +19,7 @@ import numpy as np
 import keras
 from keras import layers, ops
 
+from adgan.data import colors
 from data_loader import load_image_rgba, names_by_language
 
 EXEMPLAR_SIZE = 16  # thumbnail side: the layout of a 64x64 drawing, not its detail
@@ -47,6 +51,36 @@ def bank_arrays(examples, style_words, size=EXEMPLAR_SIZE):
         names.setdefault(product, (english[row] or firsts[row], chinese[row]))
     english_names, chinese_names = zip(*(names[p] for p in range(len(products))))
     return thumbnails, filled, list(english_names), list(chinese_names)
+
+
+def ignored_words(style_words=None):
+    """The words a prompt is also matched without: the palette's colour words and the
+    drawing styles' words (`style_words` {style: (English, Chinese)}), both languages."""
+    words = set(colors.color_words())
+    for pair in (style_words or {}).values():
+        words.update(pair)
+    return sorted(words)
+
+
+def without_sequences(token_ids, sequences):
+    """Token ids [B, L] with every run of one of the token `sequences` (tuples of ids) taken
+    out and the rest moved left: what the prompt without those words tokenizes to. A
+    prompt that would be left empty is kept whole."""
+    length = token_ids.shape[1]
+    longest = max((len(sequence) for sequence in sequences), default=0)
+    padded = ops.pad(token_ids, [[0, 0], [0, longest]])
+    dropped = ops.zeros_like(token_ids, dtype="bool")
+    for sequence in sequences:
+        starts = ops.ones_like(token_ids, dtype="bool")
+        for k, token in enumerate(sequence):  # a run starts at t if ids[t + k] == token_k
+            starts = starts & ops.equal(padded[:, k:k + length], token)
+        for k in range(len(sequence)):  # ... and covers t .. t + len - 1
+            dropped = dropped | ops.pad(starts[:, :length - k], [[0, 0], [k, 0]])
+    keep = ops.logical_and(ops.greater(token_ids, 0), ops.logical_not(dropped))
+    positions = ops.arange(length)[None, :]
+    order = ops.argsort(ops.where(keep, positions, positions + length), axis=-1)
+    stripped = ops.take_along_axis(ops.where(keep, token_ids, 0), order, axis=1)
+    return ops.where(ops.any(keep, axis=1, keepdims=True), stripped, token_ids)
 
 
 @keras.saving.register_keras_serializable(package="adgan")
@@ -97,11 +131,17 @@ class ExemplarBank(layers.Layer):
         images = ops.cast(ops.take(self.thumbnails, ids, axis=0), "float32") / 127.5 - 1.0
         return images, ops.take(self.filled, ids, axis=0) * ops.cast(mask, "float32")
 
-    def retrieve(self, sentence):
+    def retrieve(self, sentence, *alternatives):
         """Prompt sentences [B, T] -> (candidates [B, M, s, s, 3], mask [B, M]): the nearest
-        product's drawings where its cosine reaches the threshold, else an empty mask."""
-        unit = sentence / ops.maximum(ops.norm(sentence, axis=-1, keepdims=True), 1e-12)
-        cosine = ops.matmul(ops.cast(unit, "float32"), ops.transpose(self.keys))  # [B, 2P]
+        product's drawings where its cosine reaches the threshold, else an empty mask.
+        `alternatives` are other sentences [B, T] of the same prompts (the prompt without
+        its colour words); each name's best cosine over all of them counts."""
+        cosine = None
+        for vectors in (sentence, *alternatives):
+            unit = ops.cast(vectors, "float32")
+            unit = unit / ops.maximum(ops.norm(unit, axis=-1, keepdims=True), 1e-12)
+            found = ops.matmul(unit, ops.transpose(self.keys))  # [B, 2P]
+            cosine = found if cosine is None else ops.maximum(cosine, found)
         best = ops.cast(ops.argmax(cosine, axis=-1), "int32") % self.products
         close = ops.cast(ops.max(cosine, axis=-1) >= self.threshold, "float32")
         return self.candidates(best, ops.ones((1, self.slots)) * close[:, None])
