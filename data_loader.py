@@ -50,7 +50,8 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
 
     Returns a DataFrame with columns `path` (absolute image path), `captions`
     (list of non-empty caption strings), `recolorable` (bool), `style` and `subgroup`
-    (the manifest's cells, "" without that column). Raises
+    (the manifest's cells, "" without that column) and `unsafe` (what `clean_text` would
+    change in the row's captions, "" for none; `check_rows` skips such rows). Raises
     `ManifestError` naming the file and the problem when the file or a column is
     missing.
     """
@@ -92,7 +93,7 @@ def read_manifest(path, image_column="image", caption_columns=DEFAULT_CAPTION_CO
         "style": frame["style"].str.strip().tolist() if "style" in frame else [""] * len(frame),
         "subgroup": (frame["subgroup"].str.strip().tolist() if "subgroup" in frame
                      else [""] * len(frame)),
-        "cleaned": ["; ".join(note for _, note in row if note) for row in cleaned],
+        "unsafe": ["; ".join(note for _, note in row if note) for row in cleaned],
     })
 
 
@@ -181,10 +182,16 @@ def load_image(path, image_size):
 
 
 def check_rows(frame, image_size):
-    """Split manifest rows into usable ones and a list of {"file", "reason"} bad rows."""
+    """Split manifest rows into usable ones and a list of {"file", "reason"} bad rows: a
+    row is bad when a caption needed cleaning (`clean_text`: control or invisible format
+    characters, or over `MAX_TEXT_CHARACTERS`), when it has no caption, or when its image
+    is missing or undecodable."""
     good, bad = [], []
     for index, row in frame.iterrows():
-        if not row["captions"]:
+        if row["unsafe"]:  # never trained on, so none of it becomes a vocabulary token
+            bad.append({"file": row["path"],
+                        "reason": f"unsafe caption ({row['unsafe']}); fix the row to train on it"})
+        elif not row["captions"]:
             bad.append({"file": row["path"], "reason": "empty text"})
         elif not os.path.exists(row["path"]):
             bad.append({"file": row["path"], "reason": "missing file"})
@@ -209,8 +216,6 @@ def load_examples(manifest, image_size, image_column="image",
     report = {"manifest": os.path.abspath(manifest), "split": split, "filters": filters or {},
               "rows": len(frame),
               "usable": len(good), "skipped": len(bad), "bad_rows": bad,
-              "cleaned_rows": [{"file": path, "reason": note} for path, note
-                               in zip(good["path"], good["cleaned"]) if note],
               "recolorable": int(good["recolorable"].sum()) if len(good) else 0}
     if good.empty:
         raise ManifestError(f"{manifest}: no usable row ({len(frame)} rows, "

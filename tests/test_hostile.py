@@ -56,23 +56,25 @@ def test_a_manifest_folder_is_one_line(tmp_path, capsys):
     assert f"{tmp_path}: is a folder" in message
 
 
-def test_captions_are_cleaned_and_overlong_ones_cut_and_reported(tmp_path, tiny_manifest):
+def test_rows_with_overlong_or_control_character_captions_are_skipped_and_reported(
+        tmp_path, tiny_manifest):
     frame = open(tiny_manifest, encoding="utf-8").read().splitlines()
     header, first, second, *rest = frame
     columns = header.split(",")
     name = columns.index("name_en")
     first, second = first.split(","), second.split(",")
-    first[name], second[name] = "x" * 100_000, "red\u202e\u0000 dress"
+    first[name], second[name] = "x" * 100_000, "red\u202e\u0000dress"
     path = os.path.join(os.path.dirname(tiny_manifest), "hostile.csv")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join([header, ",".join(first), ",".join(second), *rest]) + "\n")
     examples, report = load_examples(path, 16)
-    captions = [c for row in examples["captions"] for c in row]
-    assert max(map(len, captions)) == tokenizer.MAX_TEXT_CHARACTERS
-    assert "red dress" in captions and not any("\u202e" in c or "\0" in c for c in captions)
-    reasons = [row["reason"] for row in report["cleaned_rows"]]
-    assert any("100,000 characters cut to 500" in r for r in reasons)
-    assert any("control or invisible" in r for r in reasons)
+    assert report["skipped"] == 2 and len(examples) == len(rest)
+    reasons = [row["reason"] for row in report["bad_rows"]]
+    assert any("unsafe caption (100,000 characters cut to 500)" in r for r in reasons)
+    assert any("unsafe caption (control or invisible format characters" in r for r in reasons)
+    # so no part of them becomes a vocabulary token
+    vocabulary = tokenizer.examples_vocabulary(examples, 1000)
+    assert not any(token.startswith("xxx") or token == "reddress" for token in vocabulary)
 
 
 def test_the_graph_standardizer_cleans_alike_and_refuses_invalid_utf8():
