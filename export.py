@@ -46,6 +46,7 @@ import os
 import re
 import shutil
 
+import adgan  # noqa: F401  (first: TensorFlow starts quietly, adgan/quiet.py)
 import tensorflow as tf
 
 from adgan import labels

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 
+import adgan  # noqa: F401  (first: TensorFlow starts quietly, adgan/quiet.py)
 import keras
 import tensorflow as tf
 

@@ -12,3 +12,5 @@ SavedModel, `ads.sources`) and never the other way round: no core module imports
 - `ads.charts`       the CTR report's picture (Pillow only)
 - `ads.studio`       the local studio page for marketers (with `ads.studio_page`)
 """
+
+import adgan  # noqa: F401, E402  (first: TensorFlow starts quietly, adgan/quiet.py)

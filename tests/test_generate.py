@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adgan import quiet
 from adgan.data.styles import vary_style
 from adgan.drawing import sampling
 from adgan.drawing.calibrate import load_gate
@@ -141,6 +142,7 @@ def test_installed_console_script(trained_run, tmp_path):
                              "-n", "1", "手机"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.exists(tmp_path / "g.png")
+    assert not quiet.NOTICE.search(result.stderr), result.stderr  # TensorFlow started quietly
 
 
 def test_generate_prints_gate_statistics(trained_run, tmp_path, capsys):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adgan import quiet
 from adgan.runs.layout import SHIPPED_RUN, load_config, run_path
 from adgan.runs.release import read_export_info
 from adgan.upsampling.upsampler import output_sizes
@@ -21,11 +22,13 @@ needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no shipped model in mode
 
 
 def run_fresh(args, cwd):
-    """Run a command of the repository in a new Python process; returns its stdout."""
+    """Run a command of the repository in a new Python process; returns its stdout (its
+    stderr must hold none of TensorFlow's start-up notices)."""
     env = {**os.environ, "PYTHONPATH": ROOT}  # `-m ads.creative` from any folder
     result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
                             timeout=600, cwd=cwd, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not quiet.NOTICE.search(result.stderr), result.stderr[-3000:]  # a quiet start
     return result.stdout
 
 

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from adgan import quiet
 from adgan.runs.artifacts import load_model, load_style_words, load_text_encoder, load_vocabulary
 from adgan.runs.layout import load_config, run_path
 from adgan.text.encoder import load_encoder
@@ -265,6 +266,7 @@ def test_a_run_killed_and_resumed_is_the_same_run(tmp_path, tiny_manifest, steps
     outputs = [process.communicate(timeout=300)[0] for process in processes]
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-3000:]
+        assert not quiet.NOTICE.search(output), output[:3000]  # TensorFlow started quietly
     assert f"resuming {b} after epoch {done}" in outputs[1]
     assert f"Epoch {done + 1}/{done + 1}" in outputs[1] and "Epoch 1/" not in outputs[1]
     states = [np.load(tmp_path / run / "checkpoints" / "state.npz") for run in ("a", "b")]
