@@ -151,12 +151,15 @@ def load_image_rgba(path, image_size):
     """Decode an image to uint8 [S, S, 4]: RGB composited on white, plus the product's alpha.
 
     Transparent pixels are composited on white, as product shots usually are. An
-    image without alpha (a JPEG product shot) gets alpha 0 on its near-white
-    background and 255 elsewhere.
+    image without alpha (a JPEG product shot, an opaque palette PNG) gets alpha 0 on
+    its near-white background and 255 elsewhere.
     """
     with Image.open(path) as image:
         image.load()
-        if image.mode in ("RGBA", "LA", "P", "PA"):
+        # a palette image has alpha only with a transparency entry (oxipng writes the
+        # shipped drawings as opaque palette PNGs where that is lossless)
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P"
+                                                 and "transparency" in image.info):
             rgba = image.convert("RGBA")
             alpha = rgba.getchannel("A")
             image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

