@@ -184,3 +184,10 @@ def test_the_contact_sheet_has_a_row_per_concept_and_a_column_per_style():
     assert sheet.size == (contact_sheet.LABEL_WIDTH + 8 * 32, contact_sheet.HEADER + 2 * 32)
     with pytest.raises(SystemExit, match="no concept named unicorn handbag"):
         contact_sheet.contact_sheet(manifest, ("unicorn handbag",))
+
+
+def test_the_data_folder_is_within_its_100_mb_budget():
+    """What `du -sm data` counts: allocated blocks, in MiB."""
+    allocated = sum(os.stat(os.path.join(folder, name)).st_blocks * 512
+                    for folder, _, names in os.walk(os.path.join(ROOT, "data")) for name in names)
+    assert allocated / 2**20 <= 100, f"data/ is {allocated / 2**20:.1f} MiB"
