@@ -156,8 +156,7 @@ def load_image_rgba(path, image_size):
     """
     with Image.open(path) as image:
         image.load()
-        # a palette image has alpha only with a transparency entry (oxipng writes the
-        # shipped drawings as opaque palette PNGs where that is lossless)
+        # a palette image has alpha only with a transparency entry (oxipng's opaque ones)
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P"
                                                  and "transparency" in image.info):
             rgba = image.convert("RGBA")

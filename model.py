@@ -89,20 +89,17 @@ class TextConditionedGAN(keras.Model):
             # tf.identity drops the Keras mask of the embedding (the mask is the next input)
             inputs += (tf.identity(words), ops.cast(ops.greater(token_ids, 0), "float32"))
         if self.exemplar_size:
-            # training replaces the retrieved drawings (`_training_exemplars`): match once
-            plain = () if training else (self.text_encoder(without_sequences(
-                token_ids, self.ignored_token_sequences()))[1],)
+            plain = () if training else (self.text_encoder(without_sequences(  # (training's
+                token_ids, self.ignored_token_sequences()))[1],)  # are replaced: match once)
             inputs += tuple(self.exemplar_bank.retrieve(sentence, *plain))
         return sentence, inputs
 
     def ignored_token_sequences(self):
-        """The token ids of each word retrieval also matches a prompt without
-        (`exemplar_ignored_words`; None = the palette's colour words), as tuples; words
-        with a token the vocabulary lacks are left out (a prompt never holds them)."""
-        words = self.exemplar_ignored_words
-        with tf.init_scope():  # eager even while a graph is traced: the ids are constants
-            ids = ops.convert_to_numpy(self.vectorizer(tf.constant(
-                ignored_words() if words is None else list(words))))
+        """Token id tuples of `exemplar_ignored_words` (None = colour words), those with an
+        unknown token left out; eager even in a traced graph (they are constants)."""
+        with tf.init_scope():
+            ids = ops.convert_to_numpy(self.vectorizer(tf.constant(list(
+                ignored_words() if self.exemplar_ignored_words is None else self.exemplar_ignored_words))))
         return sorted({tuple(int(i) for i in row if i) for row in ids
                        if row.any() and 1 not in row})
 
@@ -156,9 +153,8 @@ class TextToImageGAN(TextConditionedGAN):
         exemplar_size: instance conditioning (exemplars.py) with thumbnails of this side;
             0 = none. `exemplar_products` and `exemplar_slots` size its `ExemplarBank`
             (products x drawing styles), `exemplar_threshold` the retrieval's least cosine,
-            `exemplar_shape_weight` the weight of G's shape term (losses.shape_loss),
-            `exemplar_ignored_words` the words retrieval also matches a prompt without
-            (`exemplars.ignored_words`: colour and style words; None = colour words).
+            `exemplar_shape_weight` G's shape term's weight (losses.shape_loss),
+            `exemplar_ignored_words` words retrieval also drops (`exemplars.ignored_words`).
         seed: seed of the training noise and augmentation.
 
     Example:
