@@ -240,7 +240,7 @@ def pick_exemplar(candidates, mask, noise):
     training's D sees the very one G drew from: (exemplar [B, s, s, 3], has one [B, 1])."""
     slots = ops.shape(mask)[1]
     scores = ops.cast(noise[:, :slots], "float32") + (ops.cast(mask, "float32") - 1.0) * 1e4
-    choice = ops.one_hot(ops.argmax(scores, axis=-1), slots)                       # [B, M]
+    choice = ops.one_hot(ops.argmax(scores, axis=-1), slots, dtype=candidates.dtype)  # [B, M]
     exemplar = ops.sum(candidates * choice[:, :, None, None, None], axis=1)
     return exemplar, ops.max(mask, axis=-1, keepdims=True)
 

@@ -168,3 +168,21 @@ def test_the_shape_term_reads_the_silhouette_not_the_colour():
     assert float(shape_loss(red, blue[:, :8, :8], has)) == 0.0
     assert float(shape_loss(white, blue[:, :8, :8], has)) == 1.0
     assert float(shape_loss(white, blue[:, :8, :8], 0 * has)) == 0.0  # no exemplar, no term
+
+
+def test_the_instance_train_step_runs_in_mixed_bfloat16():
+    """One eager step at 32 px, the least that shows it: `--precision auto` picks bfloat16 on
+    AMX/AVX512-BF16 CPUs, where the exemplar pick once mixed bfloat16 and float32."""
+    import keras
+    import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # conftest resets it
+    gan, _, _ = filled_bank_gan()
+    gan.compile()
+    rng = np.random.default_rng(0)
+    batch = {"token_ids": tf.constant(rng.integers(2, 8, (4, 6)), tf.int64),
+             "images": tf.random.uniform((4, 32, 32, 3), -1.0, 1.0, seed=0),
+             "concept_id": tf.constant([0, 0, 1, 2]), "product_id": tf.constant([0, 0, 1, 2]),
+             "style_id": tf.constant([0, 1, 0, 1])}
+    logs = gan.train_step(batch)
+    assert all(np.isfinite(float(value)) for value in logs.values())
