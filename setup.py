@@ -16,6 +16,7 @@ setup(
                 "export", "evaluate"],
     packages=["adgan", "adgan.runs", "adgan.text", "adgan.data", "adgan.training", "adgan.drawing",
               "adgan.upsampling", "adgan.evaluation", "ads"],
+    package_data={"ads": ["studio_static/*"]},  # the studio's page (HTML, CSS, JS)
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",

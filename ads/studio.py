@@ -11,7 +11,11 @@ gets its 400 after `REQUEST_TIMEOUT` seconds, and never holds up the others):
   GET  /api/info                                    templates, sizes, users
   POST /api/generate {text, count, seed}            gated candidates (PNG base64, score)
   POST /api/user {user}                             a shopper's ranked prompts with reasons
+  POST /api/preview {prompt, seed, num_candidates, template, headline, price, cta}
+                                                    the creative in every size (labelled PNG
+                                                    base64), not saved: the live preview
   POST /api/compose {prompt, seed, num_candidates, template, size, headline, price, cta}
+                                                    the creative saved with its sidecar
   POST /api/score {text, image: data URL}           score an uploaded image
   POST /api/ctr {csv}                               CTR report of an impressions log
   GET  /creatives/NAME.png[?download=1], NAME.json  composed creatives
@@ -20,14 +24,11 @@ gets its 400 after `REQUEST_TIMEOUT` seconds, and never holds up the others):
 import argparse
 import base64
 import binascii
+import collections
 import contextlib
 import io
-import json
 import os
-import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
 
 from PIL import Image, UnidentifiedImageError
 
@@ -36,33 +37,14 @@ from adgan.helpers import run_command
 from adgan.runs.layout import RunError
 from adgan.runs.release import read_export_info
 from adgan.runs.run import Run
-from ads import charts, creative, ctr, events, personalize, privacy, sources, studio_page
+from ads import charts, creative, ctr, events, personalize, privacy, sources
+from ads.studio_server import Busy, RequestError, serve
 from data_loader import ManifestError, load_image
 
-MAX_BODY = 8 * 1024 * 1024
-REQUEST_TIMEOUT = 4  # seconds a client may take to send its request
-MAX_CONNECTIONS = 16  # handled at once; more get 503 at once instead of piling up threads
 MODEL_WAIT = 120  # seconds a request waits for the model before a 503 "busy"
 MAX_PROMPT = 1000
 MAX_COUNT = 8
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-                               "script-src 'self'; style-src 'self'; object-src 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-class RequestError(ValueError):
-    """A bad request; its message goes back to the page (400, or `status`)."""
-
-    def __init__(self, message, status=400):
-        super().__init__(message)
-        self.status = status
-
-
-class Busy(RuntimeError):
-    """The model stayed taken too long (503)."""
+PRODUCTS_KEPT = 32  # drawn products kept, so a preview that changes only the copy is fast
 
 
 class Studio:
@@ -77,6 +59,8 @@ class Studio:
         self.run = run  # the `Run` whose catalogue the shopper suggestions come from
         self.num_candidates = num_candidates
         self.model_lock = threading.Lock()  # one model call at a time on this small machine
+        self.products = collections.OrderedDict()  # (prompt, seed, budget) -> drawn, LRU
+        self.products_lock = threading.Lock()
         self.users, self.salt = [], salt
         if events_path:  # shoppers are listed, asked for and shown by pseudonym only
             self.salt = salt or privacy.load_salt()
@@ -93,10 +77,28 @@ class Studio:
         finally:
             self.model_lock.release()
 
+    def product(self, prompt, seed, num_candidates):
+        """The gated product drawing for (prompt, seed, budget) at the largest size, as
+        `compose_with_sidecar` takes it: drawn once, then kept (the `PRODUCTS_KEPT` latest)."""
+        key = (prompt, seed, num_candidates)
+        with self.products_lock:
+            if key in self.products:
+                self.products.move_to_end(key)
+                return self.products[key]
+        with self.model():
+            drawn = self.source.generate([prompt], [seed], num_candidates)
+        drawn = {name: values[0] for name, values in drawn.items()}
+        with self.products_lock:
+            self.products[key] = drawn
+            while len(self.products) > PRODUCTS_KEPT:
+                self.products.popitem(last=False)
+        return drawn
+
     def info(self, _body):
         return {"templates": list(creative.TEMPLATES), "sizes": list(creative.SIZES),
                 "users": self.users, "image_size": self.source.image_size,
-                "product_size": self.source.sizes[-1], "upsampler": self.source.upsampler}
+                "product_size": self.source.sizes[-1], "upsampler": self.source.upsampler,
+                "num_candidates": self.num_candidates}
 
     def generate(self, body):
         text = prompt_of(body, "text")
@@ -128,17 +130,44 @@ class Studio:
                             for r in found["ranked"]],
                 "skipped_lines": len(found["skipped"])}
 
-    def compose(self, body):
+    def creative_request(self, body):
+        """(prompt, seed, budget, template, `Copy`) of a preview or compose request."""
         text = prompt_of(body, "prompt")
         seed = integer(body, "seed", None, 0, 2 ** 62)
         num_candidates = integer(body, "num_candidates", self.num_candidates, 1, 64)
-        template, size = body.get("template", "hero"), body.get("size", "1080x1080")
-        if template not in creative.TEMPLATES or size not in creative.SIZES:
-            raise RequestError(f"unknown template {template!r} or size {size!r}")
+        template = body.get("template", "hero")
+        if template not in creative.TEMPLATES:
+            raise RequestError(f"unknown template {template!r}")
         copy = creative.Copy(*(string(body, name) for name in ("headline", "price", "cta")))
-        with self.model():
-            image, sidecar = creative.make_creative(self.source, text, copy, seed, template,
-                                                    size, num_candidates)
+        return text, seed, num_candidates, template, copy
+
+    def compose_one(self, request, size):
+        """(image, sidecar) of one size of the creative `request` asks for."""
+        text, seed, num_candidates, template, copy = request
+        return creative.compose_with_sidecar(self.product(text, seed, num_candidates), text,
+                                             copy, seed, template, size, num_candidates,
+                                             self.source.describe())
+
+    def preview(self, body):
+        """The creative in every size, as the labelled PNG files `compose` would save."""
+        request = self.creative_request(body)
+        previews = []
+        for size in creative.SIZES:
+            image, sidecar = self.compose_one(request, size)
+            shown = sidecar["layout"]["ai_label"]
+            png = labels.labelled_png_bytes(image, self.producer, shown["text"])
+            previews.append({"size": size, "png": base64.b64encode(png).decode("ascii"),
+                             "truncated": sidecar["layout"]["truncated"]})
+        return {"previews": previews, "copy": sidecar["copy"], "score": sidecar["score"],
+                "accepted": sidecar["accepted"], "ai_label": shown["text"]}
+
+    def compose(self, body):
+        request = self.creative_request(body)
+        size = body.get("size", "1080x1080")
+        if size not in creative.SIZES:
+            raise RequestError(f"unknown size {size!r}")
+        image, sidecar = self.compose_one(request, size)
+        text, seed, _, template, _ = request
         name = creative.creative_name(text, seed, template, size)
         creative.save_creative(image, sidecar, self.out_dir, name, self.producer)
         return {"name": name, "png_url": f"/creatives/{name}.png",
@@ -150,7 +179,6 @@ class Studio:
         with self.model():
             value = self.source.score([text], image[None])[0]
         return {"text": text, "score": float(value)}
-
 
     def ctr(self, body):
         """The CTR report (ads/ctr.py) of an uploaded impressions CSV, with its chart."""
@@ -208,131 +236,6 @@ def decode_upload(data_url, size):
             Image.DecompressionBombError) as error:
         raise RequestError(f"the upload is not an image Pillow can read ({type(error).__name__})"
                            ) from None
-
-
-class Handler(BaseHTTPRequestHandler):
-    """Routes requests to the `Studio` held by the server."""
-
-    server_version = "adgan-studio"
-    timeout = REQUEST_TIMEOUT  # on the socket: a client that stops sending is let go
-    static = {"/": ("text/html; charset=utf-8", studio_page.HTML),
-              "/studio.js": ("text/javascript; charset=utf-8", studio_page.JS),
-              "/studio.css": ("text/css; charset=utf-8", studio_page.CSS)}
-    api = {"/api/info": "info", "/api/generate": "generate", "/api/user": "user",
-           "/api/compose": "compose", "/api/score": "score", "/api/ctr": "ctr"}
-
-    def log_message(self, format, *args):  # quiet: the tests and the terminal stay readable
-        pass
-
-    def send(self, status, content_type, data, extra=None):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in {**SECURITY_HEADERS, **(extra or {})}.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def send_json(self, status, payload):
-        self.send(status, "application/json; charset=utf-8",
-                  json.dumps(payload, ensure_ascii=False).encode("utf-8"))
-
-    def do_GET(self):
-        url = urlparse(self.path)
-        if url.path in self.static:
-            content_type, text = self.static[url.path]
-            return self.send(200, content_type, text.encode("utf-8"))
-        if url.path == "/api/info":
-            return self.send_json(200, self.server.studio.info({}))
-        found = re.fullmatch(r"/creatives/(creative-[\w.-]+)\.(png|json)", url.path)
-        if found:
-            path = os.path.join(self.server.studio.out_dir, f"{found[1]}.{found[2]}")
-            if os.path.isfile(path):
-                with open(path, "rb") as f:
-                    data = f.read()
-                extra = ({"Content-Disposition": f'attachment; filename="{found[1]}.png"'}
-                         if "download=1" in url.query else {})
-                kind = "image/png" if found[2] == "png" else "application/json; charset=utf-8"
-                return self.send(200, kind, data, extra)
-        self.send_json(404, {"error": f"not found: {url.path}"})
-
-    def read_body(self):
-        """The request body as a JSON object; `RequestError` (400, 411 or 413) otherwise."""
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise RequestError("send a Content-Length header", 411)
-        if not re.fullmatch(r"[0-9]+", length.strip()):  # ASCII digits only: no sign, no "²"
-            raise RequestError(f"Content-Length must be a whole number, got {length[:20]!r}")
-        length = int(length)
-        if length > MAX_BODY:
-            raise RequestError(f"request too large (over {MAX_BODY:,} bytes)", 413)
-        try:
-            data = self.rfile.read(length)
-        except (TimeoutError, OSError):
-            data = b""
-        if len(data) < length:
-            raise RequestError(f"the body is shorter than its Content-Length ({len(data)} of "
-                               f"{length} bytes in {REQUEST_TIMEOUT} s)")
-        try:
-            body = json.loads(data.decode("utf-8") or "{}")
-        except UnicodeDecodeError:
-            raise RequestError("the request is not UTF-8 text") from None
-        except (ValueError, RecursionError):  # json.JSONDecodeError is a ValueError
-            raise RequestError("the request is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise RequestError("send a JSON object")
-        return body
-
-    def do_POST(self):
-        route = self.api.get(urlparse(self.path).path)
-        if route is None:
-            return self.send_json(404, {"error": "not found"})
-        try:
-            result = getattr(self.server.studio, route)(self.read_body())
-        except RequestError as error:
-            self.close_connection = True  # what is left of a bad body must not be parsed
-            return self.send_json(error.status, {"error": str(error)})
-        except (creative.CopyError, sources.SourceError) as error:
-            return self.send_json(400, {"error": str(error)})
-        except Busy as error:
-            return self.send_json(503, {"error": str(error)})
-        except Exception as error:  # never an empty reply; the page shows what went wrong
-            return self.send_json(500, {"error": f"internal error ({type(error).__name__})"})
-        self.send_json(200, result)
-
-
-class StudioServer(ThreadingHTTPServer):
-    """A thread per connection, at most `MAX_CONNECTIONS` at once (more get a 503 at once),
-    each with a `REQUEST_TIMEOUT` on its socket, so a slow or silent client only holds
-    its own thread."""
-
-    daemon_threads = True
-
-    def __init__(self, address, handler):
-        super().__init__(address, handler)
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                            b"Connection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-
-def serve(studio, host="127.0.0.1", port=8080):
-    """A started `StudioServer` for the studio (port 0 picks a free one)."""
-    server = StudioServer((host, port), Handler)
-    server.studio = studio
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def make_studio(model=None, run=None, out_dir="studio_creatives", events=None, num_candidates=8,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ads import privacy, studio
+from ads import privacy, studio, studio_server
 from conftest import assert_labelled
 
 
@@ -77,6 +77,26 @@ def test_studio_serves_generate_and_compose_over_http(server, tmp_path):
                                                 "size": "300x250", "headline": "新款连衣裙"})
     assert status == 200 and made["sidecar"]["seed"] == 3
     assert os.path.exists(os.path.join(app.out_dir, made["name"] + ".json"))
+    # the preview is the creative that compose saves; the product is drawn once for both
+    drawn, calls = app.source.generate, []
+    app.source.generate = lambda *args: calls.append(args) or drawn(*args)
+    try:
+        request = {"prompt": "连衣裙", "seed": 5, "template": "split", "price": "¥199"}
+        for headline in ("新款", "新款连衣裙"):
+            status, preview = post(base + "/api/preview", {**request, "headline": headline})
+            assert status == 200 and preview["copy"]["headline"] == headline
+        status, made = post(base + "/api/compose", {**request, "headline": headline,
+                                                    "size": "1200x628"})
+    finally:
+        del app.source.generate
+    assert len(calls) == 1
+    previews = {p["size"]: p["png"] for p in preview["previews"]}
+    assert list(previews) == ["1080x1080", "1200x628", "300x250", "728x90"]
+    shown = tmp_path / "preview.png"
+    shown.write_bytes(base64.b64decode(previews["1200x628"]))
+    saved = os.path.join(app.out_dir, made["name"] + ".png")
+    np.testing.assert_array_equal(np.asarray(Image.open(shown)), np.asarray(Image.open(saved)))
+    assert_labelled(shown, "AI生成")  # labelled as the saved file is (each with its own id)
     # shoppers are listed and asked for by pseudonym; their ids never reach the page
     shopper = privacy.pseudonym("u1", privacy.load_salt())
     assert app.users == [shopper]
@@ -122,32 +142,68 @@ def open_page(browser, base):
     return lambda element_id: browser.find_element("id", element_id)
 
 
-def error_text(browser):
-    return browser.execute_script("const e = document.getElementById('error');"
-                                  "return e.hidden ? '' : e.textContent;")
+def error_text(browser, field=None):
+    """The page-wide error, or the one shown under `field` ("" when none is shown)."""
+    return browser.execute_script("const e = document.getElementById(arguments[0]);"
+                                  "return e.hidden ? '' : e.textContent;",
+                                  f"{field}-error" if field else "error")
 
 
-def test_a_marketer_types_chinese_picks_composes_and_downloads(server, browser):
+def preview_src(browser):
+    return browser.execute_script("const p = document.getElementById('preview');"
+                                  "return p.hidden ? '' : p.src;")
+
+
+def up_to_date(browser, element):
+    """The preview's src once the latest preview request has been answered."""
+    return wait_for(lambda: element("preview-status").text == "Up to date"
+                    and preview_src(browser))
+
+
+def set_value(browser, element_id, value):
+    """Set a field as a paste would (one input event), for values too long to type."""
+    browser.execute_script("const e = document.getElementById(arguments[0]); e.value = "
+                           "arguments[1]; e.dispatchEvent(new Event('input'));", element_id, value)
+
+
+def test_a_marketer_types_picks_edits_the_preview_and_downloads(server, browser):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
     base, app = server
     element = open_page(browser, base)
-    element("prompt").send_keys("连衣裙")
     element("count").clear()
     element("count").send_keys("2")
-    element("generate").click()
-    cells = wait_for(lambda: browser.find_elements("css selector", ".candidate img"))
-    wait_for(lambda: len(browser.find_elements("css selector", ".candidate")) == 2)
+    element("prompt").send_keys("连衣裙", Keys.ENTER)  # Enter generates
+    wait_for(lambda: len(browser.find_elements("css selector", ".candidate img")) == 2)
+    cells = browser.find_elements("css selector", ".candidate")
     # the candidates come at the largest size: 4 x the tiny run's 16 px
-    assert browser.execute_script("return arguments[0].naturalWidth", cells[0]) == 64
-    browser.find_elements("css selector", ".candidate")[1].click()
-    for element_id, value in (("template", "split"), ("size", "300x250")):
-        browser.execute_script(f"document.getElementById('{element_id}').value = '{value}'")
+    assert browser.execute_script("return arguments[0].querySelector('img').naturalWidth",
+                                  cells[0]) == 64
+    badges = [cell.find_element("css selector", ".badge").text for cell in cells]
+    assert all(badge[:4].replace(".", "").lstrip("-").isdigit() for badge in badges), badges
+    # the best-scored candidate starts chosen and its ad shows at once, in every size
+    assert [c.get_attribute("aria-pressed") for c in cells].count("true") == 1
+    up_to_date(browser, element)
+    sizes = browser.find_elements("css selector", ".size img")
+    assert [browser.execute_script("return arguments[0].naturalWidth", s) for s in sizes] == [
+        1080, 1200, 300, 728]
+    # by keyboard: the arrow keys move between candidates, Enter chooses
+    cells[0].send_keys(Keys.ARROW_RIGHT)
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for(lambda: cells[1].get_attribute("aria-pressed") == "true")
+    before = up_to_date(browser, element)
     element("headline").clear()
     element("headline").send_keys("新款连衣裙 限时特惠")
+    wait_for(lambda: "“新款连衣裙 限时特惠”" in element("creative-info").text)
+    assert up_to_date(browser, element) != before  # the composed PNG changed, not a caption
+    Select(element("template")).select_by_value("split")
     element("price").send_keys("¥199")
-    element("compose").click()
-    wait_for(lambda: element("result").is_displayed())
+    browser.find_element("css selector", ".size[data-size='300x250']").click()
     wait_for(lambda: browser.execute_script(
-        "return document.getElementById('creative').naturalWidth") == 300)
+        "return document.getElementById('preview').naturalWidth") == 300)
+    wait_for(lambda: "· ¥199 ·" in element("creative-info").text)
+    up_to_date(browser, element)
     element("download").click()
     downloaded = wait_for(lambda: [f for f in os.listdir(browser.downloads)
                                    if f.endswith(".png")])
@@ -157,45 +213,50 @@ def test_a_marketer_types_chinese_picks_composes_and_downloads(server, browser):
     sidecar = json.load(open(os.path.join(app.out_dir, downloaded[0][:-4] + ".json"),
                              encoding="utf-8"))
     assert sidecar["prompt"] == "连衣裙" and sidecar["seed"] == 1 and sidecar["size"] == "300x250"
-    assert sidecar["copy"]["headline"] == "新款连衣裙 限时特惠"
+    assert sidecar["template"] == "split" and sidecar["copy"]["headline"] == "新款连衣裙 限时特惠"
     assert error_text(browser) == ""
 
 
-def test_bad_inputs_in_the_page(server, browser, tmp_path):
+def test_bad_inputs_are_named_where_they_were_typed(server, browser, tmp_path):
     base, _ = server
     element = open_page(browser, base)
     element("generate").click()  # empty keywords
-    wait_for(lambda: "type some keywords" in error_text(browser))
-    browser.execute_script("document.getElementById('prompt').value = 'd'.repeat(10000)")
+    wait_for(lambda: "type some keywords" in error_text(browser, "prompt"))
+    set_value(browser, "prompt", "d" * 10000)
     element("generate").click()
-    wait_for(lambda: "at most 1,000" in error_text(browser))
-
+    wait_for(lambda: "at most 1,000" in error_text(browser, "prompt"))
+    assert element("prompt").get_attribute("aria-invalid") == "true"
     element("prompt").clear()
     element("prompt").send_keys("red dress")
+    set_value(browser, "count", "99")
     element("generate").click()
-    wait_for(lambda: browser.find_elements("css selector", ".candidate"))
-    browser.find_elements("css selector", ".candidate")[0].click()
+    wait_for(lambda: "between 1 and 8" in error_text(browser, "count"))
+    assert error_text(browser, "prompt") == ""
+
+    set_value(browser, "count", "1")
+    element("generate").click()
+    up_to_date(browser, element)
     hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
-    browser.execute_script("document.getElementById('headline').value = arguments[0]", hostile)
-    element("compose").click()
+    set_value(browser, "headline", hostile)
     wait_for(lambda: hostile in element("creative-info").text)
     assert browser.execute_script("return window.pwned") is None
     assert not browser.find_elements("css selector", "#creative-info img, #creative-info script")
-
-    browser.execute_script("document.getElementById('headline').value = 'x'.repeat(10000)")
-    element("compose").click()
-    wait_for(lambda: "headline is 10000 characters; at most 200" in error_text(browser))
+    set_value(browser, "headline", "x" * 10000)
+    wait_for(lambda: "headline is 10000 characters; at most 200" in error_text(browser,
+                                                                               "headline"))
+    assert element("download").get_attribute("disabled")  # no download of a stale preview
 
     not_image = tmp_path / "notes.txt"
     not_image.write_text("not a picture")
     element("upload").send_keys(str(not_image))
     element("score-upload").click()
-    wait_for(lambda: "not an image" in error_text(browser))
+    wait_for(lambda: "not an image" in error_text(browser, "upload"))
     picture = tmp_path / "dress.png"
     Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(picture)
     element("upload").send_keys(str(picture))
     element("score-upload").click()
     wait_for(lambda: element("upload-result").text.startswith("score "))
+    assert error_text(browser, "upload") == "" and error_text(browser) == ""
 
 
 def test_shopper_suggestions_show_reasons(server, browser):
@@ -209,13 +270,16 @@ def test_shopper_suggestions_show_reasons(server, browser):
     assert "click 'red dress'" in items[0].text
 
 
+def write_impressions(path):
+    path.write_text("creative,segment,impressions,clicks\n<b>hero</b>,all,1000,30\n"
+                    "sale,all,1000,45\nbad,all,10,20\n", encoding="utf-8")
+    return str(path)
+
+
 def test_ctr_report_from_an_uploaded_log(server, browser, tmp_path):
     base, _ = server
     element = open_page(browser, base)
-    log = tmp_path / "impressions.csv"
-    log.write_text("creative,segment,impressions,clicks\n<b>hero</b>,all,1000,30\n"
-                   "sale,all,1000,45\nbad,all,10,20\n", encoding="utf-8")
-    element("ctr-file").send_keys(str(log))
+    element("ctr-file").send_keys(write_impressions(tmp_path / "impressions.csv"))
     element("ctr-run").click()
     wait_for(lambda: element("ctr-table").is_displayed())
     rows = [r.text for r in browser.find_elements("css selector", "#ctr-table tbody tr")]
@@ -226,7 +290,64 @@ def test_ctr_report_from_an_uploaded_log(server, browser, tmp_path):
     empty.write_text("creative,segment,impressions\n", encoding="utf-8")
     element("ctr-file").send_keys(str(empty))
     element("ctr-run").click()
-    wait_for(lambda: "missing column(s) clicks" in error_text(browser))
+    wait_for(lambda: "missing column(s) clicks" in error_text(browser, "ctr-file"))
+
+
+# Every visible control's box against the viewport, and how far the page scrolls sideways.
+OVERFLOW = """
+const width = document.documentElement.clientWidth, outside = [];
+for (const e of document.querySelectorAll('input, select, button, a[href], #preview, .size img')) {
+  const box = e.getBoundingClientRect();
+  if (e.offsetParent === null || box.width === 0) continue;  // hidden
+  if (box.left < -0.5 || box.right > width + 0.5) outside.push(e.id || e.className || e.tagName);
+}
+return [document.documentElement.scrollWidth - width, outside];
+"""
+WIDTHS = {"desktop": (1280, 800), "wide": (1920, 1080), "phone": (390, 844)}
+
+
+@pytest.fixture(scope="session")
+def shipped_studio(tmp_path_factory):
+    """The studio over the shipped model (models/adgan), as `python -m ads.studio` starts."""
+    app = studio.make_studio(out_dir=str(tmp_path_factory.mktemp("shipped_creatives")))
+    running = studio.serve(app, port=0)
+    yield f"http://127.0.0.1:{running.server_address[1]}"
+    running.shutdown()
+
+
+def test_the_layout_fits_a_laptop_a_wide_screen_and_a_phone(shipped_studio, browser, tmp_path):
+    """From the shipped model, so the screenshots (docs/studio/, written when
+    ADGAN_WRITE_DOCS=1) show what a user sees; nothing may stick out at any width."""
+    element = open_page(browser, shipped_studio)
+    element("prompt").send_keys("红色连衣裙")
+    element("generate").click()
+    wait_for(lambda: len(browser.find_elements("css selector", ".candidate img")) == 4)
+    element("price").send_keys("¥199")
+    element("cta").send_keys("立即购买")
+    up_to_date(browser, element)
+    element("ctr-file").send_keys(write_impressions(tmp_path / "impressions.csv"))
+    element("ctr-run").click()
+    wait_for(lambda: element("ctr-table").is_displayed())
+    folder = (os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs",
+                           "studio") if os.environ.get("ADGAN_WRITE_DOCS") == "1"
+              else str(tmp_path))
+    os.makedirs(folder, exist_ok=True)
+    try:
+        for name, (width, height) in WIDTHS.items():
+            metrics = {"width": width, "height": height, "deviceScaleFactor": 1,
+                       "mobile": width < 500}
+            browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+            sideways, outside = wait_for(lambda: browser.execute_script(OVERFLOW))
+            assert sideways <= 0 and outside == [], (name, sideways, outside)
+            full = browser.execute_script("return document.documentElement.scrollHeight")
+            browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {**metrics, "height": full})
+            browser.execute_script("window.scrollTo(0, 0)")
+            shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+            with open(os.path.join(folder, f"studio_{width}.png"), "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def raw_request(base, head, body=b"", timeout=30):
@@ -246,7 +367,7 @@ def raw_request(base, head, body=b"", timeout=30):
     ("Content-Length: abc", b"{}", 400),
     ("Content-Length: -1", b"{}", 400),
     ("", b"", 411),
-    (f"Content-Length: {studio.MAX_BODY + 1}", b"", 413),
+    (f"Content-Length: {studio_server.MAX_BODY + 1}", b"", 413),
     ("Content-Length: 5000", b'{"text": "dress"', 400),  # shorter than announced
     ("Content-Length: 200003", b"[" * 100_000 + b"]" * 100_000 + b"{}x", 400),  # nesting
 ])
@@ -255,7 +376,7 @@ def test_malformed_requests_get_a_4xx_quickly(server, headers, body, status):
     head = "POST /api/generate HTTP/1.1\r\nHost: x" + (f"\r\n{headers}" if headers else "")
     got, seconds = raw_request(base, head, body)
     assert got == status
-    assert seconds < studio.REQUEST_TIMEOUT + 5  # answered, not left hanging
+    assert seconds < studio_server.REQUEST_TIMEOUT + 5  # answered, not left hanging
 
 
 def test_a_slow_client_does_not_hold_up_another(server):
