@@ -257,6 +257,10 @@ def finish_run(gan, vocabulary, run_dir):
     with atomic_path(run_path(run_dir, "model")) as tmp:
         gan.save(tmp)
     tokenizer.save_vocabulary(vocabulary, run_path(run_dir, "final_vocabulary"))
+    if keras.mixed_precision.global_policy().name != "float32":
+        # the gate is calibrated on the model as it is served: in float32, however it trained
+        keras.mixed_precision.set_global_policy("float32")
+        gan = load_model(run_dir)
     print(f"train: discriminator gate {describe(calibrate_run(gan, run_dir))}")
 
 
@@ -292,9 +296,11 @@ def main(argv=None):
         sys.exit(f"train: {error}")
     out_dir, chief = worker_out_dir(run_dir, strategy)
     config = dataclasses.replace(config, out_dir=out_dir)
+    policy = keras.mixed_precision.global_policy()  # a caller's (a test's) own, given back
     try:
         train(config, strategy, chief, run_path(run_dir, "checkpoints"))
     finally:
+        keras.mixed_precision.set_global_policy(policy)
         if not chief:
             shutil.rmtree(config.out_dir, ignore_errors=True)
     return run_dir
