@@ -146,9 +146,10 @@ PRESETS = {
                     sample_prompts=("一杯咖啡和一块蛋糕", "coffee and cake", "汉堡和薯条",
                                     "dress and handbag", "手机和耳机", "hamburger",
                                     "连衣裙", "laptop")),
-    # The shipped model: the release before it fine-tuned with instance conditioning and a
-    # wider generator tail, 68 epochs of 100 steps (docs/model-card.md; 1 h 48 min of
-    # epochs on a 2-core AMD EPYC).
+    # Instance conditioning and a wider generator tail, fine-tuned from the shipped model:
+    # 68 epochs of 100 steps made the morning release of 2026-12-04 (1 h 48 min on a 2-core
+    # AMD EPYC); 70 more from it with `--precision bfloat16 --epochs 70` (50 min on one
+    # core of an AMX Xeon) the shipped one (docs/model-card.md).
     "instance": dict(out_dir="runs/instance", image_size=64, epochs=68, steps_per_epoch=100,
                      generator_min_channels=32, exemplar_size=16, exemplar_shape_weight=2.0,
                      init_from="models/adgan",  # its text encoder too: `auto` finds it
