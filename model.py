@@ -95,11 +95,11 @@ class TextConditionedGAN(keras.Model):
         return sentence, inputs
 
     def ignored_token_sequences(self):
-        """Token id tuples of `exemplar_ignored_words` (None = colour words), those with an
-        unknown token left out; eager even in a traced graph (they are constants)."""
-        with tf.init_scope():
-            ids = ops.convert_to_numpy(self.vectorizer(tf.constant(list(
-                ignored_words() if self.exemplar_ignored_words is None else self.exemplar_ignored_words))))
+        """Token id tuples of `exemplar_ignored_words` (None = colour words), unknown out."""
+        words = self.exemplar_ignored_words
+        with tf.init_scope():  # eager even in a traced graph: the ids are constants
+            ids = ops.convert_to_numpy(self.vectorizer(tf.constant(
+                list(ignored_words() if words is None else words))))
         return sorted({tuple(int(i) for i in row if i) for row in ids
                        if row.any() and 1 not in row})
 

@@ -80,7 +80,6 @@ async function generate(event) {
   clearErrors(fields);
   const text = $("prompt").value;
   const count = Number($("count").value);
-  if (!text.trim()) { setFieldError("prompt", "type some keywords first, e.g. 黑色羽绒服 or running shoes"); $("prompt").focus(); return; }
   $("candidates").replaceChildren(...Array.from({ length: Math.min(Math.max(count, 1), 8) }, () => element("div", "skeleton")));
   busy(true, "Drawing " + count + " candidate(s), each the best of " + state.numCandidates + " judged draws…");
   try {

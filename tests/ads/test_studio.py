@@ -212,8 +212,8 @@ def test_a_marketer_types_picks_edits_the_preview_and_downloads(server, browser)
     assert_labelled(os.path.join(browser.downloads, downloaded[0]), "AI生成")
     sidecar = json.load(open(os.path.join(app.out_dir, downloaded[0][:-4] + ".json"),
                              encoding="utf-8"))
-    assert sidecar["prompt"] == "连衣裙" and sidecar["seed"] == 1 and sidecar["size"] == "300x250"
-    assert sidecar["template"] == "split" and sidecar["copy"]["headline"] == "新款连衣裙 限时特惠"
+    assert (sidecar["prompt"], sidecar["seed"], sidecar["size"]) == ("连衣裙", 1, "300x250")
+    assert (sidecar["template"], sidecar["copy"]["headline"]) == ("split", "新款连衣裙 限时特惠")
     assert error_text(browser) == ""
 
 
