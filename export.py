@@ -8,7 +8,8 @@ existing version is never overwritten) and EXPORT/<N>.keras (the Keras model)
 beside it. Both are written under temporary names and renamed, so a crash leaves
 no half version for TF Serving to load. Without --run it exports the shipped model
 (models/adgan). `--release DIR` writes instead the slim copy of a run that drawing
-needs (`write_release`): how models/adgan is made.
+needs (`write_release`): how models/adgan is made (with `--catalogue all`: its exemplar
+bank holds every product of the run's manifest, the held-out ones too).
 
 Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
   serving_default: text string[B], seed int64[B] (optional: random if left out),
@@ -54,7 +55,7 @@ from adgan.drawing.sampling import (DEFAULT_MAX_TRIES, drawn_requests, finished,
                                     gated_generate, judge_score, ungated_generate)
 from adgan.helpers import atomic_path, remove_stale_temporaries, run_command, write_json
 from adgan.runs.layout import run_or_shipped, run_path
-from adgan.runs.release import export_info_path, write_release
+from adgan.runs.release import CATALOGUES, export_info_path, write_release
 from adgan.runs.run import Run
 from adgan.upsampling.upsampler import output_sizes
 from data_loader import to_float_tensor
@@ -323,6 +324,10 @@ def make_parser():
                         help="TF Serving model base path (versions go in numbered folders)")
     target.add_argument("--release", help="write the run's slim copy for drawing here instead "
                                           "(models/adgan is the shipped one)")
+    parser.add_argument("--catalogue", choices=CATALOGUES, default="trained",
+                        help="with --release: the exemplar bank the release retrieves from: "
+                             "the run's training drawings (trained), or every row of its "
+                             "manifest in its groups and styles, held-out products too (all)")
     parser.add_argument("--version", type=int, help="version number (default: next free)")
     parser.add_argument("--num-candidates", type=int, default=DEFAULT_MAX_TRIES,
                         help="the gate's budget when a request gives none")
@@ -348,7 +353,7 @@ def main(argv=None):
     try:
         run = run_or_shipped(args.run)
         if args.release:
-            path = write_release(run, args.release)
+            path = write_release(run, args.release, args.catalogue)
             size = sum(os.path.getsize(os.path.join(folder, name))
                        for folder, _, names in os.walk(path) for name in names)
             print(f"export: wrote {path} ({size / 2**20:.1f} MiB): what drawing needs of {run}")

@@ -20,7 +20,7 @@ from keras import ops
 from adgan.text.tokenizer import TextEncoder, make_text_vectorizer  # noqa: F401 (re-exported)
 from adgan.training.augment import random_color, random_cutout, random_translate
 from adgan.training.distribute import ema_decay_at, replica_scale, update_moving_average
-from adgan.training.exemplars import ExemplarBank, ignored_words, without_sequences
+from adgan.training.exemplars import ExemplarBank, ignored_token_sequences, without_sequences
 from adgan.training.losses import (contrastive_loss, discriminator_hinge_loss,
                                    generator_hinge_loss, matching_aware_gradient_penalty,
                                    mode_seeking_loss, reconstruction_loss, shape_loss)
@@ -79,29 +79,24 @@ class TextConditionedGAN(keras.Model):
         return self.text_encoder(self.vectorizer(prompts))[1]
 
     def text_inputs(self, token_ids, training=False):
-        """(sentence [B, 2H], the generator's inputs after the noise: (sentence,), then with
-        word attention words [B, L, 2H] and word mask [B, L] (1 = a token), then with
-        instance conditioning the retrieved candidate drawings [B, M, s, s, 3] and their
-        mask [B, M] (`exemplars.ExemplarBank.retrieve`))."""
+        """(sentence [B, 2H], the generator's inputs after the noise: (the sentence it draws
+        from,), then with word attention words [B, L, 2H] and word mask [B, L] (1 = a
+        token), then with instance conditioning the retrieved candidate drawings
+        [B, M, s, s, 3] and their mask [B, M] (`exemplars.ExemplarBank.lookup`, which
+        also moves the drawn sentence of a prompt found by a Chinese name or a term))."""
         words, sentence = self.text_encoder(token_ids, training=training)
-        inputs = (sentence,)
+        drawn, inputs = sentence, ()
         if self.word_attention:
             # tf.identity drops the Keras mask of the embedding (the mask is the next input)
             inputs += (tf.identity(words), ops.cast(ops.greater(token_ids, 0), "float32"))
-        if self.exemplar_size:
-            plain = () if training else (self.text_encoder(without_sequences(  # (training's
-                token_ids, self.ignored_token_sequences()))[1],)  # are replaced: match once)
-            inputs += tuple(self.exemplar_bank.retrieve(sentence, *plain))
-        return sentence, inputs
-
-    def ignored_token_sequences(self):
-        """Token id tuples of `exemplar_ignored_words` (None = colour words), unknown out."""
-        words = self.exemplar_ignored_words
-        with tf.init_scope():  # eager even in a traced graph: the ids are constants
-            ids = ops.convert_to_numpy(self.vectorizer(tf.constant(
-                list(ignored_words() if words is None else words))))
-        return sorted({tuple(int(i) for i in row if i) for row in ids
-                       if row.any() and 1 not in row})
+        if self.exemplar_size and training:  # replaced by the training candidates
+            inputs += tuple(self.exemplar_bank.retrieve(sentence))  # (`_training_exemplars`)
+        elif self.exemplar_size:  # matched as written and without its colour and style words
+            plain = self.text_encoder(without_sequences(token_ids, ignored_token_sequences(
+                self.vectorizer, self.exemplar_ignored_words)))[1]
+            drawn, exemplars = self.exemplar_bank.lookup(sentence, plain)
+            inputs += tuple(exemplars)
+        return sentence, (drawn, *inputs)
 
     def generate(self, prompts, seed=0, noise=None, use_ema=True):
         """Draw one image per prompt: float32 [B, S, S, 3] in [-1, 1].
@@ -151,9 +146,9 @@ class TextToImageGAN(TextConditionedGAN):
             (generator.WordAttention), fed the text encoder's per-word features.
         generator_min_channels: the fewest channels of a generator block (0 = none).
         exemplar_size: instance conditioning (exemplars.py) with thumbnails of this side;
-            0 = none. `exemplar_products` and `exemplar_slots` size its `ExemplarBank`
-            (products x drawing styles), `exemplar_threshold` the retrieval's least cosine,
-            `exemplar_shape_weight` G's shape term's weight (losses.shape_loss),
+            0 = none. `exemplar_products`, `exemplar_slots`, `exemplar_keys` size its
+            `ExemplarBank` (products x styles, keys; 0 keys = the names), `exemplar_threshold`
+            is its least cosine, `exemplar_shape_weight` G's shape term's weight (losses.py),
             `exemplar_ignored_words` words retrieval also drops (`exemplars.ignored_words`).
         seed: seed of the training noise and augmentation.
 
@@ -171,7 +166,7 @@ class TextToImageGAN(TextConditionedGAN):
                  contrastive_temperature=0.1, augment_shift=0.125, augment_color=False,
                  augment_cutout=0.0, skip_excitation=False, reconstruction_weight=0.0,
                  mode_seeking_weight=0.0, word_attention=False, generator_min_channels=0,
-                 exemplar_size=0, exemplar_products=0, exemplar_slots=0,
+                 exemplar_size=0, exemplar_products=0, exemplar_slots=0, exemplar_keys=0,
                  exemplar_threshold=0.8, exemplar_shape_weight=0.0,
                  exemplar_ignored_words=None, seed=0, **kwargs):
         settings = dict(locals())  # the arguments, before anything else is named here
@@ -198,7 +193,8 @@ class TextToImageGAN(TextConditionedGAN):
                                            exemplar_size=exemplar_size, name="discriminator")
         if exemplar_size:
             self.exemplar_bank = ExemplarBank(exemplar_products, exemplar_slots, exemplar_size,
-                                              text_dim, exemplar_threshold, name="exemplar_bank")
+                                              text_dim, exemplar_threshold, exemplar_keys,
+                                              name="exemplar_bank")
             self.exemplar_seed = keras.random.SeedGenerator(seed + 2, name="exemplar_seed")
         self.noise_seed = keras.random.SeedGenerator(seed, name="noise_seed")
         self.augment_seed = keras.random.SeedGenerator(seed + 1, name="augment_seed")
@@ -282,8 +278,7 @@ class TextToImageGAN(TextConditionedGAN):
         middle, low = pyramid
         whole = reconstruction_loss(self.discriminator.decode_whole(low, training=True), images)
         quadrant = keras.random.randint((2,), 0, 2, seed=self.augment_seed)  # (row, column)
-        half = self.image_size // 2
-        zero = ops.zeros((1,), "int32")
+        half, zero = self.image_size // 2, ops.zeros((1,), "int32")
         crop = tf.slice(middle, ops.concatenate([zero, quadrant * 8, zero], 0), [-1, 8, 8, -1])
         target = tf.slice(images, ops.concatenate([zero, quadrant * half, zero], 0),
                           [-1, half, half, -1])

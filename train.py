@@ -157,13 +157,13 @@ def use_pretrained(gan, pretrained, freeze):
     gan.text_encoder.trainable = not freeze
 
 
-def build_gan(config, vocabulary, pretrained=None, exemplar_shape=(0, 0), style_words=None):
+def build_gan(config, vocabulary, pretrained=None, exemplar_shape=(0, 0, 0), style_words=None):
     """The `TextToImageGAN` for a config, compiled with two-timescale Adam.
 
     `recipe="baseline"` gives the keras.io conditional GAN (`baseline.py`) with its
     own optimizers instead. A `pretrained` dual encoder's text encoder weights are
     copied in (and frozen with `freeze_text_encoder`) before the optimizers are built.
-    `exemplar_shape` (products, drawing styles) sizes the instance conditioning's bank;
+    `exemplar_shape` (products, drawing styles, keys) sizes the instance conditioning's bank;
     its retrieval also matches prompts without their colour and `style_words`.
     """
     if config.recipe == "baseline":
@@ -183,6 +183,7 @@ def build_gan(config, vocabulary, pretrained=None, exemplar_shape=(0, 0), style_
     gan = TextToImageGAN(vocabulary, **{name: getattr(config, name) for name in arguments
                                         if name in FIELDS},
                          exemplar_products=exemplar_shape[0], exemplar_slots=exemplar_shape[1],
+                         exemplar_keys=exemplar_shape[2],
                          exemplar_ignored_words=exemplars.ignored_words(style_words))
     use_pretrained(gan, pretrained, config.freeze_text_encoder)
     gan.compile(g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=0.0, beta_2=0.9),
@@ -314,18 +315,19 @@ def train(config, strategy, chief, checkpoint_dir):
     examples, report, style_words = load_training_rows(config)
     pretrained = load_pretrained_text_encoder(config, run_dir)
     vocabulary = prepare_vocabulary(examples, config, run_dir, pretrained, style_words)
-    bank = (exemplars.bank_arrays(examples, style_words, config.exemplar_size)
+    bank = (exemplars.build_catalogue(examples, style_words, tokenizer.make_text_vectorizer(
+                vocabulary, config.sequence_length), config.exemplar_size)
             if config.exemplar_size and config.recipe != "baseline" else None)
     with strategy.scope():
         gan = build_gan(config, vocabulary, pretrained,
-                        (0, 0) if bank is None else bank[1].shape, style_words)
+                        (0, 0, 0) if bank is None else bank.shape, style_words)
     initial_epoch = restore_training_state(gan, checkpoint_dir)
     if initial_epoch:
         print(f"train: resuming {os.path.dirname(checkpoint_dir)} after epoch {initial_epoch}")
     elif config.init_from:
         start_from(gan, config.init_from)
     if bank is not None:  # after the text encoder's weights are final for this start
-        exemplars.fill_bank(gan, *bank)
+        exemplars.fill_bank(gan, bank)
     dataset, steps = training_data(examples, config, gan.vectorizer, style_words,
                                    initial_epoch)
     print(f"train: {len(examples)} examples"
@@ -341,7 +343,7 @@ def train(config, strategy, chief, checkpoint_dir):
         sys.exit(f"train: {guard.error}; the last good checkpoint is in "
                  f"{run_path(run_dir, 'checkpoints')}")
     if bank is not None and gan.text_encoder.trainable:
-        exemplars.fill_bank(gan, *bank)  # the names' vectors moved with the text encoder
+        exemplars.fill_bank(gan, bank)  # the keys' vectors moved with the text encoder
     finish_run(gan, vocabulary, run_dir)
     if config.strategy == "multiworker":  # the workers' copies must agree
         print(f"train: weights fingerprint {weights_fingerprint(gan)}")

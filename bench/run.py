@@ -53,7 +53,7 @@ def synthetic_gan(config):
     rng = np.random.default_rng(0)
     # instance conditioning: a bank of the shipped groups' size (625 products, 8 styles)
     products, slots = (625, 8) if config.exemplar_size else (0, 0)
-    gan = train.build_gan(config, vocabulary, exemplar_shape=(products, slots))
+    gan = train.build_gan(config, vocabulary, exemplar_shape=(products, slots, 0))
     if products:
         side = config.exemplar_size
         gan.exemplar_bank.fill(rng.integers(0, 256, (products, slots, side, side, 3), np.uint8),

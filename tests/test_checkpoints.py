@@ -15,9 +15,9 @@ import train
 def smoke_gan(run, *flags):
     """A freshly built GAN of `trained_run`'s settings (plus `flags`) with the run's
     vocabulary and exemplar bank's shape."""
-    bank = load_model(run).exemplar_bank.filled.shape
+    bank = load_model(run).exemplar_bank
     return train.build_gan(resolve_config(RUN_ARGS + list(flags)), load_vocabulary(run),
-                           exemplar_shape=bank)
+                           exemplar_shape=(bank.products, bank.slots, bank.key_count))
 
 
 def test_state_round_trips_exactly_and_leaves_no_temporary(trained_run, tmp_path):

@@ -27,7 +27,8 @@ def filled_bank_gan(threshold=0.8, **settings):
                    exemplar_threshold=threshold, **settings)
     thumbnails = np.arange(3 * 2 * 8 * 8 * 3, dtype=np.int64).reshape(3, 2, 8, 8, 3) % 251
     filled = np.array([[1, 1], [1, 0], [0, 1]], np.float32)
-    exemplars.fill_bank(gan, thumbnails.astype(np.uint8), filled, NAMES, ["连衣裙", "", ""])
+    keys = exemplars.retrieval_keys(NAMES, ["连衣裙", "", ""], [set()] * 3, gan.vectorizer)
+    exemplars.fill_bank(gan, exemplars.Catalogue(thumbnails.astype(np.uint8), filled, *keys))
     return gan, thumbnails, filled
 
 
@@ -60,6 +61,74 @@ def test_a_products_name_retrieves_its_drawings():
     candidates, mask = gan.exemplar_bank.retrieve(gan.encode(["dress", "jeans", "连衣裙"]))
     np.testing.assert_array_equal(mask.numpy(), filled[[0, 1, 0]])
     np.testing.assert_allclose(candidates.numpy()[1], thumbnails[1] / 127.5 - 1.0, atol=1e-6)
+
+
+def test_a_term_of_one_product_only_is_a_key_of_its_own():
+    from model import make_text_vectorizer
+
+    vectorizer = make_text_vectorizer(["red", *NAMES, "衣", "outlined"], 6)
+    terms = [{"dress", "衣", "red outlined"}, {"衣", "lipstick"}, {"pizza", "dress"}]
+    texts, products = exemplars.retrieval_keys(NAMES, ["", "", ""], terms, vectorizer)
+    # names first (English, then Chinese); then only "red outlined": "衣" is shared,
+    # "dress" is a name, "lipstick" is out of the vocabulary (as every unknown word is)
+    assert texts == [*NAMES, "", "", "", "red outlined"]
+    np.testing.assert_array_equal(products, [0, 1, 2, 0, 1, 2, 0])
+
+
+def test_a_prompt_finds_its_product_by_a_term_as_by_a_name():
+    gan = tiny_gan(exemplar_size=8, exemplar_products=3, exemplar_slots=2, exemplar_keys=7,
+                   exemplar_threshold=0.999)
+    thumbnails = np.zeros((3, 2, 8, 8, 3), np.uint8)
+    filled = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
+    keys = exemplars.retrieval_keys(NAMES, ["", "", ""], [set(), set(), {"red outlined"}],
+                                    gan.vectorizer)
+    exemplars.fill_bank(gan, exemplars.Catalogue(thumbnails, filled, *keys))
+    _, mask = gan.exemplar_bank.retrieve(gan.encode(["red outlined", "jeans", "连衣裙"]))
+    np.testing.assert_array_equal(np.asarray(mask), [filled[2], filled[1], [0, 0]])
+
+
+def test_a_prompt_found_by_its_chinese_name_is_drawn_as_its_english_name():
+    gan = tiny_gan(exemplar_size=8, exemplar_products=3, exemplar_slots=2, exemplar_keys=6)
+    keys = exemplars.retrieval_keys(NAMES, ["连衣裙", "", ""], [set()] * 3, gan.vectorizer)
+    exemplars.fill_bank(gan, exemplars.Catalogue(
+        np.zeros((3, 2, 8, 8, 3), np.uint8), np.ones((3, 2), np.float32), *keys))
+    chinese, english = (np.asarray(gan.generate([p], seed=4)) for p in ("连衣裙", "dress"))
+    np.testing.assert_allclose(chinese, english, atol=1e-5)
+    # found without its colour word: moved by the same step, so "red" stays a part of it
+    sentence, inputs = gan.text_inputs(gan.vectorizer(np.array(["red 连衣裙", "连衣裙"])))
+    np.testing.assert_allclose(inputs[0][0] - sentence[0], inputs[0][1] - sentence[1], atol=1e-5)
+    assert not np.allclose(inputs[0][0], inputs[0][1])
+    names_only, _, _ = filled_bank_gan()  # a bank of names alone draws each from its own
+    sentence, inputs = names_only.text_inputs(names_only.vectorizer(np.array(["连衣裙"])))
+    np.testing.assert_array_equal(sentence, inputs[0])
+
+
+def test_a_bank_saved_before_its_keys_had_products_loads_with_the_names_as_keys():
+    gan, thumbnails, filled = filled_bank_gan()
+    bank = gan.exemplar_bank
+    old = {str(i): np.asarray(w) for i, w in enumerate((bank.thumbnails, bank.filled, bank.keys))}
+    fresh = tiny_gan(exemplar_size=8, exemplar_products=3, exemplar_slots=2)
+    fresh.exemplar_bank.load_own_variables(old)
+    np.testing.assert_array_equal(np.asarray(fresh.exemplar_bank.key_products),
+                                  [0, 1, 2, 0, 1, 2])
+    _, mask = fresh.exemplar_bank.retrieve(gan.encode(["jeans", "连衣裙"]))
+    np.testing.assert_array_equal(np.asarray(mask), filled[[1, 0]])
+
+
+def test_a_model_given_another_catalogue_keeps_its_networks():
+    gan, thumbnails, filled = filled_bank_gan()
+    more = np.concatenate([thumbnails, np.full((1, 2, 8, 8, 3), 7)]).astype(np.uint8)
+    keys = exemplars.retrieval_keys([*NAMES, "red"], ["连衣裙", "", "", ""], [set()] * 4,
+                                    gan.vectorizer)
+    bigger = exemplars.with_catalogue(
+        gan, exemplars.Catalogue(more, np.concatenate([filled, [[1, 0]]]), *keys))
+    assert bigger.exemplar_bank.products == 4 and bigger.exemplar_bank.key_count == 8
+    candidates, mask = bigger.exemplar_bank.retrieve(gan.encode(["red"]))
+    assert np.asarray(mask).tolist() == [[1, 0]] and np.allclose(candidates[0, 0], 7 / 127.5 - 1)
+    np.testing.assert_array_equal(bigger.generate(["jeans"], seed=2),
+                                  gan.generate(["jeans"], seed=2))
+    with pytest.raises(ValueError, match="1 drawing-style slots, the model 2"):
+        exemplars.with_catalogue(gan, exemplars.Catalogue(more[:, :1], filled[:, :1], *keys))
 
 
 def test_a_prompt_far_from_every_name_falls_back_to_the_text_alone():
@@ -98,7 +167,7 @@ def test_a_model_saved_before_ignored_words_learns_its_runs_style_words(tmp_path
     from adgan.runs.layout import run_path
 
     gan, _, _ = filled_bank_gan()
-    assert gan.ignored_token_sequences()  # None: the palette's colour words ("red", 红色)
+    assert exemplars.ignored_token_sequences(gan.vectorizer)  # the colour words ("red", 红色)
     os.makedirs(run_path(tmp_path, "final"))
     gan.save(run_path(tmp_path, "model"))
     with open(run_path(tmp_path, "style_words"), "w") as file:

@@ -115,11 +115,11 @@ def test_the_shipped_judge_names_real_drawings_it_never_saw():
     assert rate[True] > 0.4 and rate[False] > rate[True]
 
 
-def test_a_copied_training_drawing_is_called_a_copy(tiny_judge):
+def test_a_copied_real_drawing_is_called_a_copy(tiny_judge):
     from adgan.evaluation import judging
 
     loaded = judge.load_judge(tiny_judge)
-    drawings = judging.training_drawings(loaded)
+    drawings = judging.real_drawings(loaded)
     images, _, concepts, _ = drawings
     concept = concepts[0]
     mine = np.flatnonzero(concepts == concept)
@@ -129,12 +129,12 @@ def test_a_copied_training_drawing_is_called_a_copy(tiny_judge):
     assert check["restyle_pixel_distance"] > 0 and check["nearer_than_a_restyle"] == 0.5
 
 
-def test_the_copy_check_of_a_concept_never_trained_on_has_no_restyle(tiny_judge):
+def test_the_copy_check_of_a_concept_with_no_drawing_has_no_restyle(tiny_judge):
     from adgan.evaluation import judging
 
     loaded = judge.load_judge(tiny_judge)
-    drawings = judging.training_drawings(loaded)
-    unseen = len(loaded.concepts)  # a class no training drawing has
+    drawings = judging.real_drawings(loaded)
+    unseen = len(loaded.concepts)  # a class no real drawing has
     check = judging.copy_check(loaded, drawings, drawings[0][:2], unseen)
     assert check["restyle_pixel_distance"] is None and check["nearer_than_a_restyle"] is None
-    assert check["pixel_distance"] == pytest.approx(0.0, abs=1e-6)  # both are training drawings
+    assert check["pixel_distance"] == pytest.approx(0.0, abs=1e-6)  # both are real drawings

@@ -1,6 +1,8 @@
+import csv
 import dataclasses
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from adgan.runs.release import read_export_info, write_release
 from adgan.runs.rows import concept_names, manifest_rows, row_filter
 from adgan.training import checkpoints
 from adgan.training.config import LEGACY_SETTINGS, TrainConfig, resolve_config
-from conftest import uncalibrated_copy
+from conftest import SHIPPED, copy_run, shipped_rows, uncalibrated_copy, write_manifest
 
 
 def test_config_reads_back_typed(trained_run):
@@ -96,6 +98,38 @@ def test_a_release_keeps_what_drawing_needs_and_draws_the_same(trained_run, rele
                           load_model(trained_run).generate(texts, seed=3))
     with pytest.raises(RunError, match="exists: remove it first"):
         write_release(trained_run, release)
+
+
+def test_a_release_of_the_whole_catalogue_draws_a_held_out_product_around_its_drawings(
+        trained_run, tmp_path):
+    """`export.py --release --catalogue all` (no training): the run's networks with a bank
+    rebuilt from its manifest, to which a held-out product (telephone) was added."""
+    import export
+    import tensorflow as tf
+    from data_loader import load_image_rgba
+
+    run = copy_run(trained_run, tmp_path)
+    data = tmp_path / "data"
+    shutil.copytree(os.path.dirname(load_config(run).manifest), data)
+    with open(data / "captions.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    held = [dict(row, split="test") for row in shipped_rows(2, names=("telephone",))]
+    settings = {**json.load(open(run_path(run, "config"))),
+                "manifest": write_manifest(str(data), rows + held)}
+    with open(run_path(run, "config"), "w") as f:
+        json.dump(settings, f)
+    release = export.main(["--run", run, "--release", str(tmp_path / "release"),
+                           "--catalogue", "all"])
+    trained, whole = load_model(run), load_model(release)
+    assert whole.exemplar_bank.products == trained.exemplar_bank.products + 1
+    candidates, mask = whole.text_inputs(whole.vectorizer(tf.constant(["telephone"])))[1][-2:]
+    drawing = load_image_rgba(os.path.join(SHIPPED, held[0]["image"]), 8)[..., :3] / 127.5 - 1
+    assert np.asarray(mask).sum() == 2  # its two drawings (noto, twemoji), one of them this
+    assert any(np.allclose(c, drawing, atol=1e-6) for c in np.asarray(candidates)[0])
+    texts = ["dress", "jeans"]  # the products it trained on draw as before
+    assert np.array_equal(whole.generate(texts, seed=3), trained.generate(texts, seed=3))
+    with pytest.raises(SystemExit):  # argparse: not a catalogue
+        export.main(["--run", run, "--release", str(tmp_path / "r2"), "--catalogue", "test"])
 
 
 def test_an_uncalibrated_run_is_not_released(trained_run, tmp_path):

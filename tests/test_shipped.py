@@ -113,3 +113,24 @@ def test_the_shipped_model_serves_raw_text_at_every_size(tmp_path):
     printed = run_fresh(["-c", SERVING_CLIENT, version], cwd=tmp_path).splitlines()
     assert printed == ["None (2, 256, 256, 3) uint8", "64 (2, 64, 64, 3) uint8",
                        "128 (2, 128, 128, 3) uint8", "256 (2, 256, 256, 3) uint8"]
+
+
+@needs_shipped
+def test_the_shipped_catalogue_holds_the_held_out_products_and_chinese_draws_as_english():
+    """The release was written with `--catalogue all`: the held-out running shoe and lipstick
+    (never in training) are found by their names and terms and drawn around their own
+    drawings; a product's Chinese name draws as its English one."""
+    import tensorflow as tf
+
+    from adgan.runs.artifacts import load_model
+    from data_loader import load_image_rgba
+
+    gan = load_model(SHIPPED_RUN)
+    prompts = ["running shoe", "运动鞋", "口红", "外套", "coat"]
+    inputs = gan.text_inputs(gan.vectorizer(tf.constant(prompts)))[1]
+    drawn, candidates, mask = (np.asarray(x) for x in (inputs[0], *inputs[-2:]))
+    for row, image in [(0, "noto/1f45f.png"), (1, "noto/1f45f.png"), (2, "noto/1f484.png")]:
+        drawing = load_image_rgba(os.path.join(ROOT, "data", "emoji", image), 16)[..., :3]
+        assert any(np.allclose(c, drawing / 127.5 - 1, atol=1e-6)
+                   for c, m in zip(candidates[row], mask[row]) if m)
+    np.testing.assert_allclose(drawn[3], drawn[4], atol=1e-4)

@@ -97,11 +97,12 @@ def gated_sample(text_inputs, seeds, budgets, draw, judge, gate, noise_dim, imag
 
 
 def gated_generate(gan, token_ids, seeds, budgets, gate, chunk=CHUNK):
-    """`gated_sample` with a `TextToImageGAN`'s EMA generator and discriminator."""
-    text_inputs = gan.text_inputs(token_ids)[1]
+    """`gated_sample` with a `TextToImageGAN`'s EMA generator and discriminator; D judges a
+    draw against the prompt's own sentence (G may draw from a moved one: `text_inputs`)."""
+    sentence, text_inputs = gan.text_inputs(token_ids)
     return gated_sample(
-        text_inputs, seeds, budgets,
-        draw=lambda noise, t: gan.ema_generator([noise, *t], training=False),
+        (sentence, *text_inputs), seeds, budgets,
+        draw=lambda noise, t: gan.ema_generator([noise, *t[1:]], training=False),
         judge=lambda images, t: gan.discriminator([images, t[0]], training=False)[:, 0],
         gate=gate, noise_dim=gan.noise_dim, image_size=gan.image_size, chunk=chunk)
 

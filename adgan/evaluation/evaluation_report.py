@@ -149,7 +149,7 @@ def format_panel_table(panel):
 
 def format_copy_table(panel):
     """Markdown table of the panel's copy check (`judging.copy_check`): per prompt and run,
-    the median distance of a draw to its nearest training drawing against a restyle's."""
+    the median distance of a draw to its nearest real drawing against a restyle's."""
     labels = list(panel["runs"])
     lines = ["| prompt | " + " | ".join(f"{label}: pixels (restyle), judge features "
                                         "(restyle), nearer than a restyle" for label in labels)
@@ -170,7 +170,7 @@ def format_copy_table(panel):
 
 
 def nearest_picture(pictures, count=4):
-    """Rows of draws and, under each, its nearest training drawing (`<label> nearest`):
+    """Rows of draws and, under each, its nearest real drawing (`<label> nearest`):
     per prompt, the first `count` draws of each run."""
     cells, rows = [], 0
     for label, images in pictures.items():
@@ -223,14 +223,15 @@ def judge_text(section, stem, panel_pictures):
                  f"{section['panel']['samples_per_prompt']} draws of each of "
                  f"{', '.join(drawn)}.", "",
                  "### Generated, or copied?", "",
-                 "Median over each row's draws of the distance to the nearest training "
-                 "drawing (RMS pixel difference on a 0-1 scale at the judge's side; cosine "
-                 "distance of the judge's features), in brackets the median distance from a "
+                 "Median over each row's draws of the distance to the nearest real drawing "
+                 "(a training drawing, or a held-out product's own; RMS pixel difference on "
+                 "a 0-1 scale at the judge's side; cosine distance of the judge's features), "
+                 "in brackets the median distance from a "
                  "real drawing of the product to its nearest drawing of it in another style "
                  "(a restyle); last, the share of draws nearer in pixels than that.", "",
                  format_copy_table(section["panel"]), "",
                  f"![nearest]({os.path.basename(stem)}_nearest.png)", "",
-                 "Each prompt: a row of draws, under it the nearest training drawing of each."]
+                 "Each prompt: a row of draws, under it the nearest real drawing of each."]
     return text
 
 

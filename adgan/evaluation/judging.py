@@ -112,11 +112,12 @@ def judge_section(judge, runs, sampling, groups=JUDGE_GROUPS, repeats=5):
     return section
 
 
-def training_drawings(judge):
-    """The real drawings of the concepts seen in training (split not test): (uint8 images
-    [N, S, S, 3] at the judge's side, their judge features [N, C], concepts [N], paths [N])."""
-    seen = judge.concepts["split"].to_numpy() != "test"
-    rows = judge.images[seen[judge.images["concept"].to_numpy()]]
+def real_drawings(judge):
+    """The real drawings a model may draw from: of the concepts seen in training, and of the
+    held-out ones, which a release's catalogue (`export.py --catalogue all`) holds though the
+    generator never trained on them: (uint8 images [N, S, S, 3] at the judge's side, their
+    judge features [N, C], concepts [N], paths [N])."""
+    rows = judge.images
     images = np.stack([data_loader.load_image(p, judge.image_size) for p in rows["path"]])
     return images, judge.features(images), rows["concept"].to_numpy(), rows["path"].tolist()
 
@@ -136,7 +137,7 @@ def distances(queries, bank, unit=False):
 
 def copy_check(judge, drawings, images, concept):
     """Generated, or copied? Of `images` (uint8 [K, H, W, 3], draws of one `concept`): the
-    median distance of each to its nearest training drawing (`training_drawings`), in the
+    median distance of each to its nearest real drawing (`real_drawings`), in the
     judge's features and in pixels, beside the median distance from a real drawing of the
     concept to its nearest drawing of the concept in another style (a restyle); the share
     of draws nearer in pixels than that; and each draw's nearest drawing (its index)."""
@@ -146,7 +147,7 @@ def copy_check(judge, drawings, images, concept):
     features = judge.features(small)
     pixel, feature = distances(small, bank), distances(features, bank_features, unit=True)
     mine = np.flatnonzero(concepts == concept)
-    restyle = restyle_feature = None  # a held-out concept has no training drawing
+    restyle = restyle_feature = None  # a concept with one drawing or none has no restyle
     if len(mine) > 1:  # each real drawing of the concept against its other styles'
         pairs = [distances(bank[mine], bank[mine]),
                  distances(bank_features[mine], bank_features[mine], unit=True)]
@@ -166,9 +167,9 @@ def judge_panel(judge, runs, sampling, prompts, per_prompt=8, groups=JUDGE_GROUP
     `candidates` concepts of `per_prompt` gated draws (seeds seed.., each in the style its
     seed picks, as generate.py draws), the judge's first guess for each draw, and the copy
     check (`copy_check`). Returns (section, {run label: uint8 images [P, K, S, S, 3]}, and
-    "<label> nearest": the nearest training drawing of each draw) for the pictures."""
+    "<label> nearest": the nearest real drawing of each draw) for the pictures."""
     pool, _ = judge_pool(judge, groups)
-    drawings = training_drawings(judge)
+    drawings = real_drawings(judge)
     known = [p for p in prompts if judge.knows(p)]
     section = {"prompts": list(prompts), "unknown_to_the_judge": [p for p in prompts
                                                                    if p not in known],
