@@ -83,15 +83,15 @@ class TextConditionedGAN(keras.Model):
         from,), then with word attention words [B, L, 2H] and word mask [B, L] (1 = a
         token), then with instance conditioning the retrieved candidate drawings
         [B, M, s, s, 3] and their mask [B, M] (`exemplars.ExemplarBank.lookup`, which
-        also moves the drawn sentence of a prompt found by a Chinese name or a term))."""
+        also moves the drawn sentence of a prompt found by a Chinese name or a term); in
+        training none: `_training_exemplars` adds the training candidates)."""
         words, sentence = self.text_encoder(token_ids, training=training)
         drawn, inputs = sentence, ()
         if self.word_attention:
             # tf.identity drops the Keras mask of the embedding (the mask is the next input)
             inputs += (tf.identity(words), ops.cast(ops.greater(token_ids, 0), "float32"))
-        if self.exemplar_size and training:  # replaced by the training candidates
-            inputs += tuple(self.exemplar_bank.retrieve(sentence))  # (`_training_exemplars`)
-        elif self.exemplar_size:  # matched as written and without its colour and style words
+        if self.exemplar_size and not training:  # (training's: `_training_exemplars`)
+            # matched as written and without its colour and style words
             plain = self.text_encoder(without_sequences(token_ids, ignored_token_sequences(
                 self.vectorizer, self.exemplar_ignored_words)))[1]
             drawn, exemplars = self.exemplar_bank.lookup(sentence, plain)
@@ -286,16 +286,16 @@ class TextToImageGAN(TextConditionedGAN):
         return whole + part
 
     def _training_exemplars(self, text_inputs, noise, data):
-        """With instance conditioning: the text inputs with the training candidates
-        (`ExemplarBank.for_training`) in place of the retrieved ones, and the one G draws
-        from for each noise (for D's instance term); else (text_inputs, None)."""
+        """With instance conditioning: the training text inputs with the training
+        candidates (`ExemplarBank.for_training`) added, and the one G draws from for each
+        noise (for D's instance term); else (text_inputs, None)."""
         if not self.exemplar_size:
             return text_inputs, None
         batch = ops.shape(noise)[0]
         products = data.get("product_id", -ops.ones((batch,), "int32"))
         styles = data.get("style_id", -ops.ones((batch,), "int32"))
         candidates = self.exemplar_bank.for_training(products, styles, self.exemplar_seed)
-        return text_inputs[:-2] + candidates, pick_exemplar(*candidates, noise)
+        return text_inputs + candidates, pick_exemplar(*candidates, noise)
 
     def _discriminator_step(self, token_ids, images, noise, concept_ids=None, data=None):
         """Hinge loss on real-matched, real-mismatched (sentences rolled by one) and fake

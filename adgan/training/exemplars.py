@@ -43,6 +43,14 @@ DROP_SHARE = 0.1  # training examples given no exemplar, so the text-only path s
 THRESHOLD = 0.8  # least cosine of a prompt to a product name for its exemplars to be used
 
 
+def product_numbers(examples):
+    """(the products' first captions [P], sorted, each row's product [N]): products numbered
+    as `data_loader.epoch_rows` numbers them."""
+    products, product_of_row = np.unique([c[0] for c in examples["captions"]],
+                                         return_inverse=True)
+    return products, product_of_row.reshape(-1)
+
+
 def bank_arrays(examples, style_words, size=EXEMPLAR_SIZE):
     """Numpy arrays of an `ExemplarBank` over checked training rows (`load_examples`).
 
@@ -52,7 +60,7 @@ def bank_arrays(examples, style_words, size=EXEMPLAR_SIZE):
     [P], Chinese names [P]).
     """
     firsts = [c[0] for c in examples["captions"]]
-    products, product_of_row = np.unique(firsts, return_inverse=True)
+    products, product_of_row = product_numbers(examples)
     style_names = sorted(style_words)
     slots = max(1, len(style_names))
     thumbnails = np.full((len(products), slots, size, size, 3), 255, np.uint8)
@@ -60,7 +68,7 @@ def bank_arrays(examples, style_words, size=EXEMPLAR_SIZE):
     english, chinese = names_by_language(examples)
     names = {}
     for row, (path, style) in enumerate(zip(examples["path"], examples["style"])):
-        product = product_of_row.reshape(-1)[row]
+        product = product_of_row[row]
         slot = style_names.index(style) if style in style_names else 0
         thumbnails[product, slot] = load_image_rgba(path, size)[..., :3]
         filled[product, slot] = 1.0
@@ -72,10 +80,9 @@ def bank_arrays(examples, style_words, size=EXEMPLAR_SIZE):
 def product_terms(examples):
     """Each product's caption terms [P] (sets; products numbered as in `bank_arrays`): every
     caption of its rows, and each " | "-separated part of one ("clothing | dress")."""
-    firsts = [c[0] for c in examples["captions"]]
-    products, product_of_row = np.unique(firsts, return_inverse=True)
+    products, product_of_row = product_numbers(examples)
     terms = [set() for _ in products]
-    for product, captions in zip(product_of_row.reshape(-1), examples["captions"]):
+    for product, captions in zip(product_of_row, examples["captions"]):
         for caption in captions:
             terms[product].update(t.strip() for t in [caption, *caption.split("|")] if t.strip())
     return terms
