@@ -5,6 +5,7 @@
                        [--compare OTHER_RUN ...] [--no-gate] [--style varied|none]
     python evaluate.py train-encoder [--data MANIFEST] --out ENC     # the in-domain evaluator
     python evaluate.py train-judge [--data MANIFEST] --out JUDGE     # (one ships in models/judge)
+    python evaluate.py shop [--run RUN] --out reports/shop.json      # shop-language benchmark
 
 The independent judge (judge.py, read by judging.py) never trained with any generator: its
 figures are the ones to read a model by. The in-domain metrics, in the space of the dual
@@ -15,8 +16,7 @@ on the encoder's pooled image features (true FID with `--inception-weights`); di
 encoder): "red dress" / "红色连衣裙" in every palette colour for the recolourable rows; the
 dominant colour of the product's pixels must be the prompt's. Each run ungated and gated,
 drawn as generate.py draws (`--style varied`) or as typed. Reference rows: real images (the
-ceiling) and real images with shuffled prompts (the floor). Writes report.json, report.md
-and pictures (evaluation_report.py).
+ceiling) and real images with shuffled prompts (the floor). Writes report.json, .md, .png.
 """
 
 import argparse
@@ -29,7 +29,7 @@ import numpy as np
 from adgan.data import bundles, colors
 from adgan.data.styles import NONE, VARIED
 from adgan.drawing.sampling import draw_prompts
-from adgan.evaluation import judge as judge_model
+from adgan.evaluation import judge as judge_model, shop
 from adgan.evaluation.evaluation_report import (format_bundle_table, format_color_table,
                                                 format_judge_table, format_table, write_report)
 from adgan.evaluation.judge import DEFAULT_JUDGE
@@ -339,12 +339,13 @@ def evaluate_parser():
 
 
 def main(argv=None):
-    """CLI: `train-encoder ...` or an evaluation; returns the encoder folder or the report."""
+    """CLI: `train-encoder`, `train-judge`, `shop` (shop.py) or an evaluation; returns the
+    encoder or judge folder or the report."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["train-encoder"]:
-        return dual_encoder.main(argv[1:])
-    if argv[:1] == ["train-judge"]:
-        return judge_model.main(argv[1:])
+    commands = {"train-encoder": dual_encoder.main, "train-judge": judge_model.main,
+                "shop": shop.main}
+    if argv and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
     parser = evaluate_parser()
     args = parser.parse_args(argv)
     if args.samples_per_prompt < 2:

@@ -3,13 +3,12 @@
     python export.py --run RUN --export-dir EXPORT [--version N]
     python export.py --run RUN --release models/adgan   # the slim folder the repository ships
 
-writes EXPORT/<N>/ (the SavedModel; N = the next free version unless given; an
-existing version is never overwritten) and EXPORT/<N>.keras (the Keras model)
-beside it. Both are written under temporary names and renamed, so a crash leaves
-no half version for TF Serving to load. Without --run it exports the shipped model
-(models/adgan). `--release DIR` writes instead the slim copy of a run that drawing
-needs (`write_release`): how models/adgan is made (with `--catalogue all`: its exemplar
-bank holds every product of the run's manifest, the held-out ones too).
+writes EXPORT/<N>/ (the SavedModel; N = the next free version unless given; an existing version
+is never overwritten) and EXPORT/<N>.keras (the Keras model) beside it, both under temporary
+names then renamed, so a crash leaves no half version for TF Serving to load. Without --run it
+exports the shipped model (models/adgan). `--release DIR` writes instead the slim copy of a run
+that drawing needs (`write_release`): how models/adgan is made (with `--catalogue all`: its
+exemplar bank holds every product of the run's manifest, the held-out ones too).
 
 Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
   serving_default: text string[B], seed int64[B] (optional: random if left out),
@@ -19,27 +18,29 @@ Signatures (the tokenizer, the gate and PNG encoding are inside the graph):
          carries it as is, and "data:image/png;base64," + png shows it in a browser),
          png_bytes string[B] (the raw PNG file; TF Serving's REST API turns outputs named
          *_bytes into {"b64": ...}), score float32[B] (the gate's score of the returned
-         image, in [0, 1]), accepted bool[B], tries int32[B]
-  draw: text string[B], seed int64[B] (optional) -> images, png, png_bytes: no gate (the
-      generator alone, fastest; the same image as serving_default's first candidate)
+         image, in [0, 1]), accepted bool[B], tries int32[B], drawn_as and ignored string[B]
+         (what was read of the prompt: "coat (nearest kin of 羽绒服) · black", "限时特惠 新款")
+  draw: text string[B], seed int64[B] (optional) -> images, png, png_bytes, drawn_as, ignored:
+      no gate (the generator alone; the same image as serving_default's first candidate)
   generate_at_size, draw_at_size: the same with one more input, size int64[1] (optional:
       the picture side, one of N, 2N, 4N -- 64, 128, 256 for the shipped model)
   score: text string[B], images uint8[B, S, S, 3] (S any of the output sizes; area-reduced
       to N for the discriminator) -> score float32[B] (the picture judged against the whole
       text, also for a bundle; `generate` scores a composed bundle by its products)
-The model draws at N px; 2N and 4N come from the run's learned up-sampler
-(upsampler.keras, train_upsampler.py) inside the graph, or from Lanczos + an unsharp
-mask for a run without one (export_info.json's `upsampler` says which).
-A text that names none of the run's drawing styles (export_info.json's
-`style_words`: "3d", "立体", ...) is drawn in the style its seed picks, so the draws
-of one prompt differ in style as real renderings do (styles.vary_style); put a style
+The model draws at N px; 2N and 4N come from the run's learned up-sampler (upsampler.keras,
+train_upsampler.py) inside the graph, or from Lanczos + an unsharp mask for a run without one
+(export_info.json's `upsampler` says which). A text that names none of the run's drawing styles
+(export_info.json's `style_words`: "3d", "立体", ...) is drawn in the style its seed picks, so
+the draws of one prompt differ in style as real renderings do (styles.vary_style); put a style
 word in the text to fix the style. A text that names two or three products ("咖啡和蛋糕",
 "burger with fries") is drawn product by product, each gated, and composed side by side
-(composition.py; export_info.json's `composes_bundles`); its score is the lowest of its
-products', its tries their sum. Bad input raises InvalidArgument naming the problem.
-Every PNG (png, png_bytes) carries the AI-generated labels inside the served bytes
-(labels.py: GB 45438's AIGC JSON and IPTC XMP, --producer their ContentProducer), so
-a TF Serving client gets labelled files without adgan code; `adgan-label` checks them.
+(composition.py; `composes_bundles`); its score is the lowest of its products', its tries their
+sum. A prompt is first read as a shop wrote it (understanding.py, `reads_prompts`): product(s),
+colour and style drawn, the rest ignored and reported; one that names no product ("限时特惠
+包邮") is refused, as is other bad input (InvalidArgument). Every PNG (png, png_bytes) carries
+the AI-generated labels inside the served bytes (labels.py: GB 45438's AIGC JSON and IPTC XMP,
+--producer their ContentProducer), so a TF Serving client gets labelled files without adgan
+code; `adgan-label` checks them.
 """
 
 import argparse
@@ -51,8 +52,9 @@ import adgan  # noqa: F401  (first: TensorFlow starts quietly, adgan/quiet.py)
 import tensorflow as tf
 
 from adgan import labels
-from adgan.drawing.sampling import (DEFAULT_MAX_TRIES, drawn_requests, finished,
-                                    gated_generate, judge_score, ungated_generate)
+from adgan.drawing.sampling import (DEFAULT_MAX_TRIES, drawn_colors, drawn_requests, finished,
+                                    gated_generate, judge_score, judged_texts, read_requests,
+                                    understood, ungated_generate)
 from adgan.helpers import atomic_path, remove_stale_temporaries, run_command, write_json
 from adgan.runs.layout import run_or_shipped, run_path
 from adgan.runs.release import CATALOGUES, export_info_path, write_release
@@ -69,18 +71,26 @@ def existing_versions(export_dir):
             if (m := re.fullmatch(r"(\d+)(\.keras)?", name))}
 
 
-def text_checks(text, token_ids):
-    """Assertions on a text batch; each fails with InvalidArgument naming the problem."""
+def text_checks(text, token_ids, reading=None):
+    """Assertions on a text batch (`token_ids`: of the texts drawn; `reading`: what a prompt
+    reader made of them, if any); each fails with InvalidArgument naming the problem."""
     stripped = tf.strings.strip(text)
     known = tf.reduce_sum(tf.cast(token_ids > 1, tf.int32), axis=1)  # 0 pad, 1 unknown
+    unread = (stripped != "") & (False if reading is None else ~reading["drawable"])
+    unknown = (stripped != "") & ~unread & (known == 0)
     return [
         tf.debugging.assert_positive(tf.size(text), message="text: the batch is empty; "
                                                             "send at least one prompt"),
         tf.debugging.Assert(tf.reduce_all(stripped != ""), [
             "text: empty or whitespace-only prompt at index", tf.where(stripped == "")[:, 0]]),
-        tf.debugging.Assert(tf.reduce_all(known > 0), [
+        tf.debugging.Assert(tf.reduce_all(~unread), [
+            "text: names no product this model can draw (e.g. \"黑色羽绒服\", \"running "
+            "shoes\"): the prompt at index", tf.where(unread)[:, 0], "has only words that "
+            "name none:", tf.boolean_mask(text if reading is None else reading["ignored"],
+                                          unread)], summarize=8),
+        tf.debugging.Assert(tf.reduce_all(~unknown), [
             "text: no known token (the model's vocabulary has none of its words or "
-            "characters) in the prompt at index", tf.where(known == 0)[:, 0]]),
+            "characters) in the prompt at index", tf.where(unknown)[:, 0]]),
     ]
 
 
@@ -159,52 +169,54 @@ SIZE_SPEC = tf.TensorSpec([None], tf.int64, name="size")
 
 def build_serving_module(gan, gate, default_candidates, max_candidates, style_words=None,
                          upsampler=None, default_size=None, splitter=None,
-                         producer=labels.DEFAULT_PRODUCER):
-    """A `tf.Module` with the functions of the SavedModel's signatures.
-
-    `generate_at_size` and `draw_at_size` vary the style of texts that name none by seed
-    (`style_words`, as `sampling.GatedSampler`) and return the request's `size`
-    (`output_sizes`), enlarged by `upsampler` as `upsampler.enlarge` does; with a `splitter`
-    a text naming two or three products is drawn product by product and composed
-    (composition.py, as `sampling.GatedSampler`); `generate` and `draw` are the same
-    without the size input (`default_size`, else the largest). Every PNG they return is
-    labelled AI-generated, `producer` its ContentProducer (labels.py)."""
+                         producer=labels.DEFAULT_PRODUCER, reader=None):
+    """A `tf.Module` with the functions of the SavedModel's signatures. `generate_at_size`
+    and `draw_at_size` draw as `sampling.GatedSampler` does: prompts read by `reader`, the
+    style varied by seed (`style_words`), bundles split by `splitter` and composed, the
+    request's `size` (`output_sizes`) enlarged by `upsampler`; `generate` and `draw` are the
+    same without the size input (`default_size`, else the largest). Every PNG is labelled
+    AI-generated, `producer` its ContentProducer (labels.py)."""
     sizes = output_sizes(gan.image_size)
     none = tf.zeros([0], tf.int64)  # an optional input left out
 
     def split(text, seeds, budgets):  # -> the texts, seeds and budgets drawn, and the layout
         return drawn_requests(text, seeds, budgets, style_words or {}, splitter)
 
-    def sized(out, size, layout):  # enlarged to the size asked for, composed, encoded
-        out = finished(out, requested_size(size, default_size or sizes[-1]), upsampler, layout)
-        return {**out, **picture_outputs(out["images"], producer)}
+    def sized(out, size, layout, reading):  # enlarged, recoloured, composed, encoded
+        out = finished(out, requested_size(size, default_size or sizes[-1]), upsampler, layout,
+                       drawn_colors(reading, layout))
+        return {**out, **picture_outputs(out["images"], producer), **understood(reading)}
 
     @tf.function(input_signature=[TEXT_SPEC, SEED_SPEC, CANDIDATES_SPEC, SIZE_SPEC])
     def generate_at_size(text, seed=none, num_candidates=none, size=none):
-        token_ids = gan.vectorizer(text)  # truncates over-long text to the model's length
+        read, reading = read_requests(reader, text)
+        token_ids = gan.vectorizer(read)  # truncates over-long text to the model's length
         batch = tf.size(text)
-        with tf.control_dependencies(text_checks(text, token_ids) + size_checks(size, sizes)
+        with tf.control_dependencies(text_checks(text, token_ids, reading)
+                                     + size_checks(size, sizes)
                                      + request_checks(batch, seed, num_candidates,
                                                       max_candidates)):
             budgets = tf.cond(tf.size(num_candidates) > 0,
                               lambda: tf.broadcast_to(num_candidates, [batch]),
                               lambda: tf.fill([batch], tf.constant(default_candidates, tf.int64)))
-            texts, seeds, budgets, layout = split(text, seeds_or_random(seed, batch), budgets)
-            out = gated_generate(gan, gan.vectorizer(texts), seeds, budgets, gate)
-            return sized(out, size, layout)
+            texts, seeds, budgets, layout = split(read, seeds_or_random(seed, batch), budgets)
+            out = gated_generate(gan, gan.vectorizer(texts), seeds, budgets, gate,
+                                 colors=drawn_colors(reading, layout))
+            return sized(out, size, layout, reading)
 
     @tf.function(input_signature=[TEXT_SPEC, SEED_SPEC, SIZE_SPEC])
     def draw_at_size(text, seed=none, size=none):
         # No gate: the generator alone, for the lowest latency (the first candidate
         # `generate` would judge, so the same seed gives the same image).
-        token_ids = gan.vectorizer(text)
+        read, reading = read_requests(reader, text)
+        token_ids = gan.vectorizer(read)
         batch = tf.size(text)
-        with tf.control_dependencies(text_checks(text, token_ids) + seed_checks(batch, seed)
-                                     + size_checks(size, sizes)):
+        with tf.control_dependencies(text_checks(text, token_ids, reading)
+                                     + seed_checks(batch, seed) + size_checks(size, sizes)):
             seeds = seeds_or_random(seed, batch)
-            texts, seeds, _, layout = split(text, seeds, tf.ones_like(seeds))
+            texts, seeds, _, layout = split(read, seeds, tf.ones_like(seeds))
             return sized({"images": ungated_generate(gan, gan.vectorizer(texts), seeds)}, size,
-                         layout)
+                         layout, reading)
 
     return serving_module(gan, {
         "generate": tf.function(lambda text, seed=none, num_candidates=none: generate_at_size(
@@ -212,16 +224,19 @@ def build_serving_module(gan, gate, default_candidates, max_candidates, style_wo
         "draw": tf.function(lambda text, seed=none: draw_at_size(text, seed),
                             input_signature=[TEXT_SPEC, SEED_SPEC]),
         "generate_at_size": generate_at_size, "draw_at_size": draw_at_size,
-        "score": score_function(gan, gate, sizes)}, [splitter.table] if splitter else [])
+        "score": score_function(gan, gate, sizes, reader)},
+        [part.table for part in (splitter, reader) if part is not None])
 
 
-def score_function(gan, gate, sizes):
-    """The `score` signature's function: (text, uint8 images of any output size) -> score."""
+def score_function(gan, gate, sizes, reader=None):
+    """The `score` signature's function: (text, uint8 images of any output size) -> score,
+    the picture judged against the text as drawn (as `reader` reads it, where it reads a
+    product)."""
 
     @tf.function(input_signature=[TEXT_SPEC, tf.TensorSpec([None, None, None, None], tf.uint8,
                                                            name="images")])
     def score(text, images):
-        token_ids = gan.vectorizer(text)
+        token_ids = gan.vectorizer(judged_texts(reader, text))
         with tf.control_dependencies(text_checks(text, token_ids)
                                      + image_checks(text, images, sizes)):
             native = tf.image.resize(to_float_tensor(images), (sizes[0], sizes[0]), "area")
@@ -267,6 +282,8 @@ def export_info(run, num_candidates, max_candidates, default_size, producer):
             "sizes": list(output_sizes(gan.image_size)), "default_size": default_size,
             "upsampler": "learned" if run.upsampler is not None else "lanczos",
             "composes_bundles": run.splitter is not None,  # false: bundles in one pass
+            # prompts read as shops write them (understanding.py): outputs drawn_as, ignored
+            "reads_prompts": run.reader is not None,
             # every served PNG says it is AI-generated (GB 45438, IPTC; labels.py)
             "labels": {"producer": producer, "explicit": labels.NO_EXPLICIT}}
 
@@ -293,7 +310,8 @@ def export_run(run, export_dir, version=None, num_candidates=DEFAULT_MAX_TRIES,
     if size is not None and size not in sizes:
         raise ValueError(f"--size must be one of {', '.join(map(str, sizes))}, got {size}")
     module = build_serving_module(run.model, run.gate, num_candidates, max_candidates,
-                                  run.style_words, run.upsampler, size, run.splitter, producer)
+                                  run.style_words, run.upsampler, size, run.splitter, producer,
+                                  run.reader)
 
     os.makedirs(export_dir, exist_ok=True)
     for name in remove_stale_temporaries(export_dir):

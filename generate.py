@@ -39,7 +39,8 @@ from adgan.helpers import make_grid, run_command
 from adgan.labels import add_producer_flag, save_labelled_png
 from adgan.runs.layout import RunError
 from adgan.runs.run import Run
-from adgan.text.tokenizer import PromptError, check_prompts
+from adgan.text.tokenizer import PromptError
+from adgan.text.understanding import understood_line
 from adgan.upsampling.upsampler import output_sizes
 
 EXIT_BAD_PROMPT = 2
@@ -157,13 +158,14 @@ def load(parser, args):
     return run, sampler
 
 
-def drawable_prompts(prompts, gan):
-    """(the prompts the model can draw, a reason for each one it cannot); warns about
-    truncated ones on stderr (`check_prompts`)."""
+def drawable_prompts(prompts, run):
+    """(the prompts the run can draw, a reason for each one it cannot); warns about
+    truncated ones on stderr (`Run.check_prompts`: prompts are checked as they are read,
+    so one naming no product is refused)."""
     drawable, refused = [], []
     for prompt in prompts:
         try:
-            for warning in check_prompts([prompt], gan.vectorizer, gan.sequence_length):
+            for warning in run.check_prompts([prompt]):
                 print(f"generate: warning: {warning}", file=sys.stderr)
             drawable.append(prompt)
         except PromptError as error:
@@ -197,7 +199,7 @@ def main(argv=None):
     # the output folder first: a path that cannot be written fails before minutes of drawing
     os.makedirs(args.out_dir or os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     run, sampler = load(parser, args)
-    args.prompts, refused = drawable_prompts(args.prompts, run.model)
+    args.prompts, refused = drawable_prompts(args.prompts, run)
     if not args.prompts:
         parser.exit(EXIT_BAD_PROMPT, f"generate: {'; '.join(refused)}\n")
 
@@ -206,6 +208,9 @@ def main(argv=None):
     for i, prompt in enumerate(args.prompts):
         print("generate: " + gate_report(prompt, {k: v[i] for k, v in result.items()},
                                          not args.no_gate))
+        if "drawn_as" in result:  # the reading is the prompt's, the same for every seed
+            print(f"generate: {prompt!r} " + understood_line(
+                {"drawn_as": result["drawn_as"][i][0], "ignored": result["ignored"][i][0]}))
     images = result["images"]
     if args.compare_gate:
         first = draw_prompts(sampler, args.prompts, args.num_images, args.seed, 1, args.size)

@@ -32,8 +32,9 @@ setup(
     # the studio's browser tests drive Debian's chromium through chromedriver; pytest-xdist
     # runs the suite on every core (tests/README.md); `build` is what data/build_emoji.py
     # needs (the SVG rasteriser, Chinese names CLDR lacks and the lossless PNG recompressor)
+    # and data/build_shop_names.py (the emoji package's names), which the tests rebuild
     extras_require={"test": ["pytest", "pytest-xdist>=3.5", "selenium>=4.20", "resvg-py==0.5.0",
-                             "pyoxipng==9.1.1"],
+                             "pyoxipng==9.1.1", "emoji==2.16.0"],
                     "build": ["resvg-py==0.5.0", "emoji==2.16.0", "pyoxipng==9.1.1"],
                     # compare_upsamplers.py's anchor (adgan/upsampling/): pretrained
                     # Real-ESRGAN (ncnn, CPU; its native library needs Debian's libomp5)

@@ -27,6 +27,11 @@ HAN_CHARACTERS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 HAN = re.compile(f"[{HAN_CHARACTERS}]")
 
 
+def decoded(values):
+    """A string tensor's values as a numpy array of Python str (UTF-8)."""
+    return np.char.decode(np.asarray(values).astype(bytes), "utf-8")
+
+
 def has_han(text):
     """True if `text` holds a Han (Chinese) character."""
     return HAN.search(text) is not None

@@ -10,7 +10,7 @@ overlaps neither the product nor any copy box of the layout (ads/creative.py's
 
 import math
 
-from ads import fonts
+from adgan import fonts
 
 TEXTS = {"zh": "AI生成", "en": "AI-generated"}
 MIN_SHARE = 0.05

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ads import fonts
+from adgan import fonts
 
 INK, GRID, BAR, BEST, CURVE, OTHER = ((40, 40, 40), (225, 225, 225), (90, 140, 210),
                                       (230, 120, 40), (200, 60, 60), (150, 150, 150))

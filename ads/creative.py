@@ -28,10 +28,10 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw
 
-from adgan import labels
+from adgan import fonts, labels
 from adgan.helpers import HAN_CHARACTERS, has_han, run_command, write_json
 from adgan.upsampling.upsampler import pil_lanczos_unsharp
-from ads import ai_label, fonts, sources
+from ads import ai_label, sources
 
 SIZES = {"1080x1080": (1080, 1080), "1200x628": (1200, 628), "300x250": (300, 250),
          "728x90": (728, 90)}
@@ -293,6 +293,9 @@ def compose_with_sidecar(drawn, prompt, copy, seed, template, size, num_candidat
                    "none" if side == model.get("image_size") else model.get("upsampler")),
                "copy": used.pop("copy"), "model": model,
                "layout": used, "font": os.path.basename(fonts.font_path(True))}
+    if "drawn_as" in drawn:  # what the model read of the prompt (understanding.py)
+        sidecar["understood"] = {"drawn_as": str(drawn["drawn_as"]),
+                                 "ignored": str(drawn["ignored"])}
     return image, sidecar
 
 

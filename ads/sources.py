@@ -13,11 +13,12 @@ import re
 
 import tensorflow as tf
 
-from adgan.drawing.sampling import judge_score
+from adgan.drawing.sampling import judge_score, judged_texts
+from adgan.helpers import decoded
 from adgan.runs.layout import RunError
 from adgan.runs.release import read_export_info
 from adgan.runs.run import Run
-from adgan.text.tokenizer import PromptError, check_prompts
+from adgan.text.tokenizer import PromptError
 from adgan.upsampling.upsampler import output_sizes
 from data_loader import to_float_tensor
 
@@ -49,7 +50,8 @@ class SavedModelSource:
         self.upsampler = info.get("upsampler")
 
     def generate(self, prompts, seeds, num_candidates=8, size=None):
-        """numpy {"images" uint8 [B, size, size, 3], "score", "accepted", "tries"} for the
+        """numpy {"images" uint8 [B, size, size, 3], "score", "accepted", "tries", and what
+        was read of each prompt: "drawn_as", "ignored" (exports that read prompts)} for the
         prompts (`size` one of `sizes`, default the largest)."""
         request = [tf.constant(list(prompts)), tf.constant(list(seeds), tf.int64),
                    tf.constant([num_candidates], tf.int64)]
@@ -59,7 +61,11 @@ class SavedModelSource:
                    if len(self.sizes) > 1 else self.model.generate(*request))
         except tf.errors.InvalidArgumentError as error:
             raise SourceError(assertion_message(error)) from None
-        return {name: out[name].numpy() for name in ("images", "score", "accepted", "tries")}
+        found = {name: out[name].numpy() for name in ("images", "score", "accepted", "tries")}
+        for name in ("drawn_as", "ignored"):  # what was read (exports since prompt reading)
+            if name in out:
+                found[name] = decoded(out[name])
+        return found
 
     def score(self, prompts, images):
         """The gate's score in [0, 1] of uint8 images [B, S, S, 3] against their prompts."""
@@ -105,7 +111,7 @@ class RunSource:
             raise SourceError(f"size must be one of {', '.join(map(str, self.sizes))}, "
                               f"got {size}")
         try:
-            check_prompts(prompts, self.gan.vectorizer, self.gan.sequence_length)
+            self.run.check_prompts(prompts)
         except PromptError as error:
             raise SourceError(str(error)) from None
         budget = num_candidates if self.gated else 1
@@ -113,7 +119,7 @@ class RunSource:
 
     def score(self, prompts, images):
         """The gate's score in [0, 1] of uint8 images [B, S, S, 3] against their prompts."""
-        token_ids = self.gan.vectorizer(tf.constant(list(prompts)))
+        token_ids = self.gan.vectorizer(judged_texts(self.run.reader, tf.constant(list(prompts))))
         return judge_score(self.gan, token_ids, to_float_tensor(images), self.run.gate).numpy()
 
     def describe(self):

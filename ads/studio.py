@@ -107,7 +107,9 @@ class Studio:
         seeds = [seed + k for k in range(count)]
         with self.model():
             drawn = self.source.generate([text] * count, seeds, self.num_candidates)
-        return {"num_candidates": self.num_candidates, "candidates": [
+        reading = ({"drawn_as": str(drawn["drawn_as"][0]), "ignored": str(drawn["ignored"][0])}
+                   if "drawn_as" in drawn else None)  # the same for every seed
+        return {"num_candidates": self.num_candidates, "understood": reading, "candidates": [
             {"seed": s, "png": png_base64(image, self.producer), "score": float(score),
              "accepted": bool(accepted), "tries": int(tries)}
             for s, image, score, accepted, tries in zip(

@@ -17,7 +17,8 @@ only what it measures, inside its function, for the same reason:
 - upsample: the learned 64 -> 256 up-sampler alone at batch 1 (and 16), float32 and bfloat16,
   beside Lanczos + unsharp mask in PIL; label: what the labels add to a PNG;
 - recipe: the release recipes' train steps (`shipped`, and `instance`: instance conditioning
-  and the wider generator tail), batch 16 at 64x64, float32 and bfloat16: images/s, epoch.
+  and the wider generator tail), batch 16 at 64x64, float32 and bfloat16: images/s, epoch;
+  read: the prompt reader alone (understanding.py, the shipped lexicon), ms a request.
 """
 
 import argparse
@@ -296,9 +297,27 @@ def label_part(repeats=20):
     return {"encode_ms_per_picture": plain, "encode_and_label_ms_per_picture": both}
 
 
+def read_part(repeats=200):
+    """Milliseconds (p50) of the shipped model's prompt reader in a graph for one shop title
+    and for a batch of 64, and the lexicon's size."""
+    import numpy as np  # deferred, as in every part
+    import tensorflow as tf
+    from adgan.runs.run import Run
+
+    reader = Run().reader  # the shipped model's
+    read = tf.function(lambda text: reader(text)["text"])
+    results = {"keys": len(reader.lexicon.keys)}
+    for label, batch in (("one_title_ms", ["限时特惠！新款冬季加厚黑色羽绒服 男女同款"]),
+                         ("batch64_ms", ["Fresh hot coffee ☕ and cake, 50% off today"] * 64)):
+        batch = tf.constant(batch)
+        read(batch)  # traced
+        results[label] = float(np.median(timed(lambda: read(batch).numpy(), repeats)) * 1000)
+    return results
+
+
 PARTS = {"peak": peak_part, "train": train_part, "breakdown": breakdown_part,
          "pipeline": pipeline_part, "serve": serve_part, "upsample": upsample_part,
-         "label": label_part, "recipe": recipe_part}
+         "label": label_part, "recipe": recipe_part, "read": read_part}
 # the runs of `main`: (results key, part, --precision)
 RUNS = (("peak", "peak", None), ("train_float32", "train", "float32"),
         ("train_bfloat16", "train", "bfloat16"), ("breakdown_float32", "breakdown", "float32"),
@@ -306,7 +325,7 @@ RUNS = (("peak", "peak", None), ("train_float32", "train", "float32"),
         ("serve", "serve", "float32"), ("serve_bfloat16", "serve", "bfloat16"),
         ("upsample_float32", "upsample", "float32"), ("upsample_bfloat16", "upsample", "bfloat16"),
         ("label", "label", None), ("recipe_float32", "recipe", "float32"),
-        ("recipe_bfloat16", "recipe", "bfloat16"))
+        ("recipe_bfloat16", "recipe", "bfloat16"), ("read", "read", None))
 
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

@@ -240,7 +240,7 @@ def made_for(maker, key, make):
 
 @pytest.fixture
 def shared_models(monkeypatch):
-    """Every `load_model`, `load_upsampler` and `load_splitter` of one run's
+    """Every `load_model`, `load_upsampler`, `load_splitter` and `load_reader` of one run's
     file returns what the first call made (a file changed or damaged since is read anew:
     the key is its path, size and modification time), and every `GatedSampler` of the
     same model, gate and settings is the one made (and traced) first. For tests that only
@@ -249,7 +249,7 @@ def shared_models(monkeypatch):
     that changes a loaded model's weights."""
     from adgan.drawing import sampling
     from adgan.runs import run
-    from adgan.runs.artifacts import load_model, load_splitter, load_upsampler
+    from adgan.runs.artifacts import load_model, load_reader, load_splitter, load_upsampler
     from adgan.runs.layout import run_path
 
     def read_once(load, name):
@@ -265,17 +265,20 @@ def shared_models(monkeypatch):
     monkeypatch.setattr(run, "load_model", read_once(load_model, "model"))
     monkeypatch.setattr(run, "load_upsampler", read_once(load_upsampler, "upsampler"))
     monkeypatch.setattr(run, "load_splitter", read_once(load_splitter, "config"))
+    reader_of = read_once(
+        lambda run_dir: load_reader(run_dir, run.load_model(run_dir).vocabulary), "config")
+    monkeypatch.setattr(run, "load_reader", lambda run_dir, vocabulary: reader_of(run_dir))
 
     make_sampler = sampling.GatedSampler
 
     def sampler_once(gan, gate, batch_size=256, style_words=None, splitter=None,
-                     upsampler=None):
+                     upsampler=None, reader=None):
         # the objects themselves in the key: each is kept alive, so none is mistaken for a
         # later one that reuses its id
         key = (gan, gate, batch_size, tuple(sorted((style_words or {}).items())), splitter,
-               upsampler)
+               upsampler, reader)
         return made_for(make_sampler, key, lambda: make_sampler(
-            gan, gate, batch_size, style_words, splitter, upsampler))
+            gan, gate, batch_size, style_words, splitter, upsampler, reader))
 
     for module in (sampling, run):  # where it is made
         monkeypatch.setattr(module, "GatedSampler", sampler_once)

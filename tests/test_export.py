@@ -12,7 +12,8 @@ from PIL import Image
 from adgan.drawing import sampling
 from adgan.drawing.calibrate import load_gate
 from adgan.drawing.gate import Gate
-from adgan.runs.artifacts import load_model, load_splitter, load_style_words, load_upsampler
+from adgan.runs.artifacts import (load_model, load_reader, load_splitter, load_style_words,
+                                  load_upsampler)
 from adgan.runs.release import read_export_info
 from adgan.upsampling import upsampler
 from conftest import SERVING_PROMPTS, assert_labelled
@@ -140,7 +141,8 @@ def test_fresh_tensorflow_process_matches_generate(upsampled_run, fresh_client, 
     # "咖啡 and cake" is drawn product by product and composed, in the graph as here
     ours = sampling.generate_images(gan, SERVING_PROMPTS, 1, seed=7, gate=gate, max_tries=8,
                                     style_words=load_style_words(upsampled_run),
-                                    splitter=load_splitter(upsampled_run))
+                                    splitter=load_splitter(upsampled_run),
+                                    reader=load_reader(upsampled_run, gan.vocabulary))
     np.testing.assert_allclose(ours["score"][:, 0], served["score"], atol=1e-4)
     np.testing.assert_array_equal(ours["accepted"][:, 0], served["accepted"])
     np.testing.assert_array_equal(ours["tries"][:, 0], served["tries"])
@@ -202,11 +204,27 @@ def loaded(exported):
 GOOD_TEXT = ["red dress", "jeans"]
 
 
+def test_every_drawing_says_what_was_read(loaded):
+    """The served graph reads a shop's title: the product, its colour and the ignored words
+    come back with the picture from every signature that draws, and the picture has the
+    colour (`colors.recolor_drawings`)."""
+    text = tf.constant(["限时特惠！新款黑色连衣裙 女", "☕ 50% off"])
+    seed = tf.constant([1, 2], tf.int64)
+    for out in (loaded.generate(text, seed), loaded.draw(text, seed),
+                loaded.draw_at_size(text, seed, tf.constant([16], tf.int64))):
+        assert [v.decode() for v in out["drawn_as"].numpy()] == ["dress · black",
+                                                                  "hot beverage"]
+        assert [v.decode() for v in out["ignored"].numpy()] == ["限时特惠 新款 女", "50 off"]
+    small = loaded.draw_at_size(text, seed, tf.constant([16], tf.int64))["images"].numpy()
+    product = small[0][small[0].min(-1) < 200]
+    assert len(product) and product.max(-1).mean() < 110  # black: the product is dark
+
+
 @pytest.mark.parametrize("request_args, message", [
     (dict(text=[]), "the batch is empty"),
     (dict(text=["red dress", ""]), "empty or whitespace-only prompt at index] [1]"),
     (dict(text=["  \t "]), "empty or whitespace-only prompt"),
-    (dict(text=["zzzz qqqq"]), "no known token"),
+    (dict(text=["zzzz qqqq"]), "names no product"),
     (dict(text=GOOD_TEXT, seed=[1]), "one seed per prompt"),
     (dict(text=GOOD_TEXT, num_candidates=[0]), "num_candidates: must be between 1 and 64"),
     (dict(text=GOOD_TEXT, num_candidates=[65]), "num_candidates: must be between 1 and 64"),
@@ -229,14 +247,15 @@ def test_bad_draw_requests_are_invalid_argument(loaded):
         loaded.draw(tf.constant(["red dress", " "]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="one seed per prompt"):
         loaded.draw(tf.constant(GOOD_TEXT), tf.constant([1, 2, 3], tf.int64))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="no known token"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="names no product"):
         loaded.draw(tf.constant(["zzzz"]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="size: give one value"):
         loaded.draw_at_size(tf.constant(GOOD_TEXT), size=tf.constant([0], tf.int64))
 
 
 def test_raw_text_gets_every_documented_size(loaded, upsampled_run):
-    text, seed = tf.constant(GOOD_TEXT), tf.constant([5, 6], tf.int64)
+    # prompts that ask no colour: a colour is given at the size served, after enlarging
+    text, seed = tf.constant(["dress", "jeans"]), tf.constant([5, 6], tf.int64)
     pictures = {}
     for size in (16, 32, 64):
         for name, call in (("generate", lambda s: loaded.generate_at_size(text, seed, size=s)),
@@ -270,10 +289,12 @@ def test_score_rejects_float_images_and_empty_text(loaded):
 
 
 def test_overlong_text_is_truncated(loaded):
-    # the smoke preset keeps 8 tokens: 2,000 tokens draw the same as their first 8 (the
-    # texts name a style, or the style each seed picks would depend on the whole text)
-    long = loaded.generate(tf.constant(["3d " + "dress jeans " * 1000]), tf.constant([3], tf.int64))
-    short = loaded.generate(tf.constant(["3d " + "dress jeans " * 4]), tf.constant([3], tf.int64))
+    # a prompt is read up to its first 500 characters (understanding.py): 2,000 words draw
+    # the same as their first 500 characters (the texts name a style, or the style each
+    # seed picks would depend on the whole text)
+    text = "3d " + "dress jeans " * 1000
+    long = loaded.generate(tf.constant([text]), tf.constant([3], tf.int64))
+    short = loaded.generate(tf.constant([text[:500]]), tf.constant([3], tf.int64))
     np.testing.assert_array_equal(long["images"].numpy(), short["images"].numpy())
 
 

@@ -114,7 +114,7 @@ def test_draws_vary_the_style_unless_told_not_to(trained_run, tmp_path):
 
 
 @pytest.mark.parametrize("prompt, message", [("", "empty prompt"), ("   ", "empty prompt"),
-                                             ("zzzz qqqq", "no known token")])
+                                             ("zzzz qqqq", "names no product")])
 def test_unusable_prompts_exit_with_status_2(trained_run, tmp_path, prompt, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), prompt])
@@ -122,9 +122,26 @@ def test_unusable_prompts_exit_with_status_2(trained_run, tmp_path, prompt, mess
     assert not os.path.exists(tmp_path / "g.png")
 
 
+def test_shop_prompts_are_read_and_said(trained_run, tmp_path, capsys):
+    """A title and an emoji are drawn as the products they name, each with a line saying what
+    was read; a prompt naming no product is refused with one line, the others drawn."""
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), "-n", "1",
+                       "--size", "16", "限时特惠！新款黑色连衣裙 女", "☕", "限时特惠 包邮"])
+    out, err = capsys.readouterr()
+    assert "'限时特惠！新款黑色连衣裙 女' drawn as: dress · black — ignored: 限时特惠 新款 女" in out
+    assert "'☕' drawn as: hot beverage" in out
+    assert exit_info.value.code == 2 and os.path.exists(tmp_path / "g.png")
+    assert err.count("\n") == 1 and "'限时特惠 包邮' names no product" in err
+
+
 def test_overlong_prompt_is_truncated_with_a_warning(trained_run, tmp_path, capsys):
-    generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), "dress " * 30])
-    assert "only the first 8 are used" in capsys.readouterr().err
+    """A prompt is read up to its first 96 words (understanding.MAX_TOKENS); the text drawn
+    from it is what the model's own 8 tokens read."""
+    generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), "dress " * 80])
+    assert "only the first" not in capsys.readouterr().err
+    generate.main(["--run", trained_run, "--out", str(tmp_path / "g.png"), "连衣裙" * 40])
+    assert "has 120 words; only the first 96 are read" in capsys.readouterr().err
     assert os.path.exists(tmp_path / "g.png")
 
 

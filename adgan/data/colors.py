@@ -35,6 +35,76 @@ BLACK_VALUE = 0.35
 GREY_SATURATION = 0.25
 
 
+# (English words, Chinese words, hue in degrees (None = achromatic), saturation, the darkest
+# and the lightest value of the recoloured product: its shading is squeezed into that range).
+# The palette's eight come first, in its order, with its words; the rest are colours shops
+# name that the palette lacks. A word may be several ("navy blue"); the first of each
+# language is the one shown.
+SHOP_COLORS = (
+    (("red",), ("红色", "大红", "正红"), 0.0, 0.85, 0.45, 1.0),
+    (("orange",), ("橙色", "橘色", "橘黄色"), 30.0, 0.9, 0.45, 1.0),
+    (("yellow",), ("黄色", "明黄"), 55.0, 0.9, 0.45, 1.0),
+    (("green",), ("绿色",), 125.0, 0.8, 0.45, 1.0),
+    (("blue",), ("蓝色", "宝蓝"), 220.0, 0.85, 0.45, 1.0),
+    (("purple", "violet"), ("紫色",), 280.0, 0.7, 0.45, 1.0),
+    (("pink",), ("粉色", "粉红", "粉红色"), 330.0, 0.45, 0.45, 1.0),
+    (("black",), ("黑色",), None, 0.1, 0.05, 0.3),
+    (("white", "off-white", "off white"), ("白色", "纯白", "米白", "奶白", "乳白"),
+     None, 0.03, 0.6, 0.93),
+    (("grey", "gray"), ("灰色", "深灰", "浅灰", "烟灰"), None, 0.0, 0.35, 0.75),
+    (("brown", "chocolate brown"), ("棕色", "咖啡色", "褐色", "驼色"), 25.0, 0.6, 0.25, 0.7),
+    (("beige", "cream", "nude"), ("米色", "杏色", "奶油色"), 35.0, 0.25, 0.7, 1.0),
+    (("gold", "golden"), ("金色",), 45.0, 0.75, 0.5, 1.0),
+    (("silver",), ("银色",), None, 0.03, 0.55, 0.95),
+    (("navy", "navy blue", "dark blue"), ("藏青", "藏青色", "深蓝", "深蓝色", "藏蓝"),
+     225.0, 0.8, 0.2, 0.6),
+    (("khaki",), ("卡其", "卡其色"), 50.0, 0.35, 0.55, 0.9),
+    (("burgundy", "wine red", "maroon"), ("酒红", "酒红色", "枣红"), 345.0, 0.8, 0.3, 0.7),
+    (("sky blue", "light blue", "baby blue"), ("天蓝", "天蓝色", "浅蓝", "浅蓝色"),
+     200.0, 0.45, 0.7, 1.0),
+    (("rose", "rose red", "magenta", "fuchsia"), ("玫红", "玫红色", "玫瑰红"), 330.0, 0.8, 0.45, 1.0),
+    (("army green", "olive", "olive green"), ("军绿", "军绿色", "墨绿", "墨绿色"), 80.0, 0.45, 0.3, 0.7),
+    (("teal", "turquoise", "cyan"), ("青绿色", "湖蓝", "湖蓝色"), 180.0, 0.6, 0.4, 0.9),
+)
+# One Han character that names a colour ("黑羽绒服", "白T恤"): read as the colour only right
+# before a product ("网红" is no red), and then as the colour of that index in SHOP_COLORS.
+SINGLE_CHARACTER_COLORS = {"红": 0, "橙": 1, "黄": 2, "绿": 3, "蓝": 4, "紫": 5, "粉": 6,
+                           "黑": 7, "白": 8, "灰": 9, "棕": 10, "金": 12, "银": 13}
+
+
+def shop_color_name(index):
+    """The English word shown for `SHOP_COLORS[index]`."""
+    return SHOP_COLORS[index][0][0]
+
+
+def recolor_drawings(images, color):
+    """uint8 drawings [N, S, S, 3] on white -> the same with each product in `SHOP_COLORS`
+    colour `color` [N] (int; -1 leaves a drawing as it is).
+
+    As `recolor` does for training, but with no alpha: a drawing's product is what is not
+    near white, in proportion to its ink (so its anti-aliased edge stays smooth). Hue and saturation are replaced and the
+    brightness squeezed into the colour's range, so the shading, and with it the shape,
+    is kept; outlines (value < 0.2) stay dark on light colours.
+    """
+    rgb = tf.cast(images, tf.float32) / 255.0
+    value = tf.reduce_max(rgb, axis=-1)
+    # how much of a pixel is product: none on the white ground, all of it where the ink is
+    # deep, and in between on the drawing's soft edge and its highlights, which stay soft
+    product = tf.clip_by_value((0.96 - tf.reduce_min(rgb, axis=-1)) / 0.3, 0.0, 1.0)[..., None]
+    index = tf.maximum(tf.cast(color, tf.int32), 0)
+    table = lambda column: tf.gather(tf.constant(  # noqa: E731
+        [row[column] or 0.0 for row in SHOP_COLORS], tf.float32), index)[:, None, None]
+    low, high = table(4), table(5)
+    new_value = low + (high - low) * value
+    new_value = tf.where((value < 0.2) & (low > 0.3), value, new_value)
+    hsv = tf.stack([tf.broadcast_to(table(2) / 360.0, tf.shape(value)),
+                    tf.broadcast_to(table(3), tf.shape(value)), new_value], -1)
+    out = product * tf.image.hsv_to_rgb(hsv) + (1.0 - product) * rgb
+    recolored = tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
+    keep = tf.reshape(tf.cast(color, tf.int32) < 0, [-1, 1, 1, 1])
+    return tf.where(keep, tf.cast(images, tf.uint8), recolored)
+
+
 def color_words():
     """Every colour word in both languages (for vocabularies)."""
     return [word for english, chinese, *_ in PALETTE for word in (english, chinese)]

@@ -13,11 +13,13 @@ its calibration, `adgan-calibrate`, in calibrate.py.
 import numpy as np
 import tensorflow as tf
 
+from adgan.data.colors import recolor_drawings
 from adgan.data.styles import vary_style
-from adgan.drawing.composition import join_results, split_requests
+from adgan.drawing.composition import MAX_PARTS, join_results, split_requests
 from adgan.drawing.gate import Gate
+from adgan.helpers import decoded
 from adgan.upsampling.upsampler import enlarge
-from data_loader import to_uint8_tensor
+from data_loader import to_float_tensor, to_uint8_tensor
 
 DEFAULT_MAX_TRIES = 8
 CHUNK = 4  # candidates per prompt drawn in one batch
@@ -96,14 +98,27 @@ def gated_sample(text_inputs, seeds, budgets, draw, judge, gate, noise_dim, imag
             "tries": tf.where(accepted, chosen + 1, budgets)}
 
 
-def gated_generate(gan, token_ids, seeds, budgets, gate, chunk=CHUNK):
+def recolored(images, colors):
+    """Float drawings [N, S, S, 3] in [-1, 1] given `colors` [N] (`colors.recolor_drawings`,
+    on the uint8 picture a drawing is served as; None: as drawn)."""
+    if colors is None:
+        return images
+    return to_float_tensor(recolor_drawings(to_uint8_tensor(images), colors))
+
+
+def gated_generate(gan, token_ids, seeds, budgets, gate, chunk=CHUNK, colors=None):
     """`gated_sample` with a `TextToImageGAN`'s EMA generator and discriminator; D judges a
-    draw against the prompt's own sentence (G may draw from a moved one: `text_inputs`)."""
+    draw against the prompt's own sentence (G may draw from a moved one: `text_inputs`), in
+    the asked colour (`colors` [B]: `colors.SHOP_COLORS` numbers, -1 as drawn), as it will
+    be served (`finished` gives it the colour at the size served)."""
     sentence, text_inputs = gan.text_inputs(token_ids)
+    if colors is None:
+        colors = -tf.ones_like(seeds, tf.int32)
     return gated_sample(
-        (sentence, *text_inputs), seeds, budgets,
-        draw=lambda noise, t: gan.ema_generator([noise, *t[1:]], training=False),
-        judge=lambda images, t: gan.discriminator([images, t[0]], training=False)[:, 0],
+        (sentence, tf.cast(colors, tf.int32), *text_inputs), seeds, budgets,
+        draw=lambda noise, t: gan.ema_generator([noise, *t[2:]], training=False),
+        judge=lambda images, t: gan.discriminator([recolored(images, t[1]), t[0]],
+                                                  training=False)[:, 0],
         gate=gate, noise_dim=gan.noise_dim, image_size=gan.image_size, chunk=chunk)
 
 
@@ -131,11 +146,48 @@ def drawn_requests(prompts, seeds, budgets, style_words, splitter=None):
     return split_requests(splitter, prompts, seeds, budgets)
 
 
-def finished(out, size, upsampler=None, layout=None):
+def read_requests(reader, prompts):
+    """(the texts to draw, what was read (`understanding.PromptReader`'s outputs) or None):
+    the prompts themselves without a `reader`."""
+    if reader is None:
+        return prompts, None
+    reading = reader(prompts)
+    return reading["text"], reading
+
+
+def judged_texts(reader, prompts):
+    """The texts a picture of each prompt is judged against: as read where the reader reads
+    something drawable, else the prompt (string tensors)."""
+    texts, reading = read_requests(reader, prompts)
+    return texts if reading is None else tf.where(reading["drawable"], texts, prompts)
+
+
+def drawn_colors(reading, layout):
+    """The `colors.SHOP_COLORS` colour of each drawn row (-1: as drawn): each part's own
+    (`layout` from `drawn_requests`), or the first part's when prompts are not split;
+    None without a reading."""
+    if reading is None:
+        return None
+    if layout is None:
+        return reading["colors"][:, 0]
+    index = tf.minimum(layout["index"], MAX_PARTS - 1)
+    return tf.gather_nd(reading["colors"], tf.stack([tf.cast(layout["row"], tf.int32), index], 1))
+
+
+def finished(out, size, upsampler=None, layout=None, colors=None):
     """Drawn rows {"images" float, ...} -> the prompts': images quantised, enlarged to `size`
-    (`upsampler.enlarge`) and, with a `layout`, composed (`composition.join_results`)."""
-    out = {**out, "images": enlarge(to_uint8_tensor(out["images"]), size, upsampler)}
+    (`upsampler.enlarge`), given the asked `colors` [rows] (`colors.recolor_drawings`, at
+    the size served, so the up-sampler enlarges a drawing as it was drawn; None: as drawn)
+    and, with a `layout`, composed (`composition.join_results`)."""
+    images = enlarge(to_uint8_tensor(out["images"]), size, upsampler)
+    out = {**out, "images": images if colors is None else recolor_drawings(images, colors)}
     return out if layout is None else join_results(out, layout)
+
+
+def understood(reading):
+    """What a result says of its prompts' reading: {"drawn_as", "ignored"} ({} without)."""
+    return {} if reading is None else {"drawn_as": reading["drawn_as"],
+                                       "ignored": reading["ignored"]}
 
 
 class GatedSampler:
@@ -150,24 +202,30 @@ class GatedSampler:
     a prompt that names two or three products is drawn product by product, each gated,
     and the drawings composed side by side at the output size (`size`, one of
     `upsampler.output_sizes`; the model's own by default, 2x and 4x enlarged by
-    `upsampler` or Lanczos).
+    `upsampler` or Lanczos). With a `reader` (`understanding.PromptReader`), each prompt is
+    first read as a shop wrote it: its product(s) and style drawn, its colour given to the
+    drawing, and the result says so ("drawn_as", "ignored" besides the above).
     """
 
     def __init__(self, gan, gate, batch_size=256, style_words=None, splitter=None,
-                 upsampler=None):
+                 upsampler=None, reader=None):
         self.gan = gan
         self.gate = gate
         self.batch_size = batch_size
         self.style_words = dict(style_words or {})
         self.splitter = splitter
         self.upsampler = upsampler
+        self.reader = reader
         self._run = tf.function(self._sample, reduce_retracing=True)
 
     def _sample(self, prompts, seeds, budgets, size):
-        prompts, seeds, budgets, layout = drawn_requests(prompts, seeds, budgets, self.style_words,
+        texts, reading = read_requests(self.reader, prompts)
+        texts, seeds, budgets, layout = drawn_requests(texts, seeds, budgets, self.style_words,
                                                        self.splitter)
-        out = gated_generate(self.gan, self.gan.vectorizer(prompts), seeds, budgets, self.gate)
-        return finished(out, size, self.upsampler, layout)
+        colors = drawn_colors(reading, layout)
+        out = gated_generate(self.gan, self.gan.vectorizer(texts), seeds, budgets, self.gate,
+                             colors=colors)
+        return {**finished(out, size, self.upsampler, layout, colors), **understood(reading)}
 
     def __call__(self, prompts, seeds, budgets, size=None):
         prompts, seeds, budgets = list(prompts), list(seeds), list(budgets)
@@ -178,22 +236,24 @@ class GatedSampler:
             out = self._run(tf.constant(prompts[start:end]),
                             tf.constant(seeds[start:end], tf.int64),
                             tf.constant(budgets[start:end], tf.int32), size)
-            parts.append({name: value.numpy() for name, value in out.items()})
+            parts.append({name: decoded(value) if value.dtype == tf.string else value.numpy()
+                          for name, value in out.items()})
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def generate_images(gan, prompts, per_prompt, seed=0, gate=None, max_tries=1, style_words=None,
-                    splitter=None, size=None, upsampler=None):
+                    splitter=None, size=None, upsampler=None, reader=None):
     """Gated images of each prompt; image k of every prompt uses seed `seed + k`.
 
     Returns numpy {"images": uint8 [P, K, H, W, 3], "score", "accepted", "tries": [P, K]}.
     Without a `gate`, the first candidate is kept, scored by sigmoid(D's raw logit).
     With `style_words`, the draws of a prompt that names no style vary its style; with a
     `splitter`, bundle prompts are drawn product by product; `size`, `upsampler`: the
-    output size and how it is reached (`GatedSampler`).
+    output size and how it is reached; with a `reader`, prompts are read as shops write
+    them (`GatedSampler`).
     """
     sampler = GatedSampler(gan, gate or Gate.ungated(), style_words=style_words,
-                           splitter=splitter, upsampler=upsampler)
+                           splitter=splitter, upsampler=upsampler, reader=reader)
     return draw_prompts(sampler, prompts, per_prompt, seed, max_tries, size)
 
 

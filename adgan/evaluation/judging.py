@@ -71,14 +71,16 @@ def draw(run, prompts, per_prompt, sampling, compose=False):
                         sampling["max_tries"] if run.gated else 1)
 
 
-def judge_section(judge, runs, sampling, groups=JUDGE_GROUPS, repeats=5):
+def judge_section(judge, runs, sampling, groups=JUDGE_GROUPS, repeats=5, only=None):
     """The independent judge's report: per concept set (seen, held out), drawing style and
     prompt language, top-1 among `candidates` concepts of one gated draw per prompt
     (sample 0, as served), its ratio to the real drawings of that style (the ceiling),
     and the real drawings of that style the judge never saw (`REAL_ROWS`).
 
-    runs: the opened `Run`s; sampling: {"seed", "max_tries"}."""
+    runs: the opened `Run`s; sampling: {"seed", "max_tries"}; only: the concept sets to read
+    (default both)."""
     pool, sets = judge_pool(judge, groups)
+    sets = {name: members for name, members in sets.items() if only is None or name in only}
     seed, gated = sampling["seed"], all(run.gated for run in runs)
     real_images = judge.images[judge.images["concept"].isin(pool)]
     real_logits = judge.logits(np.stack([data_loader.load_image(p, judge.image_size)

@@ -1,6 +1,7 @@
 """Loading what training wrote into a run folder: the final model, its vocabulary, its
 text encoder (to start another run from), the run's own dual encoder, the style words it
-was taught, its up-sampler and the bundle splitter made from its manifest. Each is a
+was taught, its up-sampler, and the bundle splitter and prompt reader made from its
+manifest. Each is a
 `RunError` naming the file when unusable."""
 
 import dataclasses
@@ -10,7 +11,8 @@ import keras
 
 from adgan.drawing.composition import BundleSplitter
 from adgan.runs.layout import RunError, load_config, read_json, run_path
-from adgan.text import tokenizer
+from adgan.runs.rows import row_filter
+from adgan.text import lexicon, tokenizer, understanding
 from adgan.text.encoder import ENCODER_FILE, load_encoder
 from adgan.training import baseline  # noqa: F401  (registers BaselineGAN for deserialization)
 from adgan.training.exemplars import ignored_words
@@ -89,6 +91,24 @@ def load_upsampler(run_dir):
         return keras.saving.load_model(file)
     except (OSError, ValueError) as error:
         raise RunError(f"{file}: cannot load the up-sampler ({error})") from error
+
+
+def load_reader(run_dir, vocabulary):
+    """The run's `understanding.PromptReader`: a lexicon of every product of its manifest in
+    its groups (all splits: the catalogue a release's bank holds), the shop synonym table
+    and shop words (data/shop/), its style words, the drawn names chosen from the model's
+    `vocabulary`; None when the manifest cannot be read."""
+    config = load_config(run_dir)
+    try:
+        frame = data_loader.read_manifest(config.manifest, config.image_column,
+                                          tuple(config.caption_columns), None,
+                                          row_filter(config))
+    except data_loader.ManifestError:
+        return None
+    products = lexicon.catalogue_products(frame, vocabulary)
+    return understanding.PromptReader(lexicon.build_lexicon(
+        products, lexicon.read_synonyms(), lexicon.read_shop_words(), load_style_words(run_dir),
+        lexicon.read_heads()))
 
 
 def load_splitter(run_dir):

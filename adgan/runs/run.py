@@ -12,8 +12,11 @@ import os
 from adgan.data.styles import VARIED
 from adgan.drawing.calibrate import load_calibration, load_gate
 from adgan.drawing.sampling import GatedSampler
-from adgan.runs.artifacts import load_model, load_splitter, load_style_words, load_upsampler
+from adgan.runs.artifacts import (load_model, load_reader, load_splitter, load_style_words,
+                                  load_upsampler)
 from adgan.runs.layout import load_config, run_or_shipped
+from adgan.text.tokenizer import EMPTY_PROMPT, PromptError, check_prompts
+from adgan.text.understanding import describe_refusal, reading_notes
 
 
 class Run:
@@ -25,21 +28,26 @@ class Run:
             seed's first candidate is kept); True needs the run's calibration.
         gamma, min_score: the gate's DRS target rate or fixed threshold instead of the
             calibrated rate (`Gate.from_calibration`).
+        read: read prompts as shops write them (`reader`); False draws them as written
+            (as before prompt understanding; for measuring it).
 
     Every part is loaded at first use; an unusable file is a `RunError` naming it.
     """
 
-    def __init__(self, folder=None, gated=True, gamma=None, min_score=None):
+    def __init__(self, folder=None, gated=True, gamma=None, min_score=None, read=True):
         self.folder = run_or_shipped(folder)
         self.gated = gated
         self.gamma = gamma
         self.min_score = min_score
+        self.read = read
         self._samplers = {}
 
     @property
     def name(self):
-        """The run's label in a report: its folder's name."""
-        return os.path.basename(os.path.normpath(self.folder))
+        """The run's label in a report: its folder's name (and "as written" when it does not
+        read prompts)."""
+        name = os.path.basename(os.path.normpath(self.folder))
+        return name if self.read else f"{name} as written"
 
     @functools.cached_property
     def config(self):
@@ -76,6 +84,34 @@ class Run:
         """The `BundleSplitter` of its manifest, or None when the manifest cannot be read."""
         return load_splitter(self.folder)
 
+    @functools.cached_property
+    def reader(self):
+        """The `understanding.PromptReader` of its catalogue, or None when the manifest
+        cannot be read or the run was opened with `read=False` (prompts are then drawn as
+        written)."""
+        return load_reader(self.folder, self.model.vocabulary) if self.read else None
+
+    def check_prompts(self, prompts):
+        """Warnings for the prompts this run draws as they are read (`reader`: the text
+        drawn is what `tokenizer.check_prompts` checks); `PromptError` for the first it
+        cannot draw: empty, naming no product, or with no token the model knows."""
+        prompts = list(prompts)
+        readings = self.reader.read(prompts) if self.reader is not None and prompts else None
+        warnings = []
+        for k, prompt in enumerate(prompts):
+            reading = readings[k] if readings else None
+            if reading is None:
+                warnings += check_prompts([prompt], self.model.vectorizer,
+                                          self.model.sequence_length)
+                continue
+            if not reading["drawable"]:
+                raise PromptError(describe_refusal(prompt, reading) if prompt.strip()
+                                  else EMPTY_PROMPT)
+            # the text drawn is checked (the model reads it whole), the prompt as read
+            check_prompts([reading["text"]], self.model.vectorizer, self.model.sequence_length)
+            warnings += reading_notes(prompt, reading)
+        return warnings
+
     def sampler(self, style=VARIED, compose=True):
         """The run's `GatedSampler` (made once for each (style, compose) and kept: each
         traces its graph once). style: "varied" draws a prompt naming no style in the
@@ -86,5 +122,6 @@ class Run:
         if (varied, compose) not in self._samplers:
             self._samplers[varied, compose] = GatedSampler(
                 self.model, self.gate, style_words=self.style_words if varied else {},
-                splitter=self.splitter if compose else None, upsampler=self.upsampler)
+                splitter=self.splitter if compose else None, upsampler=self.upsampler,
+                reader=self.reader)
         return self._samplers[varied, compose]

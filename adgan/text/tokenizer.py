@@ -41,6 +41,16 @@ def clean_text(text):
     return cleaned, "; ".join(notes) or None
 
 
+def checked_utf8(text):
+    """`text` once it is checked to be valid UTF-8 (else InvalidArgumentError "text: not
+    valid UTF-8"), so every served signature refuses bad bytes alike."""
+    repaired = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+    valid = tf.debugging.Assert(tf.reduce_all(tf.equal(repaired, text)),
+                                ["text: not valid UTF-8; send prompts as UTF-8 text"])
+    with tf.control_dependencies([valid]):
+        return tf.identity(text)
+
+
 @keras.saving.register_keras_serializable(package="adgan")
 def standardize_text(text):
     """Check UTF-8, clean (`clean_text`), lowercase, turn punctuation into spaces, and make
@@ -50,11 +60,7 @@ def standardize_text(text):
     Text that is not valid UTF-8 raises InvalidArgumentError ("text: not valid UTF-8"),
     so every served signature refuses it alike.
     """
-    repaired = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
-    valid = tf.debugging.Assert(tf.reduce_all(tf.equal(repaired, text)),
-                                ["text: not valid UTF-8; send prompts as UTF-8 text"])
-    with tf.control_dependencies([valid]):
-        text = tf.identity(text)
+    text = checked_utf8(text)
     text = tf.strings.regex_replace(text, r"\p{Cc}", " ")
     text = tf.strings.regex_replace(text, r"\p{Cf}", "")
     text = tf.strings.substr(text, 0, MAX_TEXT_CHARACTERS, unit="UTF8_CHAR")
@@ -124,6 +130,9 @@ def count_known_tokens(vectorizer, texts):
     return (ids > 1).sum(axis=1)
 
 
+EMPTY_PROMPT = "empty prompt: give some words, e.g. \"黑色羽绒服\" or \"red dress\""
+
+
 class PromptError(ValueError):
     """A prompt a model cannot draw (empty, or no token it knows)."""
 
@@ -138,7 +147,7 @@ def check_prompts(prompts, vectorizer, sequence_length):
         except UnicodeEncodeError:  # undecodable bytes on a command line arrive as surrogates
             raise PromptError(f"prompt {shown} is not UTF-8 text") from None
         if not prompt.strip():
-            raise PromptError("empty prompt: give some words, e.g. \"黑色羽绒服\" or \"red dress\"")
+            raise PromptError(EMPTY_PROMPT)
         if count_known_tokens(vectorizer, [prompt])[0] == 0:
             raise PromptError(f"no known token in prompt {shown}: the model's vocabulary "
                               "has none of its words or characters")

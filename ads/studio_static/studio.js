@@ -74,6 +74,16 @@ function busy(on, text) {
   $("generate").disabled = on;
 }
 
+// what the model read of the prompt: "drawn as: coat · black — ignored: 限时特惠 新款"
+function showUnderstood(reading) {
+  const line = $("understood");
+  line.hidden = !reading;
+  if (!reading) { line.replaceChildren(); return; }
+  const parts = [element("strong", "", "drawn as: "), document.createTextNode(reading.drawn_as)];
+  if (reading.ignored) parts.push(element("span", "ignored", " — ignored: " + reading.ignored));
+  line.replaceChildren(...parts);
+}
+
 async function generate(event) {
   if (event) event.preventDefault();
   const fields = ["prompt", "count", "seed"];
@@ -85,6 +95,7 @@ async function generate(event) {
   try {
     const data = await call("/api/generate", { text, count, seed: Number($("seed").value) });
     state.numCandidates = data.num_candidates;
+    showUnderstood(data.understood);
     const cells = data.candidates.map((c, i) => candidateCell(c, i, text));
     $("candidates").replaceChildren(...cells);
     // the best-scored candidate starts chosen, so the preview shows at once
@@ -92,6 +103,7 @@ async function generate(event) {
     choose(cells[best], text, data.candidates[best].seed);
   } catch (e) {
     $("candidates").replaceChildren();
+    showUnderstood(null);
     reportError(e, fields, "prompt");
   } finally {
     busy(false);

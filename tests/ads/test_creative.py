@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from adgan import labels
+from adgan import fonts, labels
 from adgan.upsampling.upsampler import pil_lanczos_unsharp
-from ads import creative, fonts
+from ads import creative
 from conftest import assert_labelled
 
 # they draw through the commands' main(): one load of each model file (conftest)
@@ -151,7 +151,7 @@ def test_product_size_and_bad_prompts_or_copy(trained_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         creative.main(["--run", trained_run, "--prompt", "qqqq zzzz", "--out-dir",
                        str(tmp_path / "c")])
-    assert exit_info.value.code == 1 and "no known token" in capsys.readouterr().err
+    assert exit_info.value.code == 1 and "names no product" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         creative.main(["--run", trained_run, "--prompt", "dress", "--headline", " ",
                        "--out-dir", str(tmp_path / "c")])

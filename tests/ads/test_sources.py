@@ -46,5 +46,5 @@ def test_a_run_and_its_export_draw_and_score_alike(trained_run, trained_export):
     np.testing.assert_allclose(served.score(prompts, small), run.score(prompts, small),
                                atol=1e-4)
     for source in (served, run):
-        with pytest.raises(sources.SourceError, match="no known token"):
+        with pytest.raises(sources.SourceError, match="names no product"):
             source.generate(["qqqq zzzz"], [0])

@@ -51,7 +51,7 @@ def test_api_rejects_bad_requests_with_reasons(server):
              ({"text": "x" * 10000}, "10,000 characters; at most 1,000"),
              ({"text": "dress", "count": 99}, "count must be between 1 and 8"),
              ({"text": "dress", "seed": "7"}, "seed must be a whole number"),
-             ({"text": "qqqq zzzz"}, "no known token")]
+             ({"text": "qqqq zzzz"}, "names no product")]
     for body, message in cases:
         status, reply = post(base + "/api/generate", body)
         assert status == 400 and message in reply["error"], (body, reply)
@@ -70,6 +70,8 @@ def test_studio_serves_generate_and_compose_over_http(server, tmp_path):
     base, app = server
     status, reply = post(base + "/api/generate", {"text": "连衣裙", "count": 2, "seed": 3})
     assert status == 200 and [c["seed"] for c in reply["candidates"]] == [3, 4]
+    status, read = post(base + "/api/generate", {"text": "新款黑色连衣裙 包邮", "count": 1})
+    assert read["understood"] == {"drawn_as": "dress · black", "ignored": "新款 包邮"}
     candidate = tmp_path / "candidate.png"  # what the page shows is labelled too
     candidate.write_bytes(base64.b64decode(reply["candidates"][0]["png"]))
     assert_labelled(candidate)
@@ -176,6 +178,7 @@ def test_a_marketer_types_picks_edits_the_preview_and_downloads(server, browser)
     element("count").send_keys("2")
     element("prompt").send_keys("连衣裙", Keys.ENTER)  # Enter generates
     wait_for(lambda: len(browser.find_elements("css selector", ".candidate img")) == 2)
+    assert element("understood").text == "drawn as: dress"  # what was read, under them
     cells = browser.find_elements("css selector", ".candidate")
     # the candidates come at the largest size: 4 x the tiny run's 16 px
     assert browser.execute_script("return arguments[0].querySelector('img').naturalWidth",
