@@ -55,6 +55,16 @@ def shift_right(values, k, fill):
     return tf.concat([tf.fill([tf.shape(values)[0], k], fill), values[:, :-k]], axis=1)
 
 
+def window(flags, start, stop):
+    """bool [B, T]: is any of flags [B, T] true at i + start ... i + stop - 1 (one cumulative
+    sum, however wide the window)."""
+    left, right = max(0, -start), max(0, stop)
+    counts = tf.cumsum(tf.pad(tf.cast(flags, tf.int32), [[0, 0], [left + 1, right]]), axis=1)
+    size = flags.shape[1]
+    return (counts[:, left + stop:left + stop + size] - counts[:, left + start:left + start + size]
+            ) > 0
+
+
 def shift_left(values, k, fill):
     """values [B, T] moved k places left (position i holds i + k), `fill` coming in."""
     if k == 0:
@@ -90,6 +100,11 @@ class PromptReader:
         self.color_names = tf.constant([colors.shop_color_name(k)
                                         for k in range(len(colors.SHOP_COLORS))] + [""])
         self.style_words = tf.constant(lexicon.style_words + [""])
+        rows = np.concatenate([lexicon.entries, -np.ones((1, COLUMNS), np.int32)])
+        # an entry that means something drawn or ignored (not only a flag)
+        self.meaningful = tf.constant((rows[:, PRODUCT] >= 0) | (rows[:, COLOR] >= 0)
+                                      | (rows[:, STYLE] >= 0) | (rows[:, FILLER] > 0))
+        self.traced = None  # `read`'s graph, traced at its first call
 
     def field(self, entry, column):
         """Column `column` of entries [B, T] (-1 = none reads the empty last row)."""
@@ -108,19 +123,13 @@ class PromptReader:
             entry = self.table.lookup(gram)
             if n == 1:
                 alone = entry
-            meaning = ((self.field(entry, PRODUCT) >= 0) | (self.field(entry, COLOR) >= 0)
-                       | (self.field(entry, STYLE) >= 0) | (self.field(entry, FILLER) > 0))
-            free = ~tf.reduce_any(tf.stack([shift_left(taken, k, False) for k in range(n)]), 0)
-            available = (entry >= 0) & meaning & free
+            meaning = tf.gather(self.meaningful, self.rows(entry, self.meaningful))
+            available = (entry >= 0) & meaning & ~window(taken, 0, n)
             # of two overlapping spans of one length, the earlier
-            earlier = tf.zeros_like(available)
-            for k in range(1, n):
-                earlier |= shift_right(available, k, False)
-            accepted = available & ~earlier
+            accepted = available & ~window(available, 1 - n, 0)
             start_entry = tf.where(accepted, entry, start_entry)
             start_length = tf.where(accepted, n, start_length)
-            for k in range(n):
-                taken |= shift_right(accepted, k, False)
+            taken |= window(accepted, 1 - n, 1)
         return start_entry, start_length, alone
 
     def spread(self, at_start, length):
@@ -308,7 +317,10 @@ class PromptReader:
     def read(self, prompts):
         """`__call__` eagerly, as Python: one dict a prompt with "text", "drawable",
         "drawn_as", "ignored" and the "colors" of its parts."""
-        out = self(tf.constant(list(prompts)))
+        if self.traced is None:  # eager reading runs every op from Python: ~0.2 s a call
+            self.traced = tf.function(self.__call__, input_signature=[
+                tf.TensorSpec([None], tf.string)])
+        out = self.traced(tf.constant(list(prompts)))
         return [{"text": out["text"][i].numpy().decode("utf-8"),
                  "drawable": bool(out["drawable"][i]), "found": bool(out["found"][i]),
                  "drawn_as": out["drawn_as"][i].numpy().decode("utf-8"),
