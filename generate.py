@@ -39,7 +39,6 @@ from adgan.helpers import make_grid, run_command
 from adgan.labels import add_producer_flag, save_labelled_png
 from adgan.runs.layout import RunError
 from adgan.runs.run import Run
-from adgan.text.tokenizer import PromptError
 from adgan.text.understanding import understood_line
 from adgan.upsampling.upsampler import output_sizes
 
@@ -160,16 +159,16 @@ def load(parser, args):
 
 def drawable_prompts(prompts, run):
     """(the prompts the run can draw, a reason for each one it cannot); warns about
-    truncated ones on stderr (`Run.check_prompts`: prompts are checked as they are read,
+    truncated ones on stderr (`Run.prompt_problems`: prompts are checked as they are read,
     so one naming no product is refused)."""
     drawable, refused = [], []
-    for prompt in prompts:
-        try:
-            for warning in run.check_prompts([prompt]):
-                print(f"generate: warning: {warning}", file=sys.stderr)
+    for prompt, (notes, problem) in zip(prompts, run.prompt_problems(prompts)):
+        for warning in notes:
+            print(f"generate: warning: {warning}", file=sys.stderr)
+        if problem:
+            refused.append(problem)
+        else:
             drawable.append(prompt)
-        except PromptError as error:
-            refused.append(str(error))
     return drawable, refused
 
 

@@ -34,7 +34,6 @@ from adgan.evaluation.judge import DEFAULT_JUDGE, load_judge
 from adgan.evaluation.judging import JUDGE_GROUPS, judge_pool, judge_rate, judge_section
 from adgan.helpers import CHECKOUT, make_grid, write_json, write_text
 from adgan.runs.run import Run
-from adgan.text.tokenizer import PromptError
 import data_loader
 
 BENCHMARK_DIR = os.path.join(CHECKOUT, "data", "shop", "benchmark")
@@ -130,15 +129,9 @@ def color_number(color_name):
 
 
 def refusals(run, prompts):
-    """bool [N]: does `run` refuse each prompt (`Run.check_prompts`)?"""
-    refused = []
-    for prompt in prompts:
-        try:
-            run.check_prompts([prompt])
-            refused.append(False)
-        except PromptError:
-            refused.append(True)
-    return np.array(refused)
+    """bool [N]: does `run` refuse each prompt (`Run.prompt_problems`)?"""
+    return np.array([problem is not None for _, problem in run.prompt_problems(prompts)],
+                    bool).reshape(-1)
 
 
 def draw_rows(run, prompts, seed, max_tries, size=None):

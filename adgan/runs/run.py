@@ -91,25 +91,40 @@ class Run:
         written)."""
         return load_reader(self.folder, self.model.vocabulary) if self.read else None
 
-    def check_prompts(self, prompts):
-        """Warnings for the prompts this run draws as they are read (`reader`: the text
-        drawn is what `tokenizer.check_prompts` checks); `PromptError` for the first it
-        cannot draw: empty, naming no product, or with no token the model knows."""
+    def prompt_problems(self, prompts):
+        """[(warnings, the reason it cannot be drawn or None)] for each prompt, read in one
+        call: empty, naming no product (`reader`), or with no token the model knows (the
+        text drawn is what `tokenizer.check_prompts` checks; a prompt over the reader's
+        length is noted)."""
         prompts = list(prompts)
-        readings = self.reader.read(prompts) if self.reader is not None and prompts else None
-        warnings = []
-        for k, prompt in enumerate(prompts):
-            reading = readings[k] if readings else None
-            if reading is None:
-                warnings += check_prompts([prompt], self.model.vectorizer,
+        readings = (self.reader.read(prompts) if self.reader is not None and prompts
+                    else [None] * len(prompts))
+        found = []
+        for prompt, reading in zip(prompts, readings):
+            try:
+                if reading is None:
+                    notes = check_prompts([prompt], self.model.vectorizer,
                                           self.model.sequence_length)
-                continue
-            if not reading["drawable"]:
-                raise PromptError(describe_refusal(prompt, reading) if prompt.strip()
-                                  else EMPTY_PROMPT)
-            # the text drawn is checked (the model reads it whole), the prompt as read
-            check_prompts([reading["text"]], self.model.vectorizer, self.model.sequence_length)
-            warnings += reading_notes(prompt, reading)
+                elif not reading["drawable"]:
+                    raise PromptError(describe_refusal(prompt, reading) if prompt.strip()
+                                      else EMPTY_PROMPT)
+                else:
+                    check_prompts([reading["text"]], self.model.vectorizer,
+                                  self.model.sequence_length)
+                    notes = reading_notes(prompt, reading)
+                found.append((notes, None))
+            except PromptError as error:
+                found.append(([], str(error)))
+        return found
+
+    def check_prompts(self, prompts):
+        """Warnings for the prompts this run draws (`prompt_problems`); `PromptError` for the
+        first it cannot draw."""
+        warnings = []
+        for notes, problem in self.prompt_problems(prompts):
+            if problem:
+                raise PromptError(problem)
+            warnings += notes
         return warnings
 
     def sampler(self, style=VARIED, compose=True):

@@ -104,7 +104,9 @@ class PromptReader:
         # an entry that means something drawn or ignored (not only a flag)
         self.meaningful = tf.constant((rows[:, PRODUCT] >= 0) | (rows[:, COLOR] >= 0)
                                       | (rows[:, STYLE] >= 0) | (rows[:, FILLER] > 0))
-        self.traced = None  # `read`'s graph, traced at its first call
+        # the product an English word's ending names: its product, else as a head word
+        self.ending_product = tf.constant(np.where(rows[:, PRODUCT] >= 0, rows[:, PRODUCT],
+                                                   rows[:, HEAD]))
 
     def field(self, entry, column):
         """Column `column` of entries [B, T] (-1 = none reads the empty last row)."""
@@ -153,8 +155,7 @@ class PromptReader:
         for n in SUFFIXES:  # longer endings last, so the longest found wins
             start = tf.maximum(length - n, 0)
             entry = self.table.lookup(tf.strings.substr(tokens, start, tf.fill(tf.shape(start), n)))
-            named = tf.where(self.field(entry, PRODUCT) >= 0, self.field(entry, PRODUCT),
-                             self.field(entry, HEAD))
+            named = tf.gather(self.ending_product, self.rows(entry, self.ending_product))
             ending = tf.where(latin & (length > n) & (named >= 0), named, ending)
         whole = self.field(alone, HEAD)
         chinese = tf.where(run_end, whole, -1)
@@ -317,10 +318,7 @@ class PromptReader:
     def read(self, prompts):
         """`__call__` eagerly, as Python: one dict a prompt with "text", "drawable",
         "drawn_as", "ignored" and the "colors" of its parts."""
-        if self.traced is None:  # eager reading runs every op from Python: ~0.2 s a call
-            self.traced = tf.function(self.__call__, input_signature=[
-                tf.TensorSpec([None], tf.string)])
-        out = self.traced(tf.constant(list(prompts)))
+        out = self(tf.constant(list(prompts)))  # eager: ~0.2 s a call, less than a trace
         return [{"text": out["text"][i].numpy().decode("utf-8"),
                  "drawable": bool(out["drawable"][i]), "found": bool(out["found"][i]),
                  "drawn_as": out["drawn_as"][i].numpy().decode("utf-8"),
